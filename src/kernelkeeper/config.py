@@ -1,0 +1,77 @@
+"""kernelkeeper's own settings, and the small TOML reading the locators share.
+
+The user config lives at ``<user config dir>/kernelkeeper/config.toml``::
+
+    [discovery]
+    roots = ["~/research"]       # scanned besides the usual code folders
+    depth = 3                    # how deep below each root to look for projects
+    max_dirs = 20000             # folders walked per root before giving up
+    default_roots = true         # scan ~/projects, ~/code, ~/src, ...
+    paths = ["/opt/envs/shared"] # environments (or folders of them) named outright
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.9/3.10
+    import tomli as tomllib
+
+from .errors import UserError
+
+
+def load_toml(path: Path, *, strict: bool = False) -> dict[str, Any] | None:
+    """A TOML file as a dict; None when missing. A malformed file is None, or an error if strict."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        if strict:
+            raise UserError(f"cannot read {path}: {e}", hint="fix or remove the file") from e
+        return None
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    roots: tuple[Path, ...] = ()
+    depth: int | None = None
+    max_dirs: int | None = None
+    default_roots: bool = True
+    paths: tuple[Path, ...] = field(default=())
+
+
+def load_config(path: Path) -> DiscoveryConfig:
+    data = load_toml(path, strict=True) or {}
+    section = data.get("discovery", {})
+    if not isinstance(section, dict):
+        raise UserError(f"{path}: [discovery] must be a table")
+
+    def paths(key: str) -> tuple[Path, ...]:
+        value = section.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"{path}: discovery.{key} must be a list of folder paths")
+        return tuple(Path(v).expanduser() for v in value)
+
+    def integer(key: str) -> int | None:
+        value = section.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise UserError(f"{path}: discovery.{key} must be a whole number ≥ 0")
+        return value
+
+    default_roots = section.get("default_roots", True)
+    if not isinstance(default_roots, bool):
+        raise UserError(f"{path}: discovery.default_roots must be true or false")
+    return DiscoveryConfig(
+        roots=paths("roots"),
+        depth=integer("depth"),
+        max_dirs=integer("max_dirs"),
+        default_roots=default_roots,
+        paths=paths("paths"),
+    )

@@ -1,0 +1,45 @@
+"""Discover: run every locator, fold what they found into `Environment` values."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .context import Context
+from .environments import Environment, Found, kind_rank, merge
+from .locators import LOCATORS, system
+from .projects import Skipped, scan_projects
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What a scan found, and what it skipped (unreadable folders, symlink loops)."""
+
+    environments: tuple[Environment, ...]
+    skipped: tuple[Skipped, ...] = field(default=())
+
+    def by_kind(self, kind: str) -> tuple[Environment, ...]:
+        return tuple(e for e in self.environments if kind in e.kinds)
+
+
+def _key(path: Path) -> str:
+    return os.path.normcase(os.path.realpath(path))
+
+
+def discover(ctx: Context) -> Discovery:
+    """Find every environment the context can see. Reads files only; never runs Python."""
+    scan = scan_projects(ctx)
+    records: dict[str, list[Found]] = defaultdict(list)
+    for locator in LOCATORS:
+        for found in locator.find(ctx, scan):
+            key = _key(found.prefix)
+            records[key].append(Found(Path(key), found.kind, found.name, found.project, found.python))
+    known = set(records)
+    for found in system.find(ctx, known):
+        # Several system Pythons may share one prefix (/usr): one environment per interpreter.
+        records[f"{_key(found.prefix)}\0{found.python}"].append(found)
+    environments = [merge(group, ctx.home) for group in records.values()]
+    environments.sort(key=lambda e: (kind_rank(e.kind), e.name.lower(), str(e.prefix)))
+    return Discovery(tuple(environments), tuple(scan.skipped))

@@ -1,0 +1,318 @@
+"""The `Environment` value: one Python environment, described from its files.
+
+Every locator reports `Found` records (a prefix and what the locator knows
+about it); `describe` turns a prefix into an `Environment` by reading files
+only, and `merge` folds the records of several locators for one prefix into
+one value, the most specific kind first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+# Most specific first: a poetry env is also a virtualenv, a pyenv-virtualenv
+# env is also a virtualenv; the first kind is the one people recognise.
+KINDS: tuple[str, ...] = (
+    "uv",
+    "poetry",
+    "pipenv",
+    "hatch",
+    "pdm",
+    "pixi",
+    "conda",
+    "pyenv-virtualenv",
+    "pyenv",
+    "virtualenvwrapper",
+    "virtualenv",
+    "venv",
+    "uv-python",
+    "system",
+)
+_KIND_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
+
+
+@dataclass(frozen=True)
+class Found:
+    """What one locator knows about one prefix."""
+
+    prefix: Path
+    kind: str
+    name: str | None = None
+    project: Path | None = None
+    python: Path | None = None  # set when the interpreter is not prefix/bin/python
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One Python environment. Unknown is ``None``; broken is a reason in ``problems``."""
+
+    prefix: Path
+    python: Path | None
+    version: str | None
+    kinds: tuple[str, ...]
+    name: str
+    project: Path | None = None
+    has_ipykernel: bool = False
+    problems: tuple[str, ...] = ()
+    implementation: str | None = None
+    site_packages: Path | None = field(default=None, compare=False)
+
+    @property
+    def kind(self) -> str:
+        return self.kinds[0]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    @property
+    def minor(self) -> str | None:
+        """``"3.11"`` from ``"3.11.7"``, or None when the version is unknown."""
+        if self.version is None:
+            return None
+        parts = self.version.split(".")
+        return ".".join(parts[:2])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "prefix": str(self.prefix),
+            "python": str(self.python) if self.python else None,
+            "version": self.version,
+            "kinds": list(self.kinds),
+            "kind": self.kind,
+            "project": str(self.project) if self.project else None,
+            "has_ipykernel": self.has_ipykernel,
+            "healthy": self.healthy,
+            "problems": list(self.problems),
+            "implementation": self.implementation,
+        }
+
+
+# --- reading files -----------------------------------------------------------
+
+_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?")
+_LIBPY_RE = re.compile(r"^(python|pypy)(\d+\.\d+)t?$")
+
+
+def read_pyvenv_cfg(prefix: Path) -> dict[str, str] | None:
+    """The key/value pairs of ``prefix/pyvenv.cfg``, or None when it has none."""
+    try:
+        text = (prefix / "pyvenv.cfg").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    cfg: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            cfg[key.strip().lower()] = value.strip()
+    return cfg
+
+
+def _clean_version(text: str | None) -> str | None:
+    if not text:
+        return None
+    m = _VERSION_RE.match(text.strip())
+    return m.group(0) if m else None
+
+
+def conda_python_version(prefix: Path) -> str | None:
+    """Python's version in a conda prefix, from ``conda-meta/python-X.Y.Z-build.json``."""
+    try:
+        names = os.listdir(prefix / "conda-meta")
+    except OSError:
+        return None
+    for name in names:
+        if name.startswith("python-") and name.endswith(".json"):
+            version = _clean_version(name[len("python-") :])
+            if version:
+                return version
+    return None
+
+
+def _lib_dir_version(prefix: Path, hint: str | None = None) -> tuple[str | None, str | None, Path | None]:
+    """(minor version, implementation, site-packages) from ``lib/pythonX.Y``."""
+    lib = prefix / "lib"
+    if hint is not None:
+        entries = [f"python{hint}"] if os.path.isdir(lib / f"python{hint}") else []
+    else:
+        try:
+            entries = os.listdir(lib)
+        except OSError:
+            entries = []
+    for entry in entries:
+        m = _LIBPY_RE.match(entry)
+        if m:
+            impl = "pypy" if m.group(1) == "pypy" else "cpython"
+            return m.group(2), impl, lib / entry / "site-packages"
+    windows = prefix / "Lib" / "site-packages"
+    if windows.is_dir():
+        return None, None, windows
+    return None, None, None
+
+
+def _patchlevel_version(prefix: Path, minor: str) -> str | None:
+    """Full version of a base install from ``include/pythonX.Y/patchlevel.h``."""
+    try:
+        with open(prefix / "include" / f"python{minor}" / "patchlevel.h", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("#define PY_VERSION "):
+                    return _clean_version(line.split('"')[1])
+    except (OSError, IndexError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def has_dist(site_packages: Path | None, project: str) -> bool:
+    """Whether a distribution is installed, from its dist-info / egg-info folder."""
+    if site_packages is None:
+        return False
+    prefix = project + "-"
+    try:
+        with os.scandir(site_packages) as it:
+            for entry in it:
+                name = entry.name.lower()
+                if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def interpreter_candidates(prefix: Path, minor: str | None) -> list[Path]:
+    names = ["python", "python3"]
+    if minor:
+        names.append(f"python{minor}")
+    return [prefix / "bin" / n for n in names] + [prefix / "Scripts" / "python.exe", prefix / "python.exe"]
+
+
+def _minor_of(python: Path | None) -> str | None:
+    if python is None:
+        return None
+    m = re.match(r"^python(\d+\.\d+)", python.name)
+    return m.group(1) if m else None
+
+
+def describe(found: Found, user_home: Path | None = None) -> Environment:
+    """Read a prefix's files and return what it is. Never runs its interpreter."""
+    prefix = found.prefix
+    problems: list[str] = []
+    cfg = read_pyvenv_cfg(prefix)
+    version: str | None = None
+    implementation: str | None = None
+    if cfg is not None:
+        version = _clean_version(cfg.get("version_info") or cfg.get("version"))
+        impl = cfg.get("implementation")
+        implementation = impl.lower() if impl else None
+    if version is None and os.path.isdir(prefix / "conda-meta"):
+        version = conda_python_version(prefix)
+    hint = _minor_of(found.python)
+    minor, lib_impl, site_packages = _lib_dir_version(prefix, hint)
+    minor = minor or hint
+    implementation = implementation or lib_impl
+    if version is None and minor is not None:
+        version = _patchlevel_version(prefix, minor) or _version_from_name(prefix.name, minor) or minor
+    if version is not None and minor is not None and not version.startswith(minor + ".") and version != minor:
+        # pyvenv.cfg says one Python, lib/ holds another: the env was rebuilt or copied.
+        problems.append(f"pyvenv.cfg says Python {version} but lib/ holds python{minor}")
+    if version is not None and site_packages is None:
+        m = version.split(".")
+        candidate = prefix / "lib" / f"python{m[0]}.{m[1]}" / "site-packages" if len(m) > 1 else None
+        site_packages = candidate if candidate is not None and candidate.is_dir() else None
+
+    python = found.python
+    if python is None:
+        for candidate in interpreter_candidates(prefix, minor):
+            if os.path.lexists(candidate):
+                python = candidate
+                break
+    if python is None:
+        problems.append("no Python interpreter in bin/")
+    elif not os.path.exists(python):
+        target = _readlink(python)
+        problems.append(
+            f"interpreter link dangles: {python} -> {target}" if target else f"interpreter missing: {python}"
+        )
+    if site_packages is None or not site_packages.is_dir():
+        site_packages = None
+        if found.kind != "system":
+            problems.append("no site-packages folder")
+    has_ipykernel = has_dist(site_packages, "ipykernel")
+    if not has_ipykernel and cfg is None and minor is not None:
+        # A base Python (system, pyenv, uv-python) also imports from Debian's
+        # dist-packages and from the user site that `pip install --user` fills.
+        extra = [
+            prefix / "lib" / "python3" / "dist-packages",
+            prefix / "local" / "lib" / f"python{minor}" / "dist-packages",
+            user_home / ".local" / "lib" / f"python{minor}" / "site-packages"
+            if user_home is not None
+            else None,
+        ]
+        has_ipykernel = any(has_dist(d, "ipykernel") for d in extra if d is not None)
+
+    return Environment(
+        prefix=prefix,
+        python=python,
+        version=version,
+        kinds=(found.kind,),
+        name=found.name or prefix.name,
+        project=found.project,
+        has_ipykernel=has_ipykernel,
+        problems=tuple(problems),
+        implementation=implementation,
+        site_packages=site_packages,
+    )
+
+
+def _version_from_name(name: str, minor: str) -> str | None:
+    """pyenv names a version folder by its full version: ``3.11.7``."""
+    version = _clean_version(name)
+    if version and version.startswith(minor + ".") and re.fullmatch(r"\d+\.\d+\.\d+\w*", name):
+        return version
+    return None
+
+
+def _readlink(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def kind_rank(kind: str) -> int:
+    return _KIND_RANK.get(kind, len(KINDS))
+
+
+def cfg_kind(cfg: dict[str, str] | None) -> str | None:
+    """uv, virtualenv or venv, from the pyvenv.cfg the creating tool wrote."""
+    if cfg is None:
+        return None
+    if "uv" in cfg:
+        return "uv"
+    if "virtualenv" in cfg:
+        return "virtualenv"
+    return "venv"
+
+
+def merge(records: Iterable[Found], user_home: Path | None = None) -> Environment:
+    """One environment from every locator's record of the same prefix.
+
+    The kind that made the folder (from pyvenv.cfg) is always among the
+    kinds, after the tool that manages it: a poetry env is poetry, virtualenv.
+    """
+    ordered = sorted(records, key=lambda f: kind_rank(f.kind))
+    first = ordered[0]
+    all_kinds = [f.kind for f in ordered]
+    base = cfg_kind(read_pyvenv_cfg(first.prefix))
+    if base is not None and base not in all_kinds:
+        all_kinds.append(base)
+    kinds = tuple(sorted(dict.fromkeys(all_kinds), key=kind_rank))
+    name = next((f.name for f in ordered if f.name), None)
+    project = next((f.project for f in ordered if f.project), None)
+    python = next((f.python for f in ordered if f.python), None)
+    env = describe(replace(first, name=name, project=project, python=python), user_home)
+    return replace(env, kinds=kinds)

@@ -1,0 +1,34 @@
+"""One locator per environment kind, most specific first.
+
+A locator is a module with ``KIND`` and ``find(ctx, scan) -> Iterable[Found]``.
+It reads files only, and a tool that is not installed simply finds nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from ..context import Context
+from ..environments import Found
+from ..projects import ProjectScan
+from . import conda, hatch, pdm, pipenv, pixi, poetry, pyenv, uv, venv, virtualenvwrapper
+
+
+class Locator(Protocol):
+    KIND: str
+
+    def find(self, ctx: Context, scan: ProjectScan) -> Iterable[Found]: ...
+
+
+LOCATORS: tuple[Locator, ...] = (
+    uv,
+    poetry,
+    pipenv,
+    hatch,
+    pdm,
+    pixi,
+    conda,
+    pyenv,
+    virtualenvwrapper,
+    venv,
+)

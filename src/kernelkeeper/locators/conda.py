@@ -1,0 +1,146 @@
+"""conda, mamba and micromamba: any prefix with a ``conda-meta/`` folder.
+
+Where conda keeps them: ``~/.conda/environments.txt`` (every env conda made),
+``envs_dirs`` of the .condarc files, ``CONDA_ENVS_PATH``/``CONDA_ENVS_DIRS``,
+the active ``CONDA_PREFIX``, and the base installs people put in the usual
+places (``~/miniconda3``, ``~/miniforge3``, ``/opt/conda``, …) with their
+``envs/``. Prefixes without any Python (an R-only env) are not Python
+environments and are left out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+from ..context import Context
+from ..environments import Found
+from ..projects import ProjectScan, iter_env_dirs
+
+KIND = "conda"
+BASE_NAMES = (
+    "miniconda3",
+    "miniconda",
+    "anaconda3",
+    "anaconda",
+    "miniforge3",
+    "miniforge",
+    "mambaforge",
+    "micromamba",
+    ".micromamba",
+    ".local/share/mamba",
+)
+SYSTEM_BASES = ("/opt/conda", "/opt/miniconda3", "/opt/anaconda3", "/opt/miniforge3", "/opt/mambaforge")
+
+
+def _condarc_files(ctx: Context, bases: list[Path]) -> list[Path]:
+    files = [Path("/etc/conda/.condarc"), Path("/etc/conda/condarc"), Path("/var/lib/conda/.condarc")]
+    files += [base / ".condarc" for base in bases]
+    files += [
+        ctx.config_home() / "conda" / ".condarc",
+        ctx.config_home() / "conda" / "condarc",
+        ctx.home / ".config" / "conda" / ".condarc",
+        ctx.home / ".conda" / ".condarc",
+        ctx.home / ".conda" / "condarc",
+        ctx.home / ".condarc",
+        ctx.home / ".mambarc",
+    ]
+    explicit = ctx.path_var("CONDARC")
+    if explicit is not None:
+        files.append(explicit)
+    return files
+
+
+def parse_envs_dirs(text: str) -> list[str]:
+    """The ``envs_dirs`` list of a .condarc (block or flow YAML list), without a YAML parser."""
+    dirs: list[str] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        key, sep, rest = line.partition(":")
+        if not sep or key.strip() not in ("envs_dirs", "envs_path") or line[:1].isspace():
+            continue
+        rest = rest.split("#", 1)[0].strip()
+        if rest.startswith("["):
+            dirs += [_unquote(v) for v in rest.strip("[]").split(",") if v.strip()]
+            continue
+        for item in lines[i + 1 :]:
+            stripped = item.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            if not stripped.startswith("- "):
+                break
+            dirs.append(_unquote(stripped[2:].split(" #", 1)[0]))
+    return dirs
+
+
+def _unquote(value: str) -> str:
+    return value.strip().strip("'\"")
+
+
+def base_prefixes(ctx: Context) -> list[Path]:
+    bases = [ctx.home / name for name in BASE_NAMES] + [Path(p) for p in SYSTEM_BASES]
+    for var in ("MAMBA_ROOT_PREFIX", "CONDA_ROOT"):
+        path = ctx.path_var(var)
+        if path is not None:
+            bases.append(path)
+    conda_exe = ctx.path_var("CONDA_EXE") or ctx.path_var("MAMBA_EXE")
+    if conda_exe is not None:
+        bases.append(conda_exe.parent.parent)
+    return [b for b in dict.fromkeys(bases) if os.path.isdir(b / "conda-meta") or os.path.isdir(b / "envs")]
+
+
+def _has_python(prefix: Path) -> bool:
+    if os.path.lexists(prefix / "bin" / "python") or os.path.lexists(prefix / "python.exe"):
+        return True
+    try:
+        return any(n.startswith("python-") for n in os.listdir(prefix / "conda-meta"))
+    except OSError:
+        return False
+
+
+def candidates(ctx: Context) -> Iterator[tuple[Path, str | None]]:
+    """(prefix, name) pairs; name None means "the folder's name"."""
+    bases = base_prefixes(ctx)
+    for base in bases:
+        yield base, "base"
+        yield from ((p, None) for p in iter_env_dirs(base / "envs"))
+    yield from ((p, None) for p in iter_env_dirs(ctx.home / ".conda" / "envs"))
+    env_dirs: list[Path] = []
+    for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
+        value = ctx.env.get(var)
+        if value:
+            env_dirs += [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+    for rc in _condarc_files(ctx, bases):
+        try:
+            text = rc.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        env_dirs += [Path(d.replace("~", str(ctx.home), 1)) for d in parse_envs_dirs(text)]
+    for folder in env_dirs:
+        yield from ((p, None) for p in iter_env_dirs(folder))
+    try:
+        listed = (ctx.home / ".conda" / "environments.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        listed = ""
+    for line in listed.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield Path(line), None
+    active = ctx.path_var("CONDA_PREFIX")
+    if active is not None:
+        yield active, ctx.env.get("CONDA_DEFAULT_ENV") or None
+
+
+def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
+    base_set = {str(b) for b in base_prefixes(ctx)}
+    for prefix, name in candidates(ctx):
+        if not os.path.isdir(prefix / "conda-meta") or not _has_python(prefix):
+            continue
+        if name is None and str(prefix) in base_set:
+            name = "base"
+        yield Found(prefix, KIND, name=name)
+    for project in scan.projects:
+        for prefix in project.envs:
+            if os.path.isdir(prefix / "conda-meta") and _has_python(prefix):
+                yield Found(prefix, KIND, name=project.path.name, project=project.path)

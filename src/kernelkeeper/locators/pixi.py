@@ -1,0 +1,19 @@
+"""pixi: ``<project>/.pixi/envs/<env>``, conda prefixes that pixi builds per project."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from ..context import Context
+from ..environments import Found
+from ..projects import ProjectScan
+
+KIND = "pixi"
+
+
+def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
+    for project in scan.projects:
+        for prefix in project.pixi_envs:
+            name = project.path.name if prefix.name == "default" else f"{project.path.name}-{prefix.name}"
+            yield Found(prefix, KIND, name=name, project=project.path)
+            yield Found(prefix, "conda", name=name, project=project.path)

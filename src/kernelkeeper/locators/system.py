@@ -1,0 +1,56 @@
+"""The interpreters on PATH that belong to no environment: the system Pythons.
+
+Runs after every other locator, so a PATH entry inside a known environment
+(an activated venv, pyenv's own builds) is not reported twice. pyenv's
+shims are shell scripts, not interpreters, and are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+from ..context import Context
+from ..environments import Found
+from ..projects import is_env_dir
+
+KIND = "system"
+_PYTHON_RE = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+def _is_script(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return True
+
+
+def find(ctx: Context, known: set[str]) -> Iterator[Found]:
+    seen: set[str] = set()
+    for folder in ctx.env.get("PATH", "").split(os.pathsep):
+        if not folder:
+            continue
+        try:
+            names = sorted(n for n in os.listdir(folder) if _PYTHON_RE.match(n))
+        except OSError:
+            continue
+        parent = os.path.dirname(os.path.abspath(folder))
+        if is_env_dir(parent):
+            continue  # an environment's bin/: its own locator reports it
+        for name in names:
+            path = os.path.join(folder, name)
+            real = os.path.realpath(path)
+            if real in seen or not os.access(real, os.X_OK) or os.path.isdir(real):
+                continue
+            seen.add(real)
+            if _is_script(real):
+                continue
+            prefix = os.path.dirname(os.path.dirname(real))
+            if prefix in known or is_env_dir(prefix):
+                continue
+            m = re.match(r"^python(\d+\.\d+)", os.path.basename(real))
+            label = f"python{m.group(1)}" if m else os.path.basename(real)
+            yield Found(Path(prefix), KIND, name=label, python=Path(real))

@@ -1,0 +1,51 @@
+"""venv and virtualenv: any folder with a pyvenv.cfg that discovery meets.
+
+In-project ``.venv``/``venv``/``env`` folders, loose environments under the
+scanned roots, the active ``VIRTUAL_ENV``, and folders named in the config.
+The kind comes from pyvenv.cfg: ``uv = …`` → uv, ``virtualenv = …`` →
+virtualenv, else venv. The tool that manages a project's in-project env
+(poetry, pdm, pipenv, uv) is added from the project's own files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from ..context import Context
+from ..environments import Found, cfg_kind, read_pyvenv_cfg
+from ..projects import ProjectScan, is_env_dir, iter_env_dirs
+
+KIND = "venv"
+_PROJECT_TOOLS = ("poetry", "pdm", "uv", "pipenv", "hatch")
+
+
+def base_kind(prefix: Path) -> str | None:
+    """uv, virtualenv or venv, from the pyvenv.cfg the creating tool wrote."""
+    return cfg_kind(read_pyvenv_cfg(prefix))
+
+
+def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
+    for project in scan.projects:
+        for prefix in project.envs:
+            kind = base_kind(prefix)
+            if kind is None:
+                continue  # a conda prefix in .venv; the conda locator has it
+            yield Found(prefix, kind, name=project.path.name, project=project.path)
+            for tool in _PROJECT_TOOLS:
+                if tool != kind and project.uses(tool):
+                    yield Found(prefix, tool, name=project.path.name, project=project.path)
+    for prefix in scan.loose_envs:
+        kind = base_kind(prefix)
+        if kind is not None:
+            yield Found(prefix, kind)
+    candidates: list[Path] = []
+    for path in ctx.extra_paths:  # named in the config: an env, or a folder of envs
+        candidates += [path] if is_env_dir(str(path)) else list(iter_env_dirs(path))
+    active = ctx.path_var("VIRTUAL_ENV")
+    if active is not None:
+        candidates.append(active)
+    for prefix in candidates:
+        kind = base_kind(prefix) or ("conda" if (prefix / "conda-meta").is_dir() else None)
+        if kind is not None:
+            yield Found(prefix, kind)

@@ -1,0 +1,31 @@
+"""virtualenvwrapper: ``<WORKON_HOME or ~/.virtualenvs>/<name>``.
+
+When WORKON_HOME is shared with pipenv, pipenv's ``<dir>-<hash>`` envs are
+left to the pipenv locator. ``setvirtualenvproject`` writes ``.project``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from ..context import Context
+from ..environments import Found
+from ..projects import ProjectScan, iter_env_dirs
+from . import pipenv
+from .pipenv import is_pipenv_env, project_of
+
+KIND = "virtualenvwrapper"
+
+
+def workon_home(ctx: Context) -> Path:
+    return ctx.path_var("WORKON_HOME") or ctx.home / ".virtualenvs"
+
+
+def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
+    home = workon_home(ctx)
+    shared = home == pipenv.workon_home(ctx)
+    for prefix in iter_env_dirs(home):
+        project = project_of(prefix)
+        if not (shared and is_pipenv_env(prefix, project)):
+            yield Found(prefix, KIND, name=prefix.name, project=project)

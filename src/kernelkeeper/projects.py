@@ -1,0 +1,269 @@
+"""Find project folders and the environments that live inside them.
+
+A bounded walk: at most ``depth`` levels below each root and ``max_dirs``
+folders per root, never into an environment, a VCS folder or node_modules,
+following symlinked folders only once (a loop is reported, not followed).
+What it could not read or chose not to enter is returned as `Skipped`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .context import CODE_FOLDERS, Context
+
+# Folders inside a project that hold its environment.
+ENV_FOLDERS = (".venv", "venv", "env", ".env")
+PROJECT_FILES = frozenset(
+    {
+        "pyproject.toml",
+        "setup.py",
+        "setup.cfg",
+        "requirements.txt",
+        "Pipfile",
+        "poetry.lock",
+        "pdm.lock",
+        "uv.lock",
+        "pixi.toml",
+        "environment.yml",
+        "hatch.toml",
+    }
+)
+# Never descended into: they are big and hold no projects of their own.
+_PRUNE = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        "site-packages",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".cache",
+        "build",
+        "dist",
+        ".ipynb_checkpoints",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": str(self.path), "reason": self.reason}
+
+
+@dataclass
+class Project:
+    """A folder that looks like a project: its marker files and env folders."""
+
+    path: Path
+    files: frozenset[str]
+    envs: list[Path] = field(default_factory=list)
+    pixi_envs: list[Path] = field(default_factory=list)
+    _pyproject: str | None = field(default=None, repr=False)
+
+    def pyproject_text(self) -> str:
+        if self._pyproject is None:
+            try:
+                self._pyproject = (self.path / "pyproject.toml").read_text(
+                    encoding="utf-8", errors="replace"
+                )
+            except OSError:
+                self._pyproject = ""
+        return self._pyproject
+
+    def uses(self, tool: str) -> bool:
+        """Whether the project is managed by poetry, pdm, uv, hatch or pipenv (by its files)."""
+        lock = {"poetry": "poetry.lock", "pdm": "pdm.lock", "uv": "uv.lock", "pipenv": "Pipfile"}
+        if lock.get(tool) in self.files:
+            return True
+        if tool == "pipenv" or "pyproject.toml" not in self.files:
+            return False
+        if tool == "hatch" and "hatch.toml" in self.files:
+            return True
+        text = self.pyproject_text()
+        if f"[tool.{tool}" in text:
+            return True
+        return tool == "hatch" and "hatchling" in text and "[tool.hatch" in text
+
+
+@dataclass
+class ProjectScan:
+    projects: list[Project] = field(default_factory=list)
+    # Environments met while walking that belong to no project (``~/code/myenv``).
+    loose_envs: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    _by_hash: dict[str, Project] | None = None
+
+    def by_path_hash(self) -> dict[str, Project]:
+        """Projects keyed by the 8-character path hash poetry and pipenv put in env names."""
+        if self._by_hash is None:
+            self._by_hash = {path_hash(p.path): p for p in self.projects}
+        return self._by_hash
+
+
+def path_hash(path: Path) -> str:
+    """``urlsafe_b64(sha256(realpath))[:8]`` — poetry's and hatch's env-name hash."""
+    normalized = os.path.normcase(os.path.realpath(path))
+    digest = hashlib.sha256(normalized.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:8]
+
+
+def is_env_dir(path: str) -> bool:
+    """A folder is an environment when it holds pyvenv.cfg or conda-meta/."""
+    return os.path.isfile(os.path.join(path, "pyvenv.cfg")) or os.path.isdir(
+        os.path.join(path, "conda-meta")
+    )
+
+
+def scan_roots(ctx: Context) -> list[tuple[Path, int]]:
+    """(folder, depth) pairs: cwd and its parents (depth 0), --root folders, code folders."""
+    # Deep roots first: a folder is walked once, by the first root that reaches it.
+    roots: list[tuple[Path, int]] = [(root, ctx.depth) for root in ctx.roots]
+    if ctx.default_roots:
+        for name in CODE_FOLDERS:
+            folder = ctx.home / name
+            if folder.is_dir():
+                roots.append((folder, ctx.depth))
+    roots.extend((parent, 0) for parent in (ctx.cwd, *ctx.cwd.parents))
+    if ctx.default_roots:
+        roots.append((ctx.home, 0))
+    return roots
+
+
+def scan_projects(ctx: Context) -> ProjectScan:
+    scan = ProjectScan()
+    seen: set[str] = set()
+    for root, depth in scan_roots(ctx):
+        if not root.is_dir():
+            if root in ctx.roots:
+                scan.skipped.append(Skipped(root, "not a folder"))
+            continue
+        _Walker(scan, seen, depth, ctx.max_dirs).walk(root)
+    return scan
+
+
+class _Walker:
+    def __init__(self, scan: ProjectScan, seen: set[str], depth: int, max_dirs: int) -> None:
+        self.scan = scan
+        self.seen = seen
+        self.depth = depth
+        self.budget = max_dirs
+        self.root: Path | None = None
+
+    def walk(self, root: Path) -> None:
+        self.root = root
+        real = os.path.realpath(root)
+        if real in self.seen:
+            return
+        self.seen.add(real)
+        self._visit(str(root), 0, (real,))
+
+    def _visit(self, folder: str, level: int, ancestors: tuple[str, ...]) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            self.scan.skipped.append(Skipped(Path(folder), "permission denied"))
+            return
+        except OSError as e:
+            self.scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
+            return
+        files = frozenset(e.name for e in entries if e.name in PROJECT_FILES)
+        project: Project | None = None
+        subdirs: list[os.DirEntry[str]] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                continue
+            if not is_dir:
+                continue
+            name = entry.name
+            if name in ENV_FOLDERS and is_env_dir(entry.path):
+                project = project or self._project(folder, files)
+                project.envs.append(Path(entry.path))
+            elif name == ".pixi":
+                pixi_envs = self._pixi_envs(entry.path)
+                if pixi_envs:
+                    project = project or self._project(folder, files)
+                    project.pixi_envs.extend(pixi_envs)
+            elif level < self.depth and not name.startswith(".") and name not in _PRUNE:
+                subdirs.append(entry)
+        if project is None and files:
+            self._project(folder, files)
+        for entry in subdirs:
+            self._descend(entry, level, ancestors)
+
+    def _descend(self, entry: os.DirEntry[str], level: int, ancestors: tuple[str, ...]) -> None:
+        path = entry.path
+        if entry.is_symlink():
+            real = os.path.realpath(path)
+            if real in ancestors:
+                self.scan.skipped.append(Skipped(Path(path), "symlink loop"))
+                return
+        else:
+            real = os.path.join(ancestors[-1], entry.name)
+        if real in self.seen:
+            return
+        self.seen.add(real)
+        if is_env_dir(path):
+            self.scan.loose_envs.append(Path(path))
+            return
+        if self.budget <= 0:
+            return
+        self.budget -= 1
+        if self.budget == 0:
+            self.scan.skipped.append(
+                Skipped(
+                    self.root or Path(path),
+                    "stopped scanning: too many folders (raise [discovery] max_dirs "
+                    "or point --root at a narrower folder)",
+                )
+            )
+        self._visit(path, level + 1, (*ancestors, real))
+
+    def _project(self, folder: str, files: frozenset[str]) -> Project:
+        project = Project(Path(folder), files)
+        self.scan.projects.append(project)
+        return project
+
+    @staticmethod
+    def _pixi_envs(pixi_dir: str) -> list[Path]:
+        envs_dir = os.path.join(pixi_dir, "envs")
+        try:
+            names = os.listdir(envs_dir)
+        except OSError:
+            return []
+        return [
+            Path(envs_dir, n) for n in sorted(names) if os.path.isdir(os.path.join(envs_dir, n, "conda-meta"))
+        ]
+
+
+def iter_env_dirs(parent: Path) -> Iterator[Path]:
+    """The environments directly inside a folder of environments (``envs/``, ``virtualenvs/``)."""
+    try:
+        with os.scandir(parent) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(".") and entry.name != ".venv":
+            continue
+        try:
+            if entry.is_dir() and is_env_dir(entry.path):
+                yield Path(entry.path)
+        except OSError:
+            continue
