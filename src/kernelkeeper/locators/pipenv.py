@@ -40,8 +40,8 @@ def is_pipenv_env(prefix: Path, project: Path | None) -> bool:
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     home = workon_home(ctx)
-    # Shared with virtualenvwrapper (WORKON_HOME=~/.virtualenvs): claim only pipenv's names.
-    shared = home == ctx.home / ".virtualenvs"
+    # WORKON_HOME is virtualenvwrapper's folder too: there, claim only pipenv's names.
+    shared = "WORKON_HOME" in ctx.env or home == ctx.home / ".virtualenvs"
     for prefix in iter_env_dirs(home):
         project = project_of(prefix)
         if not shared or is_pipenv_env(prefix, project):

@@ -1,0 +1,117 @@
+"""Test isolation: no test reads or writes the real HOME or the real Jupyter folders.
+
+Every test gets a fake HOME with XDG, Jupyter and tool variables pointing
+inside it (pytest-jupyter's ``jp_environ`` and pre-commit's conftest do the
+same), jupyter_core's system-wide paths are redirected into tmp, and the
+session fails if any test left a file in the system-wide Jupyter folders.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SYSTEM_JUPYTER_DIRS = [
+    Path(p)
+    for p in (
+        "/usr/local/share/jupyter",
+        "/usr/share/jupyter",
+        "/etc/jupyter",
+        "/usr/local/etc/jupyter",
+        os.path.join(sys.prefix, "share", "jupyter"),
+        os.path.join(sys.prefix, "etc", "jupyter"),
+    )
+]
+REAL_HOME = Path(os.path.expanduser("~")).resolve()
+# Variables of the tools discovery mirrors: unset unless a test sets them.
+TOOL_VARS = (
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "CONDA_EXE",
+    "CONDA_ENVS_PATH",
+    "CONDA_ENVS_DIRS",
+    "CONDARC",
+    "MAMBA_ROOT_PREFIX",
+    "MAMBA_EXE",
+    "WORKON_HOME",
+    "PIPENV_VENV_IN_PROJECT",
+    "POETRY_VIRTUALENVS_PATH",
+    "POETRY_VIRTUALENVS_IN_PROJECT",
+    "POETRY_CACHE_DIR",
+    "POETRY_CONFIG_DIR",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "UV_PROJECT_ENVIRONMENT",
+    "UV_PYTHON_INSTALL_DIR",
+    "HATCH_DATA_DIR",
+    "PDM_VENV_LOCATION",
+    "PDM_CONFIG_FILE",
+    "KERNELKEEPER_CONFIG",
+    "PYTHONHOME",
+    "PYTHONPATH",
+)
+
+
+def _snapshot() -> set[str]:
+    files: set[str] = set()
+    for folder in SYSTEM_JUPYTER_DIRS:
+        for dirpath, _, names in os.walk(folder):
+            files.update(os.path.join(dirpath, n) + f"@{_mtime(dirpath, n)}" for n in names)
+    return files
+
+
+def _mtime(dirpath: str, name: str) -> float:
+    try:
+        return os.lstat(os.path.join(dirpath, name)).st_mtime
+    except OSError:
+        return 0.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _system_jupyter_dirs_untouched() -> Iterator[None]:
+    before = _snapshot()
+    yield
+    changed = _snapshot() ^ before
+    assert not changed, f"tests wrote to the system-wide Jupyter dirs: {sorted(changed)[:5]}"
+
+
+@pytest.fixture(autouse=True)
+def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME for each test; returns it. Tool and Jupyter variables point inside it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in TOOL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / ".runtime"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(home / ".local" / "share" / "jupyter"))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(home / ".jupyter"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(home / ".runtime" / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter-path"))
+    monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(tmp_path / "jupyter-config-path"))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
+    monkeypatch.setenv("PYENV_ROOT", str(home / ".pyenv"))
+    # PATH keeps only the system folders: no pyenv shims, no tool venvs.
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    monkeypatch.chdir(tmp_path)
+    try:
+        import jupyter_core.paths as jpaths
+
+        monkeypatch.setattr(jpaths, "SYSTEM_JUPYTER_PATH", [str(tmp_path / "system" / "share" / "jupyter")])
+        monkeypatch.setattr(jpaths, "ENV_JUPYTER_PATH", [str(tmp_path / "env" / "share" / "jupyter")])
+        monkeypatch.setattr(jpaths, "SYSTEM_CONFIG_PATH", [str(tmp_path / "system" / "etc" / "jupyter")])
+        monkeypatch.setattr(jpaths, "ENV_CONFIG_PATH", [str(tmp_path / "env" / "etc" / "jupyter")])
+    except ImportError:  # pragma: no cover
+        pass
+    assert Path(os.environ["HOME"]).resolve() != REAL_HOME
+    return home
