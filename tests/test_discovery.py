@@ -10,9 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import fakes
 import pytest
 
+import fakes
 from kernelkeeper.cli import main
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import Discovery, discover
@@ -162,9 +162,7 @@ def test_hatch_pdm_pixi_uv(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     hatch_env = fakes.venv(data / "env" / "virtual" / "hat" / path_hash(proj) / "hat", tool="virtualenv")
     hatch_test = fakes.venv(data / "env" / "virtual" / "hat" / path_hash(proj) / "test", tool="virtualenv")
     pdm_proj = fakes.project(fake_home / "projects" / "pdmproj", files={"pdm.lock": ""})
-    pdm_env = fakes.venv(
-        fake_home / ".local/share/pdm/venvs" / "pdmproj-AbCdEfGh-3.11", tool="virtualenv"
-    )
+    pdm_env = fakes.venv(fake_home / ".local/share/pdm/venvs" / "pdmproj-AbCdEfGh-3.11", tool="virtualenv")
     pixi_proj = fakes.project(fake_home / "projects" / "px", files={"pixi.toml": ""})
     pixi_env = fakes.conda(pixi_proj / ".pixi" / "envs" / "default")
     uv_proj = fakes.project(fake_home / "projects" / "uvp", files={"uv.lock": ""})
@@ -191,7 +189,7 @@ def test_hatch_pdm_pixi_uv(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_system_python_on_path_and_no_shims(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shims = fake_home / ".pyenv" / "shims"
     shims.mkdir(parents=True)
-    (shims / "python").write_text("#!/usr/bin/env bash\nexec pyenv exec python \"$@\"\n")
+    (shims / "python").write_text('#!/usr/bin/env bash\nexec pyenv exec python "$@"\n')
     (shims / "python").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shims}:{fakes.BASE_PYTHON.parent}")
     found = run_discover()

@@ -10,8 +10,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .context import CODE_FOLDERS, DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context

@@ -20,7 +20,7 @@ from typing import Any
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 from .errors import UserError
 
@@ -29,7 +29,8 @@ def load_toml(path: Path, *, strict: bool = False) -> dict[str, Any] | None:
     """A TOML file as a dict; None when missing. A malformed file is None, or an error if strict."""
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            data: dict[str, Any] = tomllib.load(f)
+            return data
     except FileNotFoundError:
         return None
     except (OSError, tomllib.TOMLDecodeError) as e:

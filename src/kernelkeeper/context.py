@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 # The folders under HOME where people keep their projects; scanned when they exist.
 CODE_FOLDERS: tuple[str, ...] = (

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 # Most specific first: a poetry env is also a virtualenv, a pyenv-virtualenv
 # env is also a virtualenv; the first kind is the one people recognise.
@@ -248,9 +249,7 @@ def describe(found: Found, user_home: Path | None = None) -> Environment:
         extra = [
             prefix / "lib" / "python3" / "dist-packages",
             prefix / "local" / "lib" / f"python{minor}" / "dist-packages",
-            user_home / ".local" / "lib" / f"python{minor}" / "site-packages"
-            if user_home is not None
-            else None,
+            user_home / ".local" / "lib" / f"python{minor}" / "site-packages" if user_home is not None else None,
         ]
         has_ipykernel = any(has_dist(d, "ipykernel") for d in extra if d is not None)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .context import CODE_FOLDERS, Context
 
@@ -78,9 +78,7 @@ class Project:
     def pyproject_text(self) -> str:
         if self._pyproject is None:
             try:
-                self._pyproject = (self.path / "pyproject.toml").read_text(
-                    encoding="utf-8", errors="replace"
-                )
+                self._pyproject = (self.path / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
             except OSError:
                 self._pyproject = ""
         return self._pyproject
@@ -124,9 +122,7 @@ def path_hash(path: Path) -> str:
 
 def is_env_dir(path: str) -> bool:
     """A folder is an environment when it holds pyvenv.cfg or conda-meta/."""
-    return os.path.isfile(os.path.join(path, "pyvenv.cfg")) or os.path.isdir(
-        os.path.join(path, "conda-meta")
-    )
+    return os.path.isfile(os.path.join(path, "pyvenv.cfg")) or os.path.isdir(os.path.join(path, "conda-meta"))
 
 
 def scan_roots(ctx: Context) -> list[tuple[Path, int]]:
@@ -247,9 +243,7 @@ class _Walker:
             names = os.listdir(envs_dir)
         except OSError:
             return []
-        return [
-            Path(envs_dir, n) for n in sorted(names) if os.path.isdir(os.path.join(envs_dir, n, "conda-meta"))
-        ]
+        return [Path(envs_dir, n) for n in sorted(names) if os.path.isdir(os.path.join(envs_dir, n, "conda-meta"))]
 
 
 def iter_env_dirs(parent: Path) -> Iterator[Path]:

@@ -6,7 +6,8 @@ It reads files only, and a tool that is not installed simply finds nothing.
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from ..context import Context
 from ..environments import Found

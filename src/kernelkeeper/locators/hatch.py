@@ -8,8 +8,8 @@ named after the project.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..context import Context
 from ..environments import Found

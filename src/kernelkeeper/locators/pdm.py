@@ -8,8 +8,9 @@ in-project puts envs in its data dir.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import load_toml
 from ..context import Context

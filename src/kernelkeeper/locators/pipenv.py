@@ -7,8 +7,8 @@ The env's ``.project`` file holds the project folder. In-project envs
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..context import Context
 from ..environments import Found

@@ -11,8 +11,9 @@ projects are named by the venv locator from the project's files.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import load_toml
 from ..context import Context

@@ -9,8 +9,8 @@ pyenv (``versions/miniconda3-latest``) are left to the conda locator.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..context import Context
 from ..environments import Found

@@ -9,8 +9,8 @@ virtualenv, else venv. The tool that manages a project's in-project env
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..context import Context
 from ..environments import Found, cfg_kind, read_pyvenv_cfg

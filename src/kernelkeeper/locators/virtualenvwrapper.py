@@ -6,8 +6,8 @@ left to the pipenv locator. ``setvirtualenvproject`` writes ``.project``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..context import Context
 from ..environments import Found
