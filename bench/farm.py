@@ -226,6 +226,8 @@ class FarmBuilder:
         self.names: set[str] = set()
         self.projects: set[Path] = set()
         self.counter = 0
+        self.target = n
+        self.conda_envs: list[Path] = []
         self.stamp = 1_700_000_000  # fixed epoch for conda history lines
 
     # ---- choices
@@ -496,13 +498,13 @@ class FarmBuilder:
         pixi: bool = False,
     ) -> str:
         version = self.pythons[minor]
-        build = "h955ad1f_0" if minor == "3.11" else f"h{abs(hash(minor)) % 16**7:07x}_0"
+        build = "h955ad1f_0" if minor == "3.11" else f"h{hashlib.md5(minor.encode()).hexdigest()[:7]}_0"
         bindir = prefix / "bin"
         _link(bindir / f"python{minor}", base or self.base_python(minor))
         _link(bindir / "python", f"python{minor}")
         _link(bindir / "python3", f"python{minor}")
         meta = prefix / "conda-meta"
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.stamp + self.rng.randint(0, 9e7)))
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.stamp + self.rng.randint(0, 90_000_000)))
         channel = "conda-forge" if pixi else "defaults"
         pkgs = [("python", version, build), ("pip", "24.0", "py_0"), ("openssl", "3.0.14", "h5eee18b_0")]
         if ipykernel:
@@ -517,7 +519,7 @@ class FarmBuilder:
                 "version": v,
                 "build": b,
                 "build_number": 0,
-                "channel": f"https://repo.anaconda.com/pkgs/main/linux-64" if not pixi
+                "channel": "https://repo.anaconda.com/pkgs/main/linux-64" if not pixi
                 else "https://conda.anaconda.org/conda-forge/",
                 "subdir": "linux-64",
                 "fn": f"{n}-{v}-{b}.conda",
@@ -775,8 +777,6 @@ class FarmBuilder:
         return plan
 
     def build(self) -> None:
-        self.target = self.n
-        self.conda_envs: list[Path] = []
         self.home.mkdir(parents=True)
         self.pyenv_root()
         self.conda_base()
