@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,11 @@ class Discovery:
         return tuple(e for e in self.environments if kind in e.kinds)
 
 
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """Sort key that puts 3.9 before 3.10 and env2 before env10."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name.lower()) if p]
+
+
 def _key(path: Path) -> str:
     return os.path.normcase(os.path.realpath(path))
 
@@ -41,5 +47,5 @@ def discover(ctx: Context) -> Discovery:
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
         records[f"{_key(found.prefix)}\0{found.python}"].append(found)
     environments = [merge(group, ctx.home) for group in records.values()]
-    environments.sort(key=lambda e: (kind_rank(e.kind), e.name.lower(), str(e.prefix)))
+    environments.sort(key=lambda e: (kind_rank(e.kind), _natural(e.name), str(e.prefix)))
     return Discovery(tuple(environments), tuple(scan.skipped))

@@ -95,15 +95,20 @@ class Environment:
 
 
 # --- reading files -----------------------------------------------------------
+# Paths are plain strings here: describe() runs once per environment and a
+# farm may hold thousands, so it stays on os.path (pathlib costs ~3x more).
 
 _VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?")
 _LIBPY_RE = re.compile(r"^(python|pypy)(\d+\.\d+)t?$")
+_MINOR_RE = re.compile(r"^python(\d+\.\d+)")
+_join = os.path.join
 
 
-def read_pyvenv_cfg(prefix: Path) -> dict[str, str] | None:
+def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
     """The key/value pairs of ``prefix/pyvenv.cfg``, or None when it has none."""
     try:
-        text = (prefix / "pyvenv.cfg").read_text(encoding="utf-8", errors="replace")
+        with open(_join(prefix, "pyvenv.cfg"), encoding="utf-8", errors="replace") as f:
+            text = f.read()
     except OSError:
         return None
     cfg: dict[str, str] = {}
@@ -121,10 +126,10 @@ def _clean_version(text: str | None) -> str | None:
     return m.group(0) if m else None
 
 
-def conda_python_version(prefix: Path) -> str | None:
+def conda_python_version(prefix: str | Path) -> str | None:
     """Python's version in a conda prefix, from ``conda-meta/python-X.Y.Z-build.json``."""
     try:
-        names = os.listdir(prefix / "conda-meta")
+        names = os.listdir(_join(prefix, "conda-meta"))
     except OSError:
         return None
     for name in names:
@@ -135,11 +140,11 @@ def conda_python_version(prefix: Path) -> str | None:
     return None
 
 
-def _lib_dir_version(prefix: Path, hint: str | None = None) -> tuple[str | None, str | None, Path | None]:
+def _lib_dir_version(prefix: str, hint: str | None = None) -> tuple[str | None, str | None, str | None]:
     """(minor version, implementation, site-packages) from ``lib/pythonX.Y``."""
-    lib = prefix / "lib"
+    lib = _join(prefix, "lib")
     if hint is not None:
-        entries = [f"python{hint}"] if os.path.isdir(lib / f"python{hint}") else []
+        entries = [f"python{hint}"] if os.path.isdir(_join(lib, f"python{hint}")) else []
     else:
         try:
             entries = os.listdir(lib)
@@ -149,17 +154,17 @@ def _lib_dir_version(prefix: Path, hint: str | None = None) -> tuple[str | None,
         m = _LIBPY_RE.match(entry)
         if m:
             impl = "pypy" if m.group(1) == "pypy" else "cpython"
-            return m.group(2), impl, lib / entry / "site-packages"
-    windows = prefix / "Lib" / "site-packages"
-    if windows.is_dir():
+            return m.group(2), impl, _join(lib, entry, "site-packages")
+    windows = _join(prefix, "Lib", "site-packages")
+    if os.path.isdir(windows):
         return None, None, windows
     return None, None, None
 
 
-def _patchlevel_version(prefix: Path, minor: str) -> str | None:
+def _patchlevel_version(prefix: str, minor: str) -> str | None:
     """Full version of a base install from ``include/pythonX.Y/patchlevel.h``."""
     try:
-        with open(prefix / "include" / f"python{minor}" / "patchlevel.h", encoding="ascii") as f:
+        with open(_join(prefix, "include", f"python{minor}", "patchlevel.h"), encoding="ascii") as f:
             for line in f:
                 if line.startswith("#define PY_VERSION "):
                     return _clean_version(line.split('"')[1])
@@ -168,7 +173,7 @@ def _patchlevel_version(prefix: Path, minor: str) -> str | None:
     return None
 
 
-def has_dist(site_packages: Path | None, project: str) -> bool:
+def has_dist(site_packages: str | Path | None, project: str) -> bool:
     """Whether a distribution is installed, from its dist-info / egg-info folder."""
     if site_packages is None:
         return False
@@ -184,53 +189,46 @@ def has_dist(site_packages: Path | None, project: str) -> bool:
     return False
 
 
-def interpreter_candidates(prefix: Path, minor: str | None) -> list[Path]:
-    names = ["python", "python3"]
-    if minor:
-        names.append(f"python{minor}")
-    return [prefix / "bin" / n for n in names] + [prefix / "Scripts" / "python.exe", prefix / "python.exe"]
+def _interpreter(prefix: str, minor: str | None) -> str | None:
+    """The environment's interpreter (link or file), dangling or not."""
+    names = ["python", "python3"] + ([f"python{minor}"] if minor else [])
+    for candidate in [_join(prefix, "bin", n) for n in names] + [
+        _join(prefix, "Scripts", "python.exe"),
+        _join(prefix, "python.exe"),
+    ]:
+        if os.path.lexists(candidate):
+            return candidate
+    return None
 
 
-def _minor_of(python: Path | None) -> str | None:
-    if python is None:
-        return None
-    m = re.match(r"^python(\d+\.\d+)", python.name)
-    return m.group(1) if m else None
-
-
-def describe(found: Found, user_home: Path | None = None) -> Environment:
+def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | None = None) -> Environment:
     """Read a prefix's files and return what it is. Never runs its interpreter."""
-    prefix = found.prefix
+    prefix = str(found.prefix)
     problems: list[str] = []
-    cfg = read_pyvenv_cfg(prefix)
+    if cfg is None:
+        cfg = read_pyvenv_cfg(prefix)
     version: str | None = None
     implementation: str | None = None
     if cfg is not None:
         version = _clean_version(cfg.get("version_info") or cfg.get("version"))
         impl = cfg.get("implementation")
         implementation = impl.lower() if impl else None
-    if version is None and os.path.isdir(prefix / "conda-meta"):
+    if version is None:
         version = conda_python_version(prefix)
-    hint = _minor_of(found.python)
+    hint = None
+    if found.python is not None:
+        m = _MINOR_RE.match(found.python.name)
+        hint = m.group(1) if m else None
     minor, lib_impl, site_packages = _lib_dir_version(prefix, hint)
     minor = minor or hint
     implementation = implementation or lib_impl
     if version is None and minor is not None:
-        version = _patchlevel_version(prefix, minor) or _version_from_name(prefix.name, minor) or minor
+        version = _patchlevel_version(prefix, minor) or _version_from_name(found.prefix.name, minor) or minor
     if version is not None and minor is not None and not version.startswith(minor + ".") and version != minor:
         # pyvenv.cfg says one Python, lib/ holds another: the env was rebuilt or copied.
         problems.append(f"pyvenv.cfg says Python {version} but lib/ holds python{minor}")
-    if version is not None and site_packages is None:
-        m = version.split(".")
-        candidate = prefix / "lib" / f"python{m[0]}.{m[1]}" / "site-packages" if len(m) > 1 else None
-        site_packages = candidate if candidate is not None and candidate.is_dir() else None
 
-    python = found.python
-    if python is None:
-        for candidate in interpreter_candidates(prefix, minor):
-            if os.path.lexists(candidate):
-                python = candidate
-                break
+    python = str(found.python) if found.python is not None else _interpreter(prefix, minor)
     if python is None:
         problems.append("no Python interpreter in bin/")
     elif not os.path.exists(python):
@@ -238,7 +236,7 @@ def describe(found: Found, user_home: Path | None = None) -> Environment:
         problems.append(
             f"interpreter link dangles: {python} -> {target}" if target else f"interpreter missing: {python}"
         )
-    if site_packages is None or not site_packages.is_dir():
+    if site_packages is None or not os.path.isdir(site_packages):
         site_packages = None
         if found.kind != "system":
             problems.append("no site-packages folder")
@@ -247,23 +245,24 @@ def describe(found: Found, user_home: Path | None = None) -> Environment:
         # A base Python (system, pyenv, uv-python) also imports from Debian's
         # dist-packages and from the user site that `pip install --user` fills.
         extra = [
-            prefix / "lib" / "python3" / "dist-packages",
-            prefix / "local" / "lib" / f"python{minor}" / "dist-packages",
-            user_home / ".local" / "lib" / f"python{minor}" / "site-packages" if user_home is not None else None,
+            _join(prefix, "lib", "python3", "dist-packages"),
+            _join(prefix, "local", "lib", f"python{minor}", "dist-packages"),
         ]
-        has_ipykernel = any(has_dist(d, "ipykernel") for d in extra if d is not None)
+        if user_home is not None:
+            extra.append(_join(user_home, ".local", "lib", f"python{minor}", "site-packages"))
+        has_ipykernel = any(has_dist(d, "ipykernel") for d in extra)
 
     return Environment(
-        prefix=prefix,
-        python=python,
+        prefix=found.prefix,
+        python=Path(python) if python is not None else None,
         version=version,
         kinds=(found.kind,),
-        name=found.name or prefix.name,
+        name=found.name or found.prefix.name,
         project=found.project,
         has_ipykernel=has_ipykernel,
         problems=tuple(problems),
         implementation=implementation,
-        site_packages=site_packages,
+        site_packages=Path(site_packages) if site_packages is not None else None,
     )
 
 
@@ -275,7 +274,7 @@ def _version_from_name(name: str, minor: str) -> str | None:
     return None
 
 
-def _readlink(path: Path) -> str | None:
+def _readlink(path: str) -> str | None:
     try:
         return os.readlink(path)
     except OSError:
@@ -306,12 +305,13 @@ def merge(records: Iterable[Found], user_home: Path | None = None) -> Environmen
     ordered = sorted(records, key=lambda f: kind_rank(f.kind))
     first = ordered[0]
     all_kinds = [f.kind for f in ordered]
-    base = cfg_kind(read_pyvenv_cfg(first.prefix))
+    cfg = read_pyvenv_cfg(first.prefix)
+    base = cfg_kind(cfg)
     if base is not None and base not in all_kinds:
         all_kinds.append(base)
     kinds = tuple(sorted(dict.fromkeys(all_kinds), key=kind_rank))
     name = next((f.name for f in ordered if f.name), None)
     project = next((f.project for f in ordered if f.project), None)
     python = next((f.python for f in ordered if f.python), None)
-    env = describe(replace(first, name=name, project=project, python=python), user_home)
+    env = describe(replace(first, name=name, project=project, python=python), user_home, cfg)
     return replace(env, kinds=kinds)
