@@ -106,7 +106,9 @@ def _home_short(path: Path, home: Path) -> str:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output is for grep and awk: one row a line, never folded at 80 columns.
+    width = None if sys.stdout.isatty() else 10_000
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
 def _print_json(value: Any) -> None:
