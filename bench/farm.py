@@ -152,17 +152,57 @@ class Manifest:
 # --------------------------------------------------------------------------- helpers
 
 
-def _write(path: Path, text: str, mode: int | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    if mode is not None:
-        os.chmod(path, mode)
+# Building is two steps: the builder decides everything (one seeded RNG, one process)
+# and records file-system operations; `_execute` then replays them on a few worker
+# processes, since creating ~50 inodes per environment is what takes the time.
+Op = tuple[str, str, str, int]  # (kind "w"|"l"|"d", path, text or link target, mode)
+_ops: list[Op] = []
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    _ops.append(("w", str(path), text, mode))
 
 
 def _link(path: Path, target: str | Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(str(target), path)
+    _ops.append(("l", str(path), str(target), 0))
+
+
+def _mkdir(path: Path) -> None:
+    _ops.append(("d", str(path), "", 0))
+
+
+def _run_ops(start: int, stop: int) -> int:
+    made: set[str] = set()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    for kind, path, arg, mode in _ops[start:stop]:
+        parent = path.rpartition("/")[0]
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        if kind == "w":
+            fd = os.open(path, flags, mode)
+            os.write(fd, arg.encode())
+            os.close(fd)
+        elif kind == "l":
+            os.symlink(arg, path)
+        else:
+            os.makedirs(path, exist_ok=True)
+            made.add(path)
+    return stop - start
+
+
+def _execute(workers: int) -> None:
+    """Replay the recorded operations, split in contiguous chunks over forked workers."""
+    total = len(_ops)
+    if workers <= 1 or total < 5000:
+        _run_ops(0, total)
+        return
+    import multiprocessing
+
+    step = -(-total // workers)
+    bounds = [(i, min(i + step, total)) for i in range(0, total, step)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        pool.starmap(_run_ops, bounds)
 
 
 def _b64_8(digest: bytes) -> str:
@@ -344,7 +384,7 @@ class FarmBuilder:
 
     def site_packages(self, prefix: Path, minor: str, installer: str, ipykernel: bool) -> Path:
         sp = prefix / "lib" / f"python{minor}" / "site-packages"
-        sp.mkdir(parents=True, exist_ok=True)
+        _mkdir(sp)
         chosen = self.rng.sample(PACKAGES, self.rng.randint(2, 5))
         if installer == "pip":
             chosen = [("pip", "24.0"), *chosen]
@@ -415,7 +455,6 @@ class FarmBuilder:
             base = base.parent.parent.parent / version / "bin" / f"python{minor}"
         home = base.parent
         bindir = prefix / "bin"
-        bindir.mkdir(parents=True, exist_ok=True)
         major = minor.split(".")[0]
         if creator == "venv":
             if self.rng.random() < 0.6:  # `python3.X -m venv`
@@ -439,7 +478,7 @@ class FarmBuilder:
             if prompt:
                 lines.append(f"prompt = '{prompt}'")
             _link(prefix / "lib64", "lib")
-            (prefix / "include").mkdir(exist_ok=True)
+            _mkdir(prefix / "include")
             if minor in ("3.13",):
                 _write(prefix / ".gitignore", "# Created by venv; see https://docs.python.org/3/library/venv.html\n*\n")
             installer = "pip"
@@ -554,7 +593,7 @@ class FarmBuilder:
         root = self.home / ".pyenv"
         pyenv_exe = REAL_PYENV.parent / "libexec" / "pyenv"
         _link(root / "bin" / "pyenv", pyenv_exe)
-        (root / "shims").mkdir(parents=True, exist_ok=True)
+        _mkdir(root / "shims")
         _write(root / "version", f"{self.pythons.get('3.11', next(iter(self.pythons.values())))}\n")
         for minor, version in sorted(self.pythons.items()):
             prefix = root / "versions" / version
@@ -564,9 +603,9 @@ class FarmBuilder:
             _link(prefix / "bin" / f"python{major}", f"python{minor}")
             _write(prefix / "bin" / f"pip{minor}", f"#!{prefix}/bin/python{minor}\n", 0o755)
             _write(prefix / "lib" / f"python{minor}" / "os.py", "# stdlib landmark\n")
-            (prefix / "include" / f"python{minor}").mkdir(parents=True)
-            self.site_packages(prefix, minor, "pip", self.rng.random() < 0.33)
-            has_k = (prefix / "share" / "jupyter").exists()
+            _mkdir(prefix / "include" / f"python{minor}")
+            has_k = self.rng.random() < 1 / 3
+            self.site_packages(prefix, minor, "pip", has_k)
             self.add(prefix, prefix / "bin" / "python", "pyenv", "pyenv-version", version,
                      version, has_k)
 
@@ -578,8 +617,8 @@ class FarmBuilder:
                json.dumps({"name": "conda", "version": "24.5.0"}) + "\n")
         _write(base / "condabin" / "conda", "#!/bin/sh\n# conda entry point (not runnable here)\n")
         _write(base / "etc" / "profile.d" / "conda.sh", "export CONDA_EXE=\n")
-        (base / "envs").mkdir(exist_ok=True)
-        (base / "pkgs").mkdir(exist_ok=True)
+        _mkdir(base / "envs")
+        _mkdir(base / "pkgs")
         _write(self.home / ".condarc", "channels:\n  - defaults\nauto_activate_base: false\n")
         self.add(base, base / "bin" / "python", "conda", "conda-base", self.pythons["3.11"],
                  "base", True)
@@ -777,7 +816,7 @@ class FarmBuilder:
         return plan
 
     def build(self) -> None:
-        self.home.mkdir(parents=True)
+        _mkdir(self.home)
         self.pyenv_root()
         self.conda_base()
         self.uv_pythons(2)
@@ -802,7 +841,7 @@ class FarmBuilder:
         _write(self.home / ".bashrc", 'export PYENV_ROOT="$HOME/.pyenv"\n')
 
 
-def make_farm(root: Path, n: int, seed: int = 0) -> Manifest:
+def make_farm(root: Path, n: int, seed: int = 0, workers: int | None = None) -> Manifest:
     """Build a farm of `n` environments under `root` (wiped first) and return its manifest."""
     root = Path(root).absolute()
     if root.exists():
@@ -812,7 +851,10 @@ def make_farm(root: Path, n: int, seed: int = 0) -> Manifest:
     root.mkdir(parents=True)
     started = time.perf_counter()
     builder = FarmBuilder(root, n, seed)
+    _ops.clear()
     builder.build()
+    _execute(workers or os.cpu_count() or 1)
+    _ops.clear()
     manifest = Manifest(
         root=str(root),
         home=str(builder.home),

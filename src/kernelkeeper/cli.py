@@ -18,6 +18,7 @@ from . import __version__
 from .context import CODE_FOLDERS, DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
 from .environments import KINDS
 from .errors import UserError
+from .kernelspecs import STATUSES
 
 
 def config_path(env: dict[str, str]) -> Path:
@@ -31,7 +32,7 @@ def config_path(env: dict[str, str]) -> Path:
 def build_context(args: argparse.Namespace, env: dict[str, str]) -> Context:
     from .config import load_config
 
-    config = load_config(config_path(env))
+    config = load_config(config_path(env)).discovery
     roots = [*config.roots, *(Path(r) for r in args.root)]
     for root in args.root:
         if not Path(root).expanduser().is_dir():
@@ -115,6 +116,253 @@ def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+# --- kernels: list, add, remove, prune, sync --------------------------------------
+
+
+def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .kernelspecs import list_kernelspecs
+
+    kernels = list_kernelspecs()
+    for folder, reason in kernels.problems:
+        print(f"kernelkeeper: skipped {folder}: {reason}", file=sys.stderr)
+    shown = [k for k in kernels.kernels if not args.status or k.status in args.status]
+    if args.json:
+        _print_json([k.to_json() for k in shown])
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("name", "status", "display name", "interpreter", "path"):
+        table.add_column(column, overflow="fold")
+    home = Path(env.get("HOME", "/"))
+    styles = {"ok": "green", "stale": "red", "invalid": "red", "no-ipykernel": "yellow", "shadowed": "dim"}
+    for k in shown:
+        mark = "*" if k.managed else ""
+        table.add_row(
+            k.name + mark,
+            f"[{styles[k.status]}]{k.status}[/]",
+            k.display_name or "",
+            _home_short(k.interpreter, home) if k.interpreter else (k.argv[0] if k.argv else ""),
+            _home_short(k.resource_dir, home),
+        )
+    console = _console()
+    console.print(table)
+    for k in shown:
+        if k.status in ("stale", "invalid", "no-ipykernel"):
+            console.print(f"[yellow]{k.name}[/yellow]: {k.reason}")
+    console.print("* made by kernelkeeper", style="dim")
+    return 0
+
+
+def _discover(args: argparse.Namespace, env: dict[str, str]) -> tuple[Context, Any]:
+    from .discovery import discover
+
+    ctx = build_context(args, env)
+    found = discover(ctx)
+    for skipped in found.skipped:
+        print(f"kernelkeeper: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    return ctx, found
+
+
+def _parse_env_pairs(pairs: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not key.replace("_", "a").isalnum():
+            raise UserError(f"--env {pair!r}: expected KEY=VALUE", hint="e.g. --env OMP_NUM_THREADS=4")
+        out[key] = value
+    return out
+
+
+def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .apply import apply
+    from .environments import Found, merge
+    from .kernel import kernel_json, kernel_name, logo_files
+    from .kernelspecs import check_name, list_kernelspecs, locked, scope_dir
+    from .plan import Action, Plan
+    from .targets import resolve
+
+    ctx, found = _discover(args, env)
+    target = resolve(args.target, found, ctx)
+    if not target.healthy:
+        raise UserError(f"{target.prefix} is broken: {'; '.join(target.problems)}", hint="recreate the environment")
+    ran: list[str] = []
+    if not target.has_ipykernel:
+        command = install_ipykernel_command(target, env)
+        if not args.install_ipykernel:
+            raise UserError(
+                f"ipykernel is not installed in {target.prefix}",
+                hint=f"install it: `{' '.join(command)}`, or rerun with --install-ipykernel",
+            )
+        if not args.dry_run:
+            from .run import run_checked
+
+            run_checked(command, env=env)
+            target = merge([Found(target.prefix, k) for k in target.kinds], ctx.home)
+            if not target.has_ipykernel:
+                raise UserError(f"`{' '.join(command)}` ran but ipykernel is still missing in {target.prefix}")
+        ran.append(" ".join(command))
+    folder = scope_dir(args.scope)
+    extra = _parse_env_pairs(args.env)
+    spec = kernel_json(target, display=args.display_name, extra_env=extra)
+    with locked(folder) if not args.dry_run else _nullcontext():
+        present = list_kernelspecs()
+        existing = next(
+            (k for k in present.in_dir(folder) if k.managed and k.marker.get("prefix") == str(target.prefix)),
+            None,
+        )
+        if args.name:
+            name = check_name(args.name)
+            clash = next((k for k in present.kernels if k.name == name and k.resource_dir.parent == folder), None)
+            if clash is not None and not (clash.managed and clash.marker.get("prefix") == str(target.prefix)):
+                owner = "kernelkeeper's kernel for " + str(clash.marker.get("prefix")) if clash.managed else "a kernel"
+                raise UserError(
+                    f"{clash.resource_dir} is already {owner}; it is not overwritten",
+                    hint=f"choose another --name, or `kernelkeeper remove {name}` first",
+                )
+            verb = "update" if clash is not None else "add"
+        elif existing is not None:
+            name, verb = existing.name, "update"
+        else:
+            name, verb = kernel_name(target, {k.name for k in present.kernels}), "add"
+        action = Action(verb, name, folder, f"asked for {target.prefix}", target.prefix, spec, logo_files(target))
+        result: dict[str, Any] = {**action.to_json(), "ran": ran, "dry_run": bool(args.dry_run), "spec": spec}
+        if not args.dry_run:
+            (applied,) = apply(Plan((action,)), lock=False)
+            if applied.error:
+                raise UserError(f"could not write {action.path}: {applied.error}")
+    if args.json:
+        _print_json(result)
+    else:
+        for line in ran:
+            print(f"ran: {line}")
+        print(f"{'would ' if args.dry_run else ''}{verb} kernel {name!r} ({spec['display_name']}) in {folder}")
+    return 0
+
+
+def install_ipykernel_command(target: Any, env: dict[str, str]) -> list[str]:
+    """How the environment's own tool installs ipykernel: uv for uv envs, else the env's pip."""
+    import shutil
+
+    python = str(target.python)
+    if "uv" in target.kinds:
+        uv = shutil.which("uv", path=env.get("PATH"))
+        if uv:
+            return [uv, "pip", "install", "--python", python, "ipykernel"]
+    return [python, "-m", "pip", "install", "ipykernel"]
+
+
+def _nullcontext() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _select_by_name(names: list[str]) -> list[Any]:
+    from .kernelspecs import check_name, list_kernelspecs
+
+    present = list_kernelspecs(native=False)
+    visible = {k.name: k for k in present.kernels if k.status != "shadowed"}
+    chosen = []
+    for raw in names:
+        name = check_name(raw)
+        if name not in visible:
+            raise UserError(f"no kernelspec named {name!r}", hint="`kernelkeeper list` shows the kernel names")
+        chosen.append(visible[name])
+    return chosen
+
+
+def _confirm(question: str, args: argparse.Namespace) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UserError("refusing to remove kernels without confirmation", hint="rerun with --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _removal(kernels: list[Any], reason: str) -> Any:
+    from .plan import Action, Plan
+
+    return Plan(
+        tuple(Action("remove", k.name, k.resource_dir.parent, k.reason or reason, k.env_prefix) for k in kernels)
+    )
+
+
+def cmd_remove(args: argparse.Namespace, env: dict[str, str]) -> int:
+    plan = _removal(_select_by_name(args.names), "asked for by name")
+    return _apply_and_report(plan, args)
+
+
+def cmd_prune(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .kernelspecs import list_kernelspecs
+
+    stale = [k for k in list_kernelspecs(native=False).kernels if k.status == "stale"]
+    plan = _removal(stale, "interpreter is gone")
+    if plan and not args.dry_run and not args.json:
+        _render_plan(plan, dry_run=True)
+        if not _confirm(f"remove {len(plan.actions)} stale kernelspec(s)?", args):
+            print("nothing removed")
+            return 1
+    elif plan and not args.dry_run and not args.yes:
+        raise UserError("refusing to remove kernels without confirmation", hint="rerun with --yes")
+    return _apply_and_report(plan, args)
+
+
+def cmd_sync(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .apply import apply
+    from .config import load_config
+    from .kernelspecs import list_kernelspecs, locked, scope_dir
+    from .plan import plan_sync
+
+    filters = load_config(config_path(env)).sync
+    folder = scope_dir(args.scope)
+    _, found = _discover(args, env)
+    if args.dry_run:
+        plan = plan_sync(found.environments, list_kernelspecs(native=False), folder, filters)
+        return _report(plan, [], args)
+    with locked(folder):
+        # Planned under the lock: a concurrent run sees this run's kernels, not a stale list.
+        plan = plan_sync(found.environments, list_kernelspecs(native=False), folder, filters)
+        results = apply(plan, lock=False)
+    return _report(plan, results, args)
+
+
+def _apply_and_report(plan: Any, args: argparse.Namespace) -> int:
+    from .apply import apply
+
+    results = [] if args.dry_run else apply(plan)
+    return _report(plan, results, args)
+
+
+def _report(plan: Any, results: list[Any], args: argparse.Namespace) -> int:
+    errors = {id(r.action): r.error for r in results if r.error}
+    if args.json:
+        data = plan.to_json()
+        data["dry_run"] = bool(args.dry_run)
+        for entry, action in zip(data["actions"], plan.actions):
+            entry["error"] = errors.get(id(action))
+        _print_json(data)
+    else:
+        _render_plan(plan, dry_run=bool(args.dry_run), errors=errors)
+    return 1 if errors else 0
+
+
+def _render_plan(plan: Any, *, dry_run: bool, errors: dict[int, str | None] | None = None) -> None:
+    console = _console()
+    errors = errors or {}
+    if not plan.actions:
+        console.print("nothing to do: the kernel list is up to date")
+    past = {"add": "added", "update": "updated", "remove": "removed"}
+    for a in plan.actions:
+        verb = f"would {a.action}" if dry_run else past[a.action]
+        error = errors.get(id(a))
+        line = f"{verb} {a.kernel}: {a.reason}" + (f" [red](failed: {error})[/red]" if error else "")
+        console.print(line)
+    for note in plan.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+
+
 # --- parser and entry point -------------------------------------------------------
 
 
@@ -158,7 +406,73 @@ def make_parser() -> argparse.ArgumentParser:
     envs.add_argument("--kind", choices=KINDS, help="only environments of this kind")
     _add_discovery_options(envs)
     envs.set_defaults(func=cmd_envs)
+
+    lst = sub.add_parser(
+        "list",
+        help="list every kernelspec Jupyter sees, with its status",
+        description="Every kernelspec in Jupyter's kernel folders, in search order: "
+        "ok, stale (interpreter gone), no-ipykernel, shadowed (an earlier folder has the name), invalid.",
+    )
+    lst.add_argument("--json", action="store_true", help="print a JSON array")
+    lst.add_argument("--status", action="append", choices=STATUSES, help="only kernels with this status")
+    lst.set_defaults(func=cmd_list)
+
+    add = sub.add_parser(
+        "add",
+        help="give an environment a kernel",
+        description="Write a kernelspec that runs the environment's own Python with the environment active. "
+        "TARGET is an environment path, a project folder, or a name from `kernelkeeper envs`; "
+        "without it, the environment of the project you are in (or the active one).",
+    )
+    add.add_argument("target", nargs="?", metavar="TARGET")
+    add.add_argument("--name", help="kernel name (a-z, 0-9, '.', '_', '-'); default: kind-name-pyX.Y")
+    add.add_argument("--display-name", help="the name Jupyter shows; default: 'Python X.Y (name · kind)'")
+    _add_scope(add)
+    add.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra kernel variable")
+    add.add_argument(
+        "--install-ipykernel", action="store_true", help="install ipykernel into the environment if it lacks it"
+    )
+    _add_change_options(add, yes=False)
+    _add_discovery_options(add)
+    add.set_defaults(func=cmd_add)
+
+    rm = sub.add_parser("remove", help="remove kernelspecs by name (any kernelspec: you named it)")
+    rm.add_argument("names", nargs="+", metavar="NAME")
+    _add_change_options(rm, yes=False)
+    rm.set_defaults(func=cmd_remove)
+
+    prune = sub.add_parser("prune", help="remove kernelspecs whose interpreter is gone (asks first)")
+    _add_change_options(prune, yes=True)
+    prune.set_defaults(func=cmd_prune)
+
+    sync = sub.add_parser(
+        "sync",
+        help="make the kernel list match the environments",
+        description="Add a kernel for every healthy environment with ipykernel, update kernelkeeper's kernels "
+        "whose environment changed, remove kernelkeeper's kernels whose environment is gone. "
+        "Kernelspecs kernelkeeper did not make are never touched.",
+    )
+    _add_scope(sync)
+    _add_change_options(sync, yes=False)
+    _add_discovery_options(sync)
+    sync.set_defaults(func=cmd_sync)
     return parser
+
+
+def _add_scope(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scope",
+        default="user",
+        metavar="SCOPE",
+        help="where kernels go: user (default), sys-prefix, system (every user), or prefix:PATH",
+    )
+
+
+def _add_change_options(p: argparse.ArgumentParser, *, yes: bool) -> None:
+    p.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    if yes:
+        p.add_argument("-y", "--yes", action="store_true", help="don't ask before removing")
 
 
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:

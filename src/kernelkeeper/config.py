@@ -8,6 +8,13 @@ The user config lives at ``<user config dir>/kernelkeeper/config.toml``::
     max_dirs = 20000             # folders walked per root before giving up
     default_roots = true         # scan ~/projects, ~/code, ~/src, ...
     paths = ["/opt/envs/shared"] # environments (or folders of them) named outright
+
+    [sync]                       # which environments `sync` gives a kernel
+    include_kinds = []           # only these kinds (empty: all)
+    exclude_kinds = ["system"]
+    include_names = []           # globs on the environment's name
+    exclude_names = ["scratch*"]
+    exclude_paths = ["/tmp/*"]   # globs on the prefix
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ else:  # pragma: no cover - exercised on 3.9/3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 from .errors import UserError
+from .plan import Filters
 
 
 def load_toml(path: Path, *, strict: bool = False) -> dict[str, Any] | None:
@@ -48,8 +56,38 @@ class DiscoveryConfig:
     paths: tuple[Path, ...] = field(default=())
 
 
-def load_config(path: Path) -> DiscoveryConfig:
+@dataclass(frozen=True)
+class Config:
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    sync: Filters = field(default_factory=Filters)
+
+
+def load_config(path: Path) -> Config:
     data = load_toml(path, strict=True) or {}
+    return Config(_discovery(data, path), _filters(data, path))
+
+
+def _filters(data: dict[str, Any], path: Path) -> Filters:
+    section = data.get("sync", {})
+    if not isinstance(section, dict):
+        raise UserError(f"{path}: [sync] must be a table")
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = section.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UserError(f"{path}: sync.{key} must be a list of strings")
+        return tuple(value)
+
+    return Filters(
+        include_kinds=strings("include_kinds"),
+        exclude_kinds=strings("exclude_kinds"),
+        include_names=strings("include_names"),
+        exclude_names=strings("exclude_names"),
+        exclude_paths=strings("exclude_paths"),
+    )
+
+
+def _discovery(data: dict[str, Any], path: Path) -> DiscoveryConfig:
     section = data.get("discovery", {})
     if not isinstance(section, dict):
         raise UserError(f"{path}: [discovery] must be a table")

@@ -1,0 +1,133 @@
+"""What kernel an environment gets: its name, display name and kernel.json.
+
+Pure functions of an `Environment`; the provider and `add`/`sync` share them
+so a notebook saved against one opens with the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .environments import Environment
+from .kernelspecs import MARKER, slug
+
+CONDA_KINDS = ("conda", "pixi")
+# Set by the Jupyter server's own activation; they must not leak into a kernel of another env.
+# An empty value is what Python and the tools treat as unset.
+_LEAKS = ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
+
+
+def base_name(env: Environment) -> str:
+    """``poetry-api-py3.11``: kind, env or project name, Python minor — the same on every machine."""
+    minor = f"-py{env.minor}" if env.minor else ""
+    return f"{env.kind}-{slug(env.name) or 'env'}{minor}"
+
+
+def prefix_hash(prefix: Path) -> str:
+    return hashlib.sha256(str(prefix).encode()).hexdigest()[:6]
+
+
+def kernel_name(env: Environment, taken: Collection[str]) -> str:
+    """The stable name, or with a short hash of the prefix when another kernel has it."""
+    name = base_name(env)
+    if name in taken:
+        name = f"{name}-{prefix_hash(env.prefix)}"
+    return name
+
+
+def display_name(env: Environment) -> str:
+    """``Python 3.11 (api · poetry)``."""
+    version = f"Python {env.minor}" if env.minor else "Python"
+    return f"{version} ({env.name} · {env.kind})"
+
+
+def conda_activate_exports(prefix: Path) -> dict[str, str]:
+    """The plain ``export VAR=value`` lines of a conda env's ``etc/conda/activate.d/*.sh``.
+
+    Lines that run commands or test conditions cannot be said statically and are skipped.
+    """
+    folder = prefix / "etc" / "conda" / "activate.d"
+    try:
+        scripts = sorted(p for p in folder.iterdir() if p.suffix == ".sh")
+    except OSError:
+        return {}
+    exports: dict[str, str] = {}
+    pattern = re.compile(
+        r"""^\s*export\s+([A-Za-z_][A-Za-z0-9_]*)=(?:"([^"$`]*(?:\$\{?CONDA_PREFIX\}?[^"$`]*)*)"|'([^']*)'|([^\s"'$`;&|]*))\s*$"""
+    )
+    for script in scripts:
+        try:
+            lines = script.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            m = pattern.match(line)
+            if m:
+                value = next(v for v in m.groups()[1:] if v is not None)
+                exports[m.group(1)] = re.sub(r"\$\{?CONDA_PREFIX\}?", str(prefix), value)
+    return exports
+
+
+def activation_env(env: Environment) -> dict[str, str]:
+    """The variables that make the kernel behave like the activated environment."""
+    bin_dir = env.python.parent if env.python is not None else env.prefix / "bin"
+    variables: dict[str, str] = {"PATH": f"{bin_dir}{os.pathsep}${{PATH}}"}
+    if any(kind in CONDA_KINDS for kind in env.kinds):
+        variables.update(conda_activate_exports(env.prefix))
+        variables["CONDA_PREFIX"] = str(env.prefix)
+        variables["CONDA_DEFAULT_ENV"] = env.name
+        variables["VIRTUAL_ENV"] = ""
+    elif (env.prefix / "pyvenv.cfg").is_file():
+        variables["VIRTUAL_ENV"] = str(env.prefix)
+        variables["CONDA_PREFIX"] = ""
+        variables["CONDA_DEFAULT_ENV"] = ""
+    else:
+        variables["VIRTUAL_ENV"] = ""
+        variables["CONDA_PREFIX"] = ""
+        variables["CONDA_DEFAULT_ENV"] = ""
+    for leak in _LEAKS:
+        variables.setdefault(leak, "")
+    return variables
+
+
+def kernel_json(
+    env: Environment,
+    *,
+    display: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The kernel.json for an environment: its own interpreter, the env active."""
+    python = str(env.python if env.python is not None else env.prefix / "bin" / "python")
+    variables = activation_env(env)
+    variables.update(extra_env or {})
+    return {
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": display or display_name(env),
+        "language": "python",
+        "interrupt_mode": "signal",
+        "env": variables,
+        "metadata": {
+            "debugger": True,
+            MARKER: {
+                "prefix": str(env.prefix),
+                "kind": env.kind,
+                "name": env.name,
+                "python_version": env.version,
+                "tool_version": __version__,
+            },
+        },
+    }
+
+
+def logo_files(env: Environment) -> dict[str, Path]:
+    """ipykernel's logos from the environment, copied beside kernel.json as `ipykernel install` does."""
+    if env.site_packages is None:
+        return {}
+    resources = env.site_packages / "ipykernel" / "resources"
+    return {p.name: p for p in (resources.glob("logo-*") if resources.is_dir() else [])}

@@ -1,0 +1,177 @@
+"""Plan: desired kernels vs the kernelspecs present -> a list of actions. Pure.
+
+``plan_sync`` decides what ``sync`` does; ``apply`` (in apply.py) is the only
+writer. Rules, each with its reason in the plan:
+
+* add a kernel for every healthy environment with ipykernel that passes the
+  filters and has no kernel yet (neither kernelkeeper's nor a hand-made one
+  running the same interpreter);
+* update kernelkeeper's kernel of an environment whose kernel.json would now
+  differ (a new Python version, a moved interpreter), keeping its name;
+* remove kernelkeeper's kernels whose environment is gone (interpreter missing);
+* never touch a kernelspec without kernelkeeper's marker.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .environments import Environment
+from .kernel import kernel_json, kernel_name, logo_files
+from .kernelspecs import MARKER, KernelList, KernelSpecInfo
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which environments ``sync`` gives a kernel (globs for names and paths)."""
+
+    include_kinds: tuple[str, ...] = ()
+    exclude_kinds: tuple[str, ...] = ()
+    include_names: tuple[str, ...] = ()
+    exclude_names: tuple[str, ...] = ()
+    exclude_paths: tuple[str, ...] = ()
+
+    def admits(self, env: Environment) -> bool:
+        if self.include_kinds and not set(env.kinds) & set(self.include_kinds):
+            return False
+        if set(env.kinds) & set(self.exclude_kinds):
+            return False
+        if self.include_names and not any(fnmatch.fnmatch(env.name, g) for g in self.include_names):
+            return False
+        if any(fnmatch.fnmatch(env.name, g) for g in self.exclude_names):
+            return False
+        return not any(fnmatch.fnmatch(str(env.prefix), os.path.expanduser(g)) for g in self.exclude_paths)
+
+
+@dataclass(frozen=True)
+class Action:
+    action: str  # add | update | remove
+    kernel: str
+    folder: Path
+    reason: str
+    env: Path | None = None
+    spec: dict[str, Any] | None = field(default=None, compare=False)
+    files: dict[str, Path] = field(default_factory=dict, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.kernel
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "kernel": self.kernel,
+            "env": str(self.env) if self.env else None,
+            "reason": self.reason,
+            "path": str(self.path),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"actions": [a.to_json() for a in self.actions], "notes": list(self.notes)}
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+
+def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    """A kernel.json without the fields that change with every kernelkeeper release."""
+    out = dict(spec)
+    metadata = dict(out.get("metadata") or {})
+    marker = dict(metadata.get(MARKER) or {})
+    marker.pop("tool_version", None)
+    metadata[MARKER] = marker
+    out["metadata"] = metadata
+    return out
+
+
+def spec_changes(old: KernelSpecInfo, new: dict[str, Any]) -> str | None:
+    """Why an existing kernelspec differs from what it should be, or None when it doesn't."""
+    old_spec = {
+        "argv": list(old.argv),
+        "display_name": old.display_name,
+        "language": old.language,
+        "interrupt_mode": new.get("interrupt_mode"),
+        "env": old.env,
+        "metadata": old.metadata,
+    }
+    if _comparable(old_spec) == _comparable(new):
+        return None
+    old_version = old.marker.get("python_version")
+    new_version = new["metadata"][MARKER].get("python_version")
+    if old_version != new_version:
+        return f"Python {old_version} → {new_version}"
+    if list(old.argv) != new["argv"]:
+        return f"interpreter {old.argv[0] if old.argv else '?'} → {new['argv'][0]}"
+    if old.display_name != new["display_name"]:
+        return f"display name {old.display_name!r} → {new['display_name']!r}"
+    return "kernel.json differs from what the environment needs"
+
+
+def _same_interpreter(a: Path | None, b: Path | None) -> bool:
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b) and a.parent.parent == b.parent.parent
+    except OSError:
+        return False
+
+
+def plan_sync(
+    environments: Iterable[Environment],
+    present: KernelList,
+    folder: Path,
+    filters: Filters = Filters(),
+) -> Plan:
+    """What ``sync`` must do to make ``folder``'s kernels match the environments."""
+    envs = [e for e in environments if e.healthy and e.has_ipykernel and filters.admits(e)]
+    mine: dict[str, KernelSpecInfo] = {}
+    for k in present.in_dir(folder):
+        if k.managed and k.status != "invalid":
+            mine.setdefault(str(k.marker.get("prefix")), k)
+    taken = {k.name for k in present.kernels}
+    actions: list[Action] = []
+    notes: list[str] = []
+    for env in envs:
+        spec = kernel_json(env)
+        existing = mine.get(str(env.prefix))
+        if existing is not None:
+            why = spec_changes(existing, spec)
+            if why:
+                actions.append(Action("update", existing.name, folder, why, env.prefix, spec, logo_files(env)))
+            continue
+        foreign = next(
+            (
+                k
+                for k in present.visible().values()
+                if not k.managed and k.status == "ok" and _same_interpreter(k.interpreter, env.python)
+            ),
+            None,
+        )
+        if foreign is not None:
+            notes.append(
+                f"{env.name} ({env.prefix}) already has the kernel {foreign.name!r} made by hand; "
+                f"left as it is (`kernelkeeper remove {foreign.name}` then sync to replace it)"
+            )
+            continue
+        name = kernel_name(env, taken)
+        taken.add(name)
+        actions.append(
+            Action("add", name, folder, "environment has ipykernel and no kernel", env.prefix, spec, logo_files(env))
+        )
+    for prefix, k in mine.items():
+        if k.status == "stale":
+            actions.append(Action("remove", k.name, folder, f"environment is gone: {k.reason}", Path(prefix)))
+    return Plan(tuple(actions), tuple(notes))

@@ -1,0 +1,73 @@
+"""Which environment `add` means: a prefix, a project folder, an env name, or "here"."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .context import Context
+from .discovery import Discovery
+from .environments import Environment, Found, merge
+from .errors import UserError
+from .projects import is_env_dir
+
+
+def _env_at(prefix: Path, found: Discovery, ctx: Context) -> Environment:
+    real = Path(os.path.realpath(prefix))
+    for env in found.environments:
+        if env.prefix == real:
+            return env
+    # Not under any scanned root: describe it on its own.
+    kind = "conda" if (real / "conda-meta").is_dir() else "venv"
+    return merge([Found(real, kind)], ctx.home)
+
+
+def resolve(target: str | None, found: Discovery, ctx: Context) -> Environment:
+    if target is None:
+        return _here(found, ctx)
+    path = Path(target).expanduser()
+    if path.is_dir():
+        path = path.absolute()
+        if is_env_dir(str(path)):
+            return _env_at(path, found, ctx)
+        in_project = [e for e in found.environments if e.project is not None and e.project == path]
+        if not in_project:
+            for name in (".venv", "venv", "env"):
+                if is_env_dir(str(path / name)):
+                    return _env_at(path / name, found, ctx)
+            raise UserError(
+                f"{path} is neither an environment nor a project with one",
+                hint="create the project's environment first (e.g. `uv venv`, `poetry install`), or pass its path",
+            )
+        return _pick(in_project, f"project {path}")
+    named = [e for e in found.environments if e.name == target]
+    if not named:
+        raise UserError(
+            f"no environment, folder or project named {target!r}",
+            hint="`kernelkeeper envs` lists the environment names it knows",
+        )
+    return _pick(named, f"name {target!r}")
+
+
+def _pick(candidates: list[Environment], what: str) -> Environment:
+    healthy = [e for e in candidates if e.healthy] or candidates
+    if len(healthy) == 1:
+        return healthy[0]
+    listing = "; ".join(f"{e.prefix} ({e.kind})" for e in healthy)
+    raise UserError(f"{what} matches {len(healthy)} environments: {listing}", hint="pass the prefix path instead")
+
+
+def _here(found: Discovery, ctx: Context) -> Environment:
+    """The environment of the project the current folder is in, else the active one."""
+    for folder in (ctx.cwd, *ctx.cwd.parents):
+        mine = [e for e in found.environments if e.project == folder]
+        if mine:
+            return _pick(mine, f"project {folder}")
+    for var in ("VIRTUAL_ENV", "CONDA_PREFIX"):
+        active = ctx.path_var(var)
+        if active is not None and is_env_dir(str(active)):
+            return _env_at(active, found, ctx)
+    raise UserError(
+        f"no project environment found in {ctx.cwd} or its parents, and none is active",
+        hint="pass the environment: `kernelkeeper add PATH|NAME` (`kernelkeeper envs` lists them)",
+    )
