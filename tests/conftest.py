@@ -101,6 +101,11 @@ def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("JUPYTER_CONFIG_PATH", str(tmp_path / "jupyter-config-path"))
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     monkeypatch.setenv("PYENV_ROOT", str(home / ".pyenv"))
+    # jupyter_path() adds the Python user base's share/jupyter: keep it in the fake HOME too.
+    monkeypatch.setenv("PYTHONUSERBASE", str(home / ".local"))
+    import site
+
+    monkeypatch.setattr(site, "USER_BASE", str(home / ".local"))
     # PATH keeps only the system folders: no pyenv shims, no tool venvs.
     monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
     monkeypatch.chdir(tmp_path)

@@ -179,7 +179,7 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .environments import Found, merge
     from .kernel import kernel_json, kernel_name, logo_files
     from .kernelspecs import check_name, list_kernelspecs, locked, scope_dir
-    from .plan import Action, Plan
+    from .plan import Action, Plan, taken_names
     from .targets import resolve
 
     ctx, found = _discover(args, env)
@@ -206,7 +206,7 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     extra = _parse_env_pairs(args.env)
     spec = kernel_json(target, display=args.display_name, extra_env=extra)
     with locked(folder) if not args.dry_run else _nullcontext():
-        present = list_kernelspecs()
+        present = list_kernelspecs(also=folder)
         existing = next(
             (k for k in present.in_dir(folder) if k.managed and k.marker.get("prefix") == str(target.prefix)),
             None,
@@ -224,7 +224,7 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
         elif existing is not None:
             name, verb = existing.name, "update"
         else:
-            name, verb = kernel_name(target, {k.name for k in present.kernels}), "add"
+            name, verb = kernel_name(target, taken_names(present, folder, target.prefix)), "add"
         action = Action(verb, name, folder, f"asked for {target.prefix}", target.prefix, spec, logo_files(target))
         result: dict[str, Any] = {**action.to_json(), "ran": ran, "dry_run": bool(args.dry_run), "spec": spec}
         if not args.dry_run:
@@ -235,7 +235,7 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
         _print_json(result)
     else:
         for line in ran:
-            print(f"ran: {line}")
+            print(f"{'would run' if args.dry_run else 'ran'}: {line}")
         print(f"{'would ' if args.dry_run else ''}{verb} kernel {name!r} ({spec['display_name']}) in {folder}")
     return 0
 
@@ -319,11 +319,11 @@ def cmd_sync(args: argparse.Namespace, env: dict[str, str]) -> int:
     folder = scope_dir(args.scope)
     _, found = _discover(args, env)
     if args.dry_run:
-        plan = plan_sync(found.environments, list_kernelspecs(native=False), folder, filters)
+        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters)
         return _report(plan, [], args)
     with locked(folder):
         # Planned under the lock: a concurrent run sees this run's kernels, not a stale list.
-        plan = plan_sync(found.environments, list_kernelspecs(native=False), folder, filters)
+        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters)
         results = apply(plan, lock=False)
     return _report(plan, results, args)
 

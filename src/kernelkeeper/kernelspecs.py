@@ -209,9 +209,14 @@ class KernelList:
         return [k for k in self.kernels if k.resource_dir.parent == folder]
 
 
-def list_kernelspecs(dirs: list[Path] | None = None, *, native: bool = True) -> KernelList:
-    """Every kernelspec in Jupyter's kernel folders, in search order, with a status."""
+def list_kernelspecs(dirs: list[Path] | None = None, *, native: bool = True, also: Path | None = None) -> KernelList:
+    """Every kernelspec in Jupyter's kernel folders, in search order, with a status.
+
+    ``also``: a kernels folder outside Jupyter's path (a ``prefix:`` scope), read last.
+    """
     dirs = kernel_dirs() if dirs is None else dirs
+    if also is not None and also not in dirs:
+        dirs = [*dirs, also]
     kernels: list[KernelSpecInfo] = []
     problems: list[tuple[Path, str]] = []
     seen: dict[str, Path] = {}

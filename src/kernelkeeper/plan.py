@@ -129,6 +129,18 @@ def _same_interpreter(a: Path | None, b: Path | None) -> bool:
         return False
 
 
+def taken_names(present: KernelList, folder: Path, prefix: Path) -> set[str]:
+    """Names a new kernel for ``prefix`` must not use: every other kernel's, in the path and in ``folder``.
+
+    A kernel of the same environment in another scope may share the name: it is the same kernel.
+    """
+    return {
+        k.name
+        for k in present.kernels
+        if k.resource_dir.parent == folder or not (k.managed and k.marker.get("prefix") == str(prefix))
+    }
+
+
 def plan_sync(
     environments: Iterable[Environment],
     present: KernelList,
@@ -141,7 +153,6 @@ def plan_sync(
     for k in present.in_dir(folder):
         if k.managed and k.status != "invalid":
             mine.setdefault(str(k.marker.get("prefix")), k)
-    taken = {k.name for k in present.kernels}
     actions: list[Action] = []
     notes: list[str] = []
     for env in envs:
@@ -166,8 +177,8 @@ def plan_sync(
                 f"left as it is (`kernelkeeper remove {foreign.name}` then sync to replace it)"
             )
             continue
-        name = kernel_name(env, taken)
-        taken.add(name)
+        name = kernel_name(env, taken_names(present, folder, env.prefix))
+        present = KernelList((*present.kernels, KernelSpecInfo(name, folder / name, metadata={MARKER: {}})))
         actions.append(
             Action("add", name, folder, "environment has ipykernel and no kernel", env.prefix, spec, logo_files(env))
         )

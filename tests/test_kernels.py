@@ -1,0 +1,314 @@
+"""add / list / remove / prune / sync over on-disk environments (real kernels: test_real_kernels.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fakes
+import pytest
+
+from kernelkeeper.cli import main
+from kernelkeeper.context import Context
+from kernelkeeper.discovery import discover
+from kernelkeeper.kernelspecs import list_kernelspecs, scope_dir
+from kernelkeeper.plan import Filters, plan_sync
+
+
+def kernels_dir() -> Path:
+    return Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels"
+
+
+def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
+    capsys.readouterr()
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else None
+
+
+def foreign_kernel(folder: Path, name: str, python: str) -> Path:
+    """What `python -m ipykernel install --user --name NAME` writes."""
+    path = folder / name
+    path.mkdir(parents=True)
+    spec = {
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": name,
+        "language": "python",
+        "metadata": {"debugger": True},
+    }
+    (path / "kernel.json").write_text(json.dumps(spec))
+    return path
+
+
+@pytest.fixture
+def three_envs(fake_home: Path) -> dict[str, Path]:
+    projects = fake_home / "projects"
+    return {
+        "alpha": fakes.venv(fakes.project(projects / "alpha") / ".venv", ipykernel=True),
+        "beta": fakes.venv(
+            fakes.project(projects / "beta", files={"uv.lock": ""}) / ".venv", tool="uv", ipykernel=True
+        ),
+        "sci": fakes.conda(fake_home / "miniconda3" / "envs" / "sci", ipykernel=True, version="3.10.13"),
+        "bare": fakes.venv(fakes.project(projects / "bare") / ".venv"),
+    }
+
+
+def test_sync_adds_then_does_nothing_and_writes_nothing(three_envs: dict[str, Path], capsys) -> None:
+    code, plan = cli_json(capsys, "sync")
+    assert code == 0
+    actions = plan["actions"]  # type: ignore[index]
+    assert sorted((a["action"], a["kernel"]) for a in actions) == [
+        ("add", "conda-sci-py3.10"),
+        ("add", "uv-beta-py3.11".replace("3.11", fakes.MINOR)),
+        ("add", f"venv-alpha-py{fakes.MINOR}"),
+    ]
+    assert all(a["error"] is None for a in actions)
+    spec = json.loads((kernels_dir() / f"venv-alpha-py{fakes.MINOR}" / "kernel.json").read_text())
+    alpha = three_envs["alpha"]
+    assert spec["argv"] == [str(alpha / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert spec["env"]["PATH"] == f"{alpha / 'bin'}:${{PATH}}"
+    assert spec["env"]["VIRTUAL_ENV"] == str(alpha)
+    assert spec["env"]["PYTHONHOME"] == "" and spec["env"]["CONDA_PREFIX"] == ""
+    assert spec["display_name"] == f"Python {fakes.MINOR} (alpha · venv)"
+    assert spec["metadata"]["kernelkeeper"]["prefix"] == str(alpha)
+    conda_spec = json.loads((kernels_dir() / "conda-sci-py3.10" / "kernel.json").read_text())
+    assert conda_spec["env"]["CONDA_PREFIX"] == str(three_envs["sci"])
+    assert conda_spec["env"]["CONDA_DEFAULT_ENV"] == "sci"
+    assert conda_spec["env"]["VIRTUAL_ENV"] == ""
+
+    before = {p: p.stat().st_mtime_ns for p in kernels_dir().rglob("*")}
+    code, plan = cli_json(capsys, "sync")
+    assert code == 0 and plan["actions"] == []  # type: ignore[index]
+    assert {p: p.stat().st_mtime_ns for p in kernels_dir().rglob("*")} == before
+
+
+def test_dry_run_writes_nothing(three_envs: dict[str, Path], capsys) -> None:
+    code, plan = cli_json(capsys, "sync", "--dry-run")
+    assert code == 0 and len(plan["actions"]) == 3  # type: ignore[index]
+    assert not kernels_dir().exists()
+    assert main(["add", str(three_envs["alpha"]), "--dry-run"]) == 0
+    assert "would add kernel" in capsys.readouterr().out
+    assert not kernels_dir().exists()
+
+
+def test_deleted_env_goes_stale_and_sync_removes_only_its_own(three_envs: dict[str, Path], capsys) -> None:
+    import shutil
+
+    assert main(["sync"]) == 0
+    gone_python = three_envs["beta"] / "bin" / "python"
+    foreign = foreign_kernel(kernels_dir(), "handmade", str(gone_python))
+    shutil.rmtree(three_envs["beta"])
+    _, listing = cli_json(capsys, "list")
+    status = {k["name"]: (k["status"], k["managed"]) for k in listing}  # type: ignore[union-attr]
+    assert status[f"uv-beta-py{fakes.MINOR}"] == ("stale", True)
+    assert status["handmade"] == ("stale", False)
+    assert status[f"venv-alpha-py{fakes.MINOR}"] == ("ok", True)
+
+    _, plan = cli_json(capsys, "sync")
+    assert [(a["action"], a["kernel"]) for a in plan["actions"]] == [("remove", f"uv-beta-py{fakes.MINOR}")]  # type: ignore[index]
+    assert foreign.exists(), "sync never touches a kernel kernelkeeper did not make"
+
+    assert main(["prune", "--dry-run"]) == 0
+    assert foreign.exists()
+    _, plan = cli_json(capsys, "prune", "--yes")
+    assert [a["kernel"] for a in plan["actions"]] == ["handmade"]  # type: ignore[index]
+    assert not foreign.exists()
+
+
+def test_prune_without_yes_refuses_when_it_cannot_ask(three_envs: dict[str, Path], capsys) -> None:
+    foreign = foreign_kernel(kernels_dir(), "dead", "/nonexistent/bin/python")
+    assert main(["prune"]) == 1
+    assert "rerun with --yes" in capsys.readouterr().err
+    assert foreign.exists()
+
+
+def test_update_keeps_the_name(three_envs: dict[str, Path], capsys) -> None:
+    assert main(["sync"]) == 0
+    alpha = three_envs["alpha"]
+    cfg = alpha / "pyvenv.cfg"
+    cfg.write_text(cfg.read_text().replace(f"version = {fakes.BASE_VERSION}", f"version = {fakes.MINOR}.99"))
+    _, plan = cli_json(capsys, "sync")
+    assert [(a["action"], a["kernel"], a["reason"]) for a in plan["actions"]] == [  # type: ignore[index]
+        ("update", f"venv-alpha-py{fakes.MINOR}", f"Python {fakes.BASE_VERSION} → {fakes.MINOR}.99")
+    ]
+    spec = json.loads((kernels_dir() / f"venv-alpha-py{fakes.MINOR}" / "kernel.json").read_text())
+    assert spec["metadata"]["kernelkeeper"]["python_version"] == f"{fakes.MINOR}.99"
+
+
+def test_two_projects_with_one_name_never_overwrite(fake_home: Path, capsys) -> None:
+    a = fakes.venv(fakes.project(fake_home / "projects" / "api") / ".venv", ipykernel=True)
+    b = fakes.venv(fakes.project(fake_home / "work" / "client" / "api") / ".venv", ipykernel=True)
+    _, plan = cli_json(capsys, "sync")
+    names = {a_["env"]: a_["kernel"] for a_ in plan["actions"]}  # type: ignore[index]
+    assert len(set(names.values())) == 2
+    base = f"venv-api-py{fakes.MINOR}"
+    assert base in names.values()
+    assert any(n.startswith(base + "-") and len(n) == len(base) + 7 for n in names.values())
+    # Hand-made kernel with the same name: ours gets the hashed name, theirs is untouched.
+    assert {str(a), str(b)} == set(names)
+
+
+def test_foreign_kernel_for_the_same_interpreter_is_not_duplicated(three_envs: dict[str, Path], capsys) -> None:
+    foreign_kernel(kernels_dir(), "alpha-by-hand", str(three_envs["alpha"] / "bin" / "python"))
+    _, plan = cli_json(capsys, "sync")
+    assert "venv-alpha" not in json.dumps(plan["actions"])  # type: ignore[index]
+    assert any("alpha-by-hand" in n for n in plan["notes"])  # type: ignore[index]
+
+
+def test_filters_from_config(three_envs: dict[str, Path], fake_home: Path, capsys) -> None:
+    cfg = fake_home / ".config" / "kernelkeeper"
+    cfg.mkdir(parents=True)
+    (cfg / "config.toml").write_text('[sync]\nexclude_kinds = ["conda"]\nexclude_names = ["bet*"]\n')
+    _, plan = cli_json(capsys, "sync", "--dry-run")
+    assert [a["kernel"] for a in plan["actions"]] == [f"venv-alpha-py{fakes.MINOR}"]  # type: ignore[index]
+
+
+def test_plan_is_pure_and_deterministic(three_envs: dict[str, Path], tmp_path: Path) -> None:
+    envs = discover(Context.from_environ()).environments
+    folder = tmp_path / "nowhere" / "kernels"
+    present = list_kernelspecs(native=False)
+    p1 = plan_sync(envs, present, folder, Filters())
+    p2 = plan_sync(envs, present, folder, Filters(include_kinds=("uv",)))
+    assert not folder.exists()
+    assert [a.kernel for a in p1.actions] == [a.kernel for a in plan_sync(envs, present, folder).actions]
+    assert [a.kernel for a in p2.actions] == [f"uv-beta-py{fakes.MINOR}"]
+
+
+def test_add_targets_and_refusals(three_envs: dict[str, Path], fake_home: Path, monkeypatch, capsys) -> None:
+    # By project folder, from inside the project, by env name, by prefix.
+    monkeypatch.chdir(fake_home / "projects" / "alpha")
+    assert main(["add"]) == 0
+    assert (kernels_dir() / f"venv-alpha-py{fakes.MINOR}").is_dir()
+    assert main(["add", "sci", "--name", "science", "--display-name", "Science!", "--env", "OMP_NUM_THREADS=2"]) == 0
+    spec = json.loads((kernels_dir() / "science" / "kernel.json").read_text())
+    assert spec["display_name"] == "Science!" and spec["env"]["OMP_NUM_THREADS"] == "2"
+    assert main(["add", str(fake_home / "projects" / "beta")]) == 0
+    capsys.readouterr()
+
+    # Without ipykernel: refused with the exact command that fixes it.
+    assert main(["add", str(three_envs["bare"])]) == 1
+    err = capsys.readouterr().err
+    assert f"{three_envs['bare'] / 'bin' / 'python'} -m pip install ipykernel" in err
+    assert "--install-ipykernel" in err
+
+    # Bad names: spaces, capitals, unicode, path escapes.
+    for bad in ("my kernel", "MyKernel", "kérnel", "../evil", "a/b", ".."):
+        assert main(["add", "sci", "--name", bad]) == 1, bad
+        assert "invalid kernel name" in capsys.readouterr().err
+    assert not (kernels_dir().parent / "evil").exists()
+
+    # A name taken by someone else's kernel is not overwritten.
+    foreign = foreign_kernel(kernels_dir(), "taken", "/usr/bin/python3")
+    assert main(["add", "sci", "--name", "taken"]) == 1
+    assert "not overwritten" in capsys.readouterr().err
+    assert json.loads((foreign / "kernel.json").read_text())["display_name"] == "taken"
+
+    # Adding again updates the same kernel; it never makes a second one.
+    assert main(["add", str(three_envs["alpha"]), "--display-name", "Alpha"]) == 0
+    alpha_kernels = [p for p in kernels_dir().iterdir() if "alpha" in p.name]
+    assert [p.name for p in alpha_kernels] == [f"venv-alpha-py{fakes.MINOR}"]
+
+
+def test_scopes(three_envs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    assert main(["add", "sci", "--scope", "system"]) == 0
+    system = scope_dir("system")
+    assert str(system).startswith(str(tmp_path)), "conftest redirects the system path"
+    assert (system / "conda-sci-py3.10" / "kernel.json").is_file()
+    assert main(["add", "sci", "--scope", f"prefix:{tmp_path / 'pfx'}"]) == 0
+    assert (tmp_path / "pfx" / "share" / "jupyter" / "kernels" / "conda-sci-py3.10").is_dir()
+    assert main(["add", "sci", "--scope", "galaxy"]) == 1
+    assert "unknown scope" in capsys.readouterr().err
+
+
+def test_remove_by_name_and_unknown_name(three_envs: dict[str, Path], capsys) -> None:
+    foreign = foreign_kernel(kernels_dir(), "mine", "/usr/bin/python3")
+    assert main(["remove", "mine", "nope"]) == 1
+    assert "no kernelspec named 'nope'" in capsys.readouterr().err
+    assert foreign.exists(), "nothing is removed when one name is wrong"
+    assert main(["remove", "mine"]) == 0
+    assert not foreign.exists()
+    assert main(["remove", "../etc"]) == 1
+
+
+def test_bad_kernelspecs_are_listed_not_fatal(three_envs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    folder = kernels_dir()
+    (folder / "broken").mkdir(parents=True)
+    (folder / "broken" / "kernel.json").write_text("{not json")
+    (folder / "noargv").mkdir()
+    (folder / "noargv" / "kernel.json").write_text('{"display_name": "x"}')
+    python = str(three_envs["sci"] / "bin" / "python")
+    elsewhere = foreign_kernel(tmp_path / "other", "linked", python)
+    (folder / "linked").symlink_to(elsewhere)
+    (folder / "dangling").symlink_to(tmp_path / "missing")
+    (folder / "Upper").mkdir()
+    (folder / "Upper" / "kernel.json").write_text(json.dumps({"argv": [python], "display_name": "U"}))
+    code, listing = cli_json(capsys, "list")
+    assert code == 0
+    status = {k["name"]: k["status"] for k in listing}  # type: ignore[union-attr]
+    assert status["broken"] == "invalid"
+    assert status["noargv"] == "invalid"
+    assert status["linked"] == "ok"
+    assert status["upper"] == "ok", "Jupyter lower-cases folder names"
+    assert status["dangling"] == "invalid"
+    reason = {k["name"]: k["reason"] for k in listing}  # type: ignore[union-attr]
+    assert "not valid JSON" in reason["broken"]
+    # sync and prune leave all of them alone (none is kernelkeeper's, none is stale).
+    assert main(["sync"]) == 0
+    assert main(["prune", "--yes"]) == 0
+    assert (folder / "broken" / "kernel.json").read_text() == "{not json"
+    assert (folder / "linked").is_symlink() and elsewhere.exists()
+
+
+def test_shadowed_kernel(three_envs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    early = Path(os.environ["JUPYTER_PATH"]) / "kernels"
+    python = str(three_envs["sci"] / "bin" / "python")
+    foreign_kernel(early, "dup", python)
+    foreign_kernel(kernels_dir(), "dup", python)
+    _, listing = cli_json(capsys, "list")
+    dups = [(k["resource_dir"], k["status"]) for k in listing if k["name"] == "dup"]  # type: ignore[union-attr]
+    assert dups == [(str(early / "dup"), "ok"), (str(kernels_dir() / "dup"), "shadowed")]
+
+
+def _sync_cmd() -> list[str]:
+    return [sys.executable, "-m", "kernelkeeper", "sync", "--json"]
+
+
+def _many_envs(home: Path, n: int) -> None:
+    for i in range(n):
+        fakes.venv(fakes.project(home / "projects" / f"p{i:03}") / ".venv", ipykernel=True)
+
+
+def test_two_syncs_at_once_do_not_interleave(fake_home: Path) -> None:
+    _many_envs(fake_home, 120)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    procs = [
+        subprocess.Popen(_sync_cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    added = [a["kernel"] for out, _ in outs for a in json.loads(out)["actions"]]
+    assert len(added) == 120 and len(set(added)) == 120, "each kernel added exactly once, by one of the runs"
+    assert sorted(p.name for p in kernels_dir().iterdir()) == sorted(added)
+
+
+def test_killed_sync_leaves_no_half_written_kernel(fake_home: Path) -> None:
+    _many_envs(fake_home, 300)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for delay in (0.4, 0.6, 0.8):
+        proc = subprocess.Popen(_sync_cmd(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        for kernel in kernels_dir().iterdir() if kernels_dir().exists() else []:
+            json.loads((kernel / "kernel.json").read_text())  # every kernel that exists is whole
+    res = subprocess.run(_sync_cmd(), env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert len(list(kernels_dir().iterdir())) == 300
+    again = subprocess.run(_sync_cmd(), env=env, capture_output=True, text=True, timeout=120)
+    assert json.loads(again.stdout)["actions"] == []
