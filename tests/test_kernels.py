@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import fakes
 import pytest
 
+import fakes
 from kernelkeeper.cli import main
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import discover
