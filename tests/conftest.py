@@ -120,3 +120,13 @@ def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         pass
     assert Path(os.environ["HOME"]).resolve() != REAL_HOME
     return home
+
+
+@pytest.fixture(scope="session")
+def real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A fake HOME holding environments made by the real tools, built once per session."""
+    from realenvs import build_real_home, cleanup_real_home
+
+    rh = build_real_home(tmp_path_factory.mktemp("realhome"), Path(sys.executable).parent)
+    yield rh
+    cleanup_real_home(rh)

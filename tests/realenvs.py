@@ -33,12 +33,13 @@ in ``RealHome.skipped``), so ``expected`` only holds what was really built.
   kinds             most specific first: uv, poetry, pipenv, hatch, pdm, pixi,
                     conda, pyenv-virtualenv, pyenv, virtualenvwrapper,
                     virtualenv, venv
-  name              proposal: central envs -> basename of the prefix (what
-                    ``poetry env list`` / pipenv / pdm show); in-project envs
-                    (.venv, venv) -> project folder name; conda -> "base" / env
-                    name / basename for a ``-p`` env; pixi -> pixi env name
-                    ("default"); pyenv -> version dir name; pyenv-virtualenv and
-                    virtualenvwrapper -> env name
+  name              what people call it, stable across machines (kernel names
+                    are built from it): poetry -> the project name in the env
+                    folder's name (``my-cool-project``); pipenv, pdm, in-project
+                    envs (.venv, venv) and pixi's default env -> the project
+                    folder's name; conda -> "base" / env name / basename for a
+                    ``-p`` env; pyenv -> version dir name; pyenv-virtualenv,
+                    hatch and virtualenvwrapper -> env name
   project           absolute project folder, or None
   has_ipykernel     bool
   healthy           bool
@@ -504,7 +505,7 @@ class _Builder:
         _run([self.tools / "poetry", "-n", "env", "use", exe], self.build_env, cwd=proj)
         name = poetry_env_name("My_Cool.Project", proj, "3.12")
         prefix = _must_exist(self.home / ".cache/pypoetry/virtualenvs" / name, "poetry")
-        return [_entry(prefix, version, ["poetry", "virtualenv"], name, proj)]
+        return [_entry(prefix, version, ["poetry", "virtualenv"], name.rsplit("-", 2)[0], proj)]
 
     # -- pipenv: `pipenv --python X` -> $XDG_DATA_HOME/virtualenvs/<dir>-<hash>
     def pipenv(self) -> List[dict]:
@@ -516,7 +517,7 @@ class _Builder:
         _run([self.tools / "pipenv", "--python", exe], self.build_env, cwd=proj)
         name = pipenv_env_name(proj)
         prefix = _must_exist(self.home / ".local/share/virtualenvs" / name, "pipenv")
-        return [_entry(prefix, version, ["pipenv", "virtualenv"], name, proj)]
+        return [_entry(prefix, version, ["pipenv", "virtualenv"], proj.name, proj)]
 
     # -- hatch: skip-install default env -> <data>/env/virtual/<name>/<id>/<name>
     def hatch(self) -> List[dict]:
@@ -558,7 +559,7 @@ class _Builder:
                  dict(self.build_env, PDM_VENV_IN_PROJECT="false"), cwd=proj)
             name = pdm_venv_prefix(proj) + "3.10"
             prefix = _must_exist(self.home / ".local/share/pdm/venvs" / name, "pdm venv create")
-            out.append(_entry(prefix, version, ["pdm", "virtualenv"], name, proj))
+            out.append(_entry(prefix, version, ["pdm", "virtualenv"], proj.name, proj))
         return out
 
     # -- pyenv root + pyenv-virtualenv, by hand (running pyenv-virtualenv
@@ -711,7 +712,7 @@ class _Builder:
         _write(prefix / "conda-meta" / "pixi", json.dumps({
             "manifest_path": str(proj / "pixi.toml"), "environment_name": "default",
             "pixi_version": "0.40.0", "environment_lock_file_hash": "4f36ee620f10329d"}) + "\n")
-        return [_entry(prefix, version, ["pixi", "conda"], "default", proj)]
+        return [_entry(prefix, version, ["pixi", "conda"], proj.name, proj)]
 
     # -- broken things
     def broken(self) -> List[dict]:
@@ -731,7 +732,7 @@ class _Builder:
             cfg = prefix / "pyvenv.cfg"
             cfg.write_text(cfg.read_text().replace(str(exe.parent.parent), str(gone)))
             out.append(_entry(prefix, version, ["venv"], "oldtool", proj, healthy=False,
-                              problems_contains="dangling"))
+                              problems_contains="interpreter link dangles"))
         # a folder nobody may read (root still can: tests as root see inside)
         locked = self.project("locked", {"notes.txt": "private\n"})
         locked.chmod(0)

@@ -17,6 +17,7 @@ from kernelkeeper.cli import main
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import Discovery, discover
 from kernelkeeper.environments import Environment
+from kernelkeeper.locators.pdm import pdm_hash
 from kernelkeeper.projects import path_hash
 
 
@@ -162,7 +163,7 @@ def test_hatch_pdm_pixi_uv(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> 
     hatch_env = fakes.venv(data / "env" / "virtual" / "hat" / path_hash(proj) / "hat", tool="virtualenv")
     hatch_test = fakes.venv(data / "env" / "virtual" / "hat" / path_hash(proj) / "test", tool="virtualenv")
     pdm_proj = fakes.project(fake_home / "projects" / "pdmproj", files={"pdm.lock": ""})
-    pdm_env = fakes.venv(fake_home / ".local/share/pdm/venvs" / "pdmproj-AbCdEfGh-3.11", tool="virtualenv")
+    pdm_env = fakes.venv(fake_home / ".local/share/pdm/venvs" / f"pdmproj-{pdm_hash(pdm_proj)}-3.11", tool="virtualenv")
     pixi_proj = fakes.project(fake_home / "projects" / "px", files={"pixi.toml": ""})
     pixi_env = fakes.conda(pixi_proj / ".pixi" / "envs" / "default")
     uv_proj = fakes.project(fake_home / "projects" / "uvp", files={"uv.lock": ""})

@@ -232,9 +232,10 @@ def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | 
     if python is None:
         problems.append("no Python interpreter in bin/")
     elif not os.path.exists(python):
-        target = _readlink(python)
         problems.append(
-            f"interpreter link dangles: {python} -> {target}" if target else f"interpreter missing: {python}"
+            f"interpreter link dangles: {python} -> {os.path.realpath(python)}"
+            if os.path.islink(python)
+            else f"interpreter missing: {python}"
         )
     if site_packages is None or not os.path.isdir(site_packages):
         site_packages = None
@@ -272,13 +273,6 @@ def _version_from_name(name: str, minor: str) -> str | None:
     if version and version.startswith(minor + ".") and re.fullmatch(r"\d+\.\d+\.\d+\w*", name):
         return version
     return None
-
-
-def _readlink(path: str) -> str | None:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return None
 
 
 def kind_rank(kind: str) -> int:

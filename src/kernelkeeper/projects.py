@@ -109,13 +109,17 @@ class ProjectScan:
     def by_path_hash(self) -> dict[str, Project]:
         """Projects keyed by the 8-character path hash poetry and pipenv put in env names."""
         if self._by_hash is None:
-            self._by_hash = {path_hash(p.path): p for p in self.projects}
+            # poetry hashes the resolved path, hatch the path as given: index both.
+            self._by_hash = {}
+            for p in self.projects:
+                self._by_hash[path_hash(p.path)] = p
+                self._by_hash.setdefault(path_hash(p.path, resolve=False), p)
         return self._by_hash
 
 
-def path_hash(path: Path) -> str:
-    """``urlsafe_b64(sha256(realpath))[:8]`` — poetry's and hatch's env-name hash."""
-    normalized = os.path.normcase(os.path.realpath(path))
+def path_hash(path: Path, *, resolve: bool = True) -> str:
+    """``urlsafe_b64(sha256(realpath))[:8]`` — poetry's env-name hash (hatch's: ``resolve=False``)."""
+    normalized = os.path.normcase(os.path.realpath(path)) if resolve else str(path)
     digest = hashlib.sha256(normalized.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode()[:8]
 

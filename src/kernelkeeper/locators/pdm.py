@@ -1,4 +1,7 @@
-"""pdm: ``<venv.location or ~/.local/share/pdm/venvs>/<project>-<hash>-<python>``.
+"""pdm: ``<venv.location or ~/.local/share/pdm/venvs>/<project dir>-<hash>-<X.Y>``.
+
+The hash is ``urlsafe_b64(md5(project root as posix))[:8]`` and may itself
+hold ``-``; it links the env to a project found under the scanned roots.
 
 pdm's default is an in-project ``.venv`` (named by the venv locator from the
 project's pdm.lock / ``[tool.pdm]``); ``pdm venv create`` without
@@ -7,6 +10,8 @@ in-project puts envs in its data dir.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +23,7 @@ from ..environments import Found
 from ..projects import ProjectScan, iter_env_dirs
 
 KIND = "pdm"
-_NAME_RE = re.compile(r"^(?P<name>.+)-(?P<hash>[A-Za-z0-9_-]{8})-(?P<py>[\w.]+)$")
+_NAME_RE = re.compile(r"^(?P<name>.+)-(?P<hash>[A-Za-z0-9_-]{8})-(?P<py>\d+\.\d+)$")
 
 
 def venvs_dir(ctx: Context) -> Path:
@@ -33,11 +38,18 @@ def venvs_dir(ctx: Context) -> Path:
     return ctx.user_data_dir("pdm") / "venvs"
 
 
+def pdm_hash(project: Path) -> str:
+    digest = hashlib.md5(project.as_posix().encode(), usedforsecurity=False).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:8]
+
+
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
-    by_name: dict[str, Path] = {}
-    for project in scan.projects:
-        by_name.setdefault(project.path.name, project.path)
-    for prefix in iter_env_dirs(venvs_dir(ctx)):
+    prefixes = list(iter_env_dirs(venvs_dir(ctx)))
+    if not prefixes:
+        return
+    by_key = {f"{p.path.name}-{pdm_hash(p.path)}": p.path for p in scan.projects}
+    for prefix in prefixes:
         m = _NAME_RE.match(prefix.name)
         name = m.group("name") if m else prefix.name
-        yield Found(prefix, KIND, name=name, project=by_name.get(name) if m else None)
+        project = by_key.get(f"{name}-{m.group('hash')}") if m else None
+        yield Found(prefix, KIND, name=name, project=project)

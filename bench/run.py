@@ -1,0 +1,578 @@
+"""Benchmark `python -m kernelkeeper envs --json` against peer discovery tools.
+
+For each farm size N (default 100, 1000, 10000) this builds an environment farm
+(bench/farm.py), then runs kernelkeeper and each peer as a fresh process with
+the farm as HOME, times it (median of k runs, warm file cache, same farm),
+counts how many of the N manifest environments it reported (matched by the
+realpath of the prefix, or of the interpreter's prefix), and writes the table
+to bench/RESULTS.md.
+
+    python bench/run.py                       # N = 100, 1000, 10000; k = 5
+    python bench/run.py --sizes 100 1000 -k 3 --timeout 120
+
+Peers run from bench/.peers-venv, which this script creates and fills from
+PyPI on first use (findpython, pythonfinder, environment_kernels + the
+jupyter_client it imports but does not declare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from farm import Manifest, make_farm  # noqa: E402
+
+PEERS_VENV = BENCH / ".peers-venv"
+PEER_PACKAGES = {
+    "findpython": "0.9.0",
+    "pythonfinder": "3.0.4",
+    "environment_kernels": "1.2.0",
+    "jupyter_client": "8.10.0",  # environment_kernels imports it without declaring it
+}
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+# Where a user who wanted a PATH-based finder to see every environment would
+# point PATH: one glob per tool location, as a line in ~/.bashrc could do.
+PATH_GLOBS = (
+    ".pyenv/versions/*/bin",
+    ".pyenv/versions/*/envs/*/bin",
+    "miniconda3/bin",
+    "miniconda3/envs/*/bin",
+    ".conda/envs/*/bin",
+    ".virtualenvs/*/bin",
+    ".local/share/virtualenvs/*/bin",
+    ".cache/pypoetry/virtualenvs/*/bin",
+    ".local/share/hatch/env/virtual/*/*/*/bin",
+    ".local/share/pdm/venvs/*/bin",
+    ".local/share/uv/python/*/bin",
+    "venvs/*/bin",
+    ".venvs/*/bin",
+    "envs/*/bin",
+)
+CODE_FOLDERS = ("projects", "code", "src", "dev", "work", "repos", "git", "workspace")
+PROJECT_ENV_DIRS = (".venv", "venv", "env", ".pixi/envs/*")
+
+
+def favourable_path(home: Path) -> str:
+    dirs: list[str] = []
+    globs = list(PATH_GLOBS)
+    for folder in CODE_FOLDERS:
+        for depth in (1, 2, 3):
+            for env_dir in PROJECT_ENV_DIRS:
+                globs.append("/".join([folder, *["*"] * depth, env_dir, "bin"]))
+    for pattern in globs:
+        dirs.extend(str(p) for p in sorted(home.glob(pattern)))
+    dirs = list(dict.fromkeys(dirs))
+    return ":".join([str(home / ".pyenv" / "bin"), *dirs, BASE_PATH])
+
+
+def env_kernels_config(home: Path) -> dict[str, object]:
+    """The most the EnvironmentKernelSpecManager traitlets can be told."""
+    venv_dirs = [
+        "~/.virtualenvs",
+        "~/.local/share/virtualenvs",
+        "~/.cache/pypoetry/virtualenvs",
+        "~/.pyenv/versions",
+        "~/.pyenv/versions/*/envs",
+        "~/.local/share/hatch/env/virtual/*/*",
+        "~/.local/share/pdm/venvs",
+        "~/venvs",
+        "~/.venvs",
+        "~/envs",
+    ]
+    # Its base dirs are globbed as BASE/*/, so project-local venv/ and env/
+    # folders are reachable through ~/projects/* etc. (.venv is hidden from '*').
+    for folder in CODE_FOLDERS:
+        for depth in (1, 2, 3):
+            venv_dirs.append("/".join(["~", folder, *["*"] * depth]))
+    conda_dirs = ["~", "~/miniconda3/envs", "~/.conda/envs"]
+    for folder in CODE_FOLDERS:
+        for depth in (1, 2, 3):
+            conda_dirs.append("/".join(["~", folder, *["*"] * depth, ".pixi", "envs"]))
+    return {
+        "EnvironmentKernelSpecManager": {
+            "virtualenv_env_dirs": venv_dirs,
+            "conda_env_dirs": conda_dirs,
+            "use_conda_directly": False,  # there is no conda executable to ask
+            "find_r_envs": False,
+            "refresh_interval": 0,
+        }
+    }
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@dataclass
+class Tool:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    parse: Callable[[str], list[str]]  # stdout -> reported prefixes/interpreters
+    config: str  # how it was configured, for the report
+
+
+def prefix_of(python: str) -> str:
+    parent = os.path.dirname(python)
+    if os.path.basename(parent) in ("bin", "Scripts"):
+        parent = os.path.dirname(parent)
+    return os.path.realpath(parent)
+
+
+def parse_kernelkeeper(stdout: str) -> list[str]:
+    found: list[str] = []
+    for env in json.loads(stdout):
+        if env.get("prefix"):
+            found.append(os.path.realpath(env["prefix"]))
+        if env.get("python"):
+            found.append(prefix_of(env["python"]))
+    return found
+
+
+def parse_peer(stdout: str) -> list[str]:
+    return [prefix_of(p) for p in json.loads(stdout)["pythons"]]
+
+
+def base_env(home: Path) -> dict[str, str]:
+    return {
+        "HOME": str(home),
+        "PATH": f"{home / '.pyenv' / 'bin'}:{home / '.pyenv' / 'shims'}:{BASE_PATH}",
+        "LANG": "C.UTF-8",
+        "PYENV_ROOT": str(home / ".pyenv"),
+    }
+
+
+def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: bool) -> list[Tool]:
+    root, home = Path(manifest.root), Path(manifest.home)
+    tools = [
+        Tool(
+            "kernelkeeper",
+            [kk_python, "-m", "kernelkeeper", "envs", "--json"],
+            base_env(home),
+            parse_kernelkeeper,
+            "defaults: HOME only (PATH = ~/.pyenv/bin:~/.pyenv/shims:/usr/local/bin:/usr/bin:/bin)",
+        )
+    ]
+    peer_python = str(PEERS_VENV / "bin" / "python")
+    driver = str(BENCH / "peer_driver.py")
+    cfg_dir = root / "peer-config"
+    cfg_dir.mkdir(exist_ok=True)
+    path_file = cfg_dir / "PATH"
+    path_value = favourable_path(home)
+    path_file.write_text(path_value + "\n")
+    n_dirs = path_value.count(":") + 1
+    jupyter_dir = cfg_dir / "jupyter"
+    jupyter_dir.mkdir(exist_ok=True)
+    (jupyter_dir / "jupyter_server_config.json").write_text(
+        json.dumps(env_kernels_config(home), indent=1) + "\n"
+    )
+    empty_jupyter = cfg_dir / "jupyter-empty"
+    empty_jupyter.mkdir(exist_ok=True)
+    for peer in peers:
+        argv = [peer_python, driver, peer]
+        if peer == "environment_kernels":
+            env = {**base_env(home), "JUPYTER_CONFIG_DIR": str(jupyter_dir)}
+            how = ("JUPYTER_CONFIG_DIR config: virtualenv_env_dirs = every tool's env dir "
+                   "+ ~/<code folder>/*{1,3}; conda_env_dirs = ~, ~/miniconda3/envs, "
+                   "~/.conda/envs, <projects>/.pixi/envs; use_conda_directly off")
+        else:
+            env = {**base_env(home), "KK_BENCH_PATH_FILE": str(path_file)}
+            how = (f"PATH = ~/.pyenv/bin + {n_dirs - 4} env bin dirs globbed from every tool's "
+                   "env location and <code folder>/*{1,3}/{.venv,venv,env,.pixi/envs/*}; "
+                   "PYENV_ROOT=~/.pyenv")
+        tools.append(Tool(peer, argv, env, parse_peer, how))
+        if defaults:
+            env = {**base_env(home), "JUPYTER_CONFIG_DIR": str(empty_jupyter)}
+            tools.append(Tool(f"{peer} (defaults)", argv, env, parse_peer,
+                              "defaults: HOME, PYENV_ROOT, pyenv on PATH"))
+    return tools
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class Run:
+    seconds: float
+    timed_out: bool
+    stdout: str = ""
+    error: str = ""
+
+
+def run_once(tool: Tool, cwd: Path, timeout: float) -> Run:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        tool.argv,
+        cwd=cwd,
+        env=tool.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so a timeout ends its children too
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return Run(time.perf_counter() - started, True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        return Run(elapsed, False, out, f"exit {proc.returncode}: {err.strip()[-600:]}")
+    return Run(elapsed, False, out)
+
+
+@dataclass
+class Result:
+    tool: Tool
+    times: list[float] = field(default_factory=list)
+    timed_out: bool = False
+    error: str = ""
+    found: set[str] | None = None
+    stdout: str = ""
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
+
+
+def measure(tool: Tool, cwd: Path, k: int, timeout: float, slow: float) -> Result:
+    """One warm-up run, then k timed runs; a run slower than `slow` seconds is the only one."""
+    result = Result(tool)
+    first = run_once(tool, cwd, timeout)
+    if first.timed_out:
+        result.timed_out = True
+        return result
+    if first.error:
+        result.error = first.error
+        return result
+    runs = [first] if first.seconds > slow else []
+    while len(runs) < k and (not runs or runs[0].seconds <= slow):
+        run = run_once(tool, cwd, timeout)
+        if run.timed_out:
+            result.timed_out = True
+            return result
+        runs.append(run)
+    result.times = [r.seconds for r in runs]
+    last = runs[-1]
+    result.stdout = last.stdout
+    if last.error:
+        result.error = last.error
+        return result
+    try:
+        result.found = set(tool.parse(last.stdout))
+    except (ValueError, KeyError, TypeError) as exc:
+        result.error = f"unreadable output: {exc!r}: {last.stdout[:300]!r}"
+    return result
+
+
+def warm(home: Path) -> int:
+    """Walk the farm once (lstat every entry) so every tool starts from a warm cache."""
+    count = 0
+    for dirpath, dirnames, filenames in os.walk(home):
+        for name in dirnames + filenames:
+            os.lstat(os.path.join(dirpath, name))
+            count += 1
+    return count
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def ensure_peers_venv() -> dict[str, str]:
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+    want = [f"{name}=={version}" for name, version in PEER_PACKAGES.items()]
+    probe = (
+        "import importlib.metadata as m, json, sys\n"
+        f"names = {list(PEER_PACKAGES)!r}\n"
+        "out = {}\n"
+        "for n in names:\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "out['python'] = sys.version.split()[0]\n"
+        "print(json.dumps(out))\n"
+    )
+    versions = json.loads(subprocess.run([str(python), "-c", probe], check=True,
+                                         capture_output=True, text=True).stdout)
+    if any(versions.get(n) != v for n, v in PEER_PACKAGES.items()):
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *want], check=True)
+        versions = json.loads(subprocess.run([str(python), "-c", probe], check=True,
+                                             capture_output=True, text=True).stdout)
+    return versions
+
+
+def kernelkeeper_ready(kk_python: str) -> str:
+    """'' when `python -m kernelkeeper envs --json --help` works, else why not."""
+    try:
+        proc = subprocess.run([kk_python, "-m", "kernelkeeper", "envs", "--json", "--help"],
+                              capture_output=True, text=True, timeout=60, cwd="/")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode != 0:
+        return proc.stderr.strip()[-400:] or f"exit {proc.returncode}"
+    return ""
+
+
+def default_farm_dir() -> Path:
+    # tmpfs: a 10,000-env farm (~480k inodes) builds in ~20 s there, minutes on this disk.
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path("/tmp")
+
+
+def get_farm(base: Path, n: int, seed: int, rebuild: bool) -> Manifest:
+    root = base / f"kk-farm-{n}"
+    if not rebuild and (root / "manifest.json").exists():
+        manifest = Manifest.load(root)
+        if manifest.seed == seed and manifest.n == n:
+            return manifest
+    return make_farm(root, n, seed)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt_time(result: Result, timeout: float) -> str:
+    if result.timed_out:
+        return f"> {timeout:.0f} s"
+    if result.error:
+        return "error"
+    m = result.median
+    assert m is not None
+    text = f"{m:.2f} s" if m < 10 else f"{m:.1f} s"
+    return text + (f" ({len(result.times)} run)" if len(result.times) == 1 else "")
+
+
+def summarize(n: int, manifest: Manifest, results: list[Result], timeout: float) -> list[str]:
+    kk = results[0]
+    kk_time = kk.median if not (kk.timed_out or kk.error) else None
+    ipy = {e.prefix for e in manifest.envs if e.has_ipykernel}
+    rows = []
+    for r in results:
+        t = fmt_time(r, timeout)
+        if r.timed_out and kk_time:
+            ratio = f"> {timeout / kk_time:.0f}×"
+        elif r.median is not None and kk_time and not r.error:
+            ratio = f"{r.median / kk_time:.1f}×"
+        else:
+            ratio = "—"
+        if r.found is None:
+            found, found_ipy = "—", "—"
+        else:
+            prefixes = {e.prefix for e in manifest.envs}
+            hit = r.found & prefixes
+            found = f"{len(hit)}/{len(prefixes)}"
+            found_ipy = f"{len(hit & ipy)}/{len(ipy)}"
+        rows.append(f"| {n} | {r.tool.name} | {t} | {ratio} | {found} | {found_ipy} |")
+    return rows
+
+
+def missed_report(manifest: Manifest, kk: Result) -> list[str]:
+    if kk.found is None:
+        return [f"kernelkeeper gave no result at N={manifest.n}: "
+                + ("timed out" if kk.timed_out else kk.error)]
+    missed = [e for e in manifest.envs if e.prefix not in kk.found]
+    if not missed:
+        return [f"N={manifest.n}: kernelkeeper found every environment."]
+    by_layout: dict[str, list[str]] = {}
+    for e in missed:
+        extra = " (broken)" if e.broken else ""
+        by_layout.setdefault(e.layout, []).append(e.prefix + extra)
+    lines = [f"N={manifest.n}: kernelkeeper missed {len(missed)}:"]
+    for layout, prefixes in sorted(by_layout.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(f"`{p}`" for p in prefixes[:3])
+        more = f" … and {len(prefixes) - 3} more" if len(prefixes) > 3 else ""
+        lines.append(f"- {layout}: {len(prefixes)} — {shown}{more}")
+    return lines
+
+
+def kind_report(manifest: Manifest, kk_stdout_envs: list[dict[str, object]]) -> list[str]:
+    want = manifest.by_prefix()
+    wrong: dict[tuple[str, str], int] = {}
+    for env in kk_stdout_envs:
+        prefix = os.path.realpath(str(env.get("prefix", "")))
+        entry = want.get(prefix)
+        kinds = env.get("kinds") or []
+        got = str(kinds[0]) if isinstance(kinds, list) and kinds else "?"
+        if entry and got != entry.kind:
+            key = (entry.layout, f"expected {entry.kind}, got {got}")
+            wrong[key] = wrong.get(key, 0) + 1
+    if not wrong:
+        return [f"N={manifest.n}: every found environment has the expected first kind."]
+    lines = [f"N={manifest.n}: first kind differs from the farm's for:"]
+    for (layout, what), count in sorted(wrong.items()):
+        lines.append(f"- {layout}: {count} ({what})")
+    return lines
+
+
+def write_results(path: Path, command: str, facts: list[str], rows: list[str],
+                  tools_used: list[Tool], notes: list[str]) -> None:
+    configs = []
+    seen = set()
+    for t in tools_used:
+        if t.name not in seen:
+            seen.add(t.name)
+            configs.append(f"- **{t.name}**: {t.config}")
+    text = "\n".join(
+        [
+            "# kernelkeeper discovery benchmark",
+            "",
+            "Reproduce with:",
+            "",
+            "```",
+            command,
+            "```",
+            "",
+            "## Machine",
+            "",
+            *facts,
+            "",
+            "## Results",
+            "",
+            "Time is the wall-clock median of the timed runs of a fresh process (after one "
+            "untimed warm-up run; a tool slower than the `--slow` limit is run once). "
+            "Ratio is time ÷ kernelkeeper's time on the same farm. Found counts the farm's "
+            "environments the tool reported (prefix realpath, or the prefix of a reported "
+            "interpreter); the last column counts those among the environments that have "
+            "ipykernel (what environment_kernels looks for).",
+            "",
+            "| N | tool | time | ratio | found | found (with ipykernel) |",
+            "| ---: | --- | ---: | ---: | ---: | ---: |",
+            *rows,
+            "",
+            "## How each tool was configured",
+            "",
+            *configs,
+            "",
+            "## Method",
+            "",
+            "- `bench/farm.py` writes N environments as on-disk copies of what venv, virtualenv, "
+            "uv, poetry, pipenv, virtualenvwrapper, conda, pyenv, pyenv-virtualenv, hatch, pdm "
+            "and pixi leave behind (no tool runs); interpreter symlinks point at this machine's "
+            "pyenv Pythons; about a third have ipykernel; ~0.5 % are broken (dangling "
+            "`bin/python`). The manifest (`<farm>/manifest.json`) is the ground truth.",
+            "- Every tool runs as a fresh process with `HOME=<farm>/home`, a clean environment "
+            "(`PATH`, `LANG`, `PYENV_ROOT`, and what its configuration needs) and the farm root "
+            "as working directory. The farm is walked once before timing so the file cache is "
+            "warm.",
+            "- Peers run from `bench/.peers-venv` (made by run.py). The farm's conda, pixi, pyenv "
+            "and uv-python prefixes are not real installs: their interpreter is a symlink to a "
+            "pyenv Python, so a peer that runs `import ipykernel` through them cannot see the "
+            "farm's ipykernel there (only environment_kernels does this).",
+            "",
+            "## Notes",
+            "",
+            *notes,
+            "",
+        ]
+    )
+    path.write_text(text)
+
+
+def machine_facts(kk_python: str, versions: dict[str, str], farm_dir: Path) -> list[str]:
+    kk_version = subprocess.run(
+        [kk_python, "-c", "import sys; print(sys.version.split()[0])"],
+        capture_output=True, text=True,
+    ).stdout.strip()
+    try:
+        with open("/etc/debian_version") as f:
+            debian = f"Debian {f.read().strip()}"
+    except OSError:
+        debian = platform.platform()
+    try:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "?"
+    peers = ", ".join(f"{n} {versions.get(n, '?')}" for n in PEER_PACKAGES)
+    return [
+        f"- {debian}, {platform.machine()}, {os.cpu_count()} cores, load average at start {load}",
+        f"- kernelkeeper run by Python {kk_version} (`{kk_python}`)",
+        f"- peers run by Python {versions.get('python', '?')} in bench/.peers-venv: {peers}",
+        f"- farms under `{farm_dir}` "
+        + ("(tmpfs)" if str(farm_dir).startswith("/dev/shm") else ""),
+    ]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("-k", "--repeats", type=int, default=5, help="timed runs per tool")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per run")
+    parser.add_argument("--slow", type=float, default=60,
+                        help="a first run slower than this is the only run")
+    parser.add_argument("--peers", nargs="*", default=["findpython", "pythonfinder",
+                                                       "environment_kernels"])
+    parser.add_argument("--no-defaults", action="store_true",
+                        help="skip the peers' out-of-the-box configuration rows")
+    parser.add_argument("--farm-dir", type=Path, default=default_farm_dir())
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rebuild", action="store_true", help="rebuild farms even if present")
+    parser.add_argument("--kk-python", default=sys.executable,
+                        help="interpreter with kernelkeeper installed (default: this one)")
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--wait", type=float, default=0,
+                        help="seconds to wait for kernelkeeper to become runnable")
+    args = parser.parse_args(argv)
+
+    deadline = time.monotonic() + args.wait
+    while (why := kernelkeeper_ready(args.kk_python)) and time.monotonic() < deadline:
+        time.sleep(30)
+    if why:
+        print(f"kernelkeeper is not runnable with {args.kk_python}: {why}", file=sys.stderr)
+        return 2
+
+    versions = ensure_peers_venv() if args.peers else {}
+    command = "python bench/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    rows: list[str] = []
+    notes: list[str] = []
+    all_tools: list[Tool] = []
+    for n in args.sizes:
+        t0 = time.perf_counter()
+        manifest = get_farm(args.farm_dir, n, args.seed, args.rebuild)
+        print(f"N={n}: farm {manifest.root} ready ({time.perf_counter() - t0:.1f} s, "
+              f"built in {manifest.build_seconds} s); warmed {warm(Path(manifest.home))} entries",
+              flush=True)
+        tools = make_tools(manifest, args.kk_python, args.peers, not args.no_defaults)
+        all_tools += tools
+        results = []
+        for tool in tools:
+            r = measure(tool, Path(manifest.root), args.repeats, args.timeout, args.slow)
+            results.append(r)
+            found = "—" if r.found is None else len(r.found & set(manifest.by_prefix()))
+            print(f"  {tool.name:32s} {fmt_time(r, args.timeout):>16s}  found {found}"
+                  + (f"  ERROR {r.error}" if r.error else ""), flush=True)
+            if r.error:
+                notes.append(f"- N={n}, {tool.name}: {r.error}")
+        rows += summarize(n, manifest, results, args.timeout)
+        notes += missed_report(manifest, results[0])
+        if results[0].found is not None:
+            notes += kind_report(manifest, json.loads(results[0].stdout))
+    facts = machine_facts(args.kk_python, versions, args.farm_dir)
+    write_results(args.out, command, facts, rows, all_tools, notes)
+    print(f"wrote {args.out}")
+    print("\n".join(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
