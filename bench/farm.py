@@ -95,17 +95,8 @@ PACKAGES: tuple[tuple[str, str], ...] = (
 )
 IPYKERNEL_VERSION = "6.29.5"
 
-ADJECTIVES = (
-    "amber agile bold brave calm clever cosmic crisp dusty eager fancy fuzzy gentle giant "
-    "happy hidden icy jolly keen lazy lucky mellow misty noble odd proud quiet rapid rusty "
-    "shiny silent sleepy snowy solar spicy steady sunny swift tidy tiny vivid wild witty young"
-).split()
-NOUNS = (
-    "api badger bot cache cli crawler dash data dragon engine falcon feed forge gadget "
-    "graph harbor hub ingest kernel lab ledger lens map model monitor notebook otter "
-    "parser pipeline portal quasar report robot scraper server shop sketch stats tools "
-    "tracker viz web widget worker"
-).split()
+ADJECTIVES = ["amber", "agile", "bold", "brave", "calm", "clever", "cosmic", "crisp", "dusty", "eager", "fancy", "fuzzy", "gentle", "giant", "happy", "hidden", "icy", "jolly", "keen", "lazy", "lucky", "mellow", "misty", "noble", "odd", "proud", "quiet", "rapid", "rusty", "shiny", "silent", "sleepy", "snowy", "solar", "spicy", "steady", "sunny", "swift", "tidy", "tiny", "vivid", "wild", "witty", "young"]
+NOUNS = ["api", "badger", "bot", "cache", "cli", "crawler", "dash", "data", "dragon", "engine", "falcon", "feed", "forge", "gadget", "graph", "harbor", "hub", "ingest", "kernel", "lab", "ledger", "lens", "map", "model", "monitor", "notebook", "otter", "parser", "pipeline", "portal", "quasar", "report", "robot", "scraper", "server", "shop", "sketch", "stats", "tools", "tracker", "viz", "web", "widget", "worker"]
 
 
 @dataclass
@@ -689,7 +680,7 @@ class FarmBuilder:
                  ipy, broken, project)
 
     def _pipenv(self, ipy: bool, broken: bool) -> None:
-        project, name = self.new_project("pipenv")
+        project, _name = self.new_project("pipenv")
         prefix = self.home / ".local" / "share" / "virtualenvs" / pipenv_env_name(project)
         minor = self.pick_minor()
         version = self.venv_like(prefix, "virtualenv", minor, name=project.name, ipykernel=ipy,

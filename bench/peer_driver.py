@@ -65,11 +65,10 @@ def run_pythonfinder() -> list[str]:
 
 
 def run_environment_kernels() -> list[str]:
+    from environment_kernels import EnvironmentKernelSpecManager
     from jupyter_core.paths import jupyter_config_dir
     from traitlets.config import Config
     from traitlets.config.loader import JSONFileConfigLoader
-
-    from environment_kernels import EnvironmentKernelSpecManager
 
     config = Config()
     path = os.path.join(jupyter_config_dir(), "jupyter_server_config.json")

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -72,7 +73,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable
 
 __all__ = ["RealHome", "build_real_home", "cleanup_real_home", "find_pyenv_pythons"]
 
@@ -96,17 +97,17 @@ _MINORS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
 class RealHome:
     base: Path
     home: Path
-    env: Dict[str, str]
-    expected: List[dict]
-    aliases: Dict[str, str] = field(default_factory=dict)
-    hazards: Dict[str, str] = field(default_factory=dict)
-    skipped: List[str] = field(default_factory=list)
-    ipykernel_method: Optional[str] = None
+    env: dict[str, str]
+    expected: list[dict]
+    aliases: dict[str, str] = field(default_factory=dict)
+    hazards: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    ipykernel_method: str | None = None
     build_seconds: float = 0.0
-    timings: Dict[str, float] = field(default_factory=dict)
-    build_env: Dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    build_env: dict[str, str] = field(default_factory=dict)
 
-    def by_prefix(self) -> Dict[str, dict]:
+    def by_prefix(self) -> dict[str, dict]:
         return {e["prefix"]: e for e in self.expected}
 
 
@@ -117,7 +118,7 @@ class BuildError(RuntimeError):
 # --------------------------------------------------------------------------
 # helpers
 
-def find_pyenv_root() -> Optional[Path]:
+def find_pyenv_root() -> Path | None:
     """The real pyenv root, for *reading* interpreters only."""
     root = os.environ.get("PYENV_ROOT")
     if not root and shutil.which("pyenv"):
@@ -131,10 +132,10 @@ def find_pyenv_root() -> Optional[Path]:
     return Path(root) if Path(root, "versions").is_dir() else None
 
 
-def find_pyenv_pythons(root: Optional[Path] = None) -> Dict[str, tuple]:
+def find_pyenv_pythons(root: Path | None = None) -> dict[str, tuple]:
     """{"3.11": ("3.11.7", Path(".../versions/3.11.7/bin/python3.11"))}."""
     root = root if root is not None else find_pyenv_root()
-    found: Dict[str, tuple] = {}
+    found: dict[str, tuple] = {}
     if root is None:
         return found
     for d in (root / "versions").iterdir():
@@ -262,8 +263,8 @@ def _interpreter_farm(prefix: Path, version: str, exe: Path, *, site_packages=Tr
 
 
 def _conda_record(prefix: Path, name: str, version: str, build: str, channel: str,
-                  files: List[str], depends: List[str], requested: Optional[str] = None,
-                  subdir: str = "linux-64", pkgs_dir: Optional[Path] = None) -> str:
+                  files: list[str], depends: list[str], requested: str | None = None,
+                  subdir: str = "linux-64", pkgs_dir: Path | None = None) -> str:
     """conda-meta/<name>-<version>-<build>.json as conda/mamba/rattler write it."""
     build_number = int(re.search(r"_(\d+)(?:_\w+)?$", build).group(1))
     fn = f"{name}-{version}-{build}.conda"
@@ -304,7 +305,7 @@ def _conda_record(prefix: Path, name: str, version: str, build: str, channel: st
 
 def _conda_python_env(prefix: Path, version: str, exe: Path, build: str, channel: str,
                       history_cmd: str, extra_history: str = "",
-                      pkgs_dir: Optional[Path] = None) -> str:
+                      pkgs_dir: Path | None = None) -> str:
     minor = ".".join(version.split(".")[:2])
     _interpreter_farm(prefix, version, exe)
     (prefix / "conda-meta").mkdir(parents=True, exist_ok=True)
@@ -333,15 +334,15 @@ def _fake_dist_info(site: Path, name: str, version: str, installer: str) -> None
 # the builders; each returns a list of expected entries
 
 class _Builder:
-    def __init__(self, base: Path, tools_bin: Path, pythons: Dict[str, tuple]):
+    def __init__(self, base: Path, tools_bin: Path, pythons: dict[str, tuple]):
         self.base = base
         self.home = base / "home"
         self.tools = tools_bin
         self.py = pythons
-        self.skipped: List[str] = []
-        self.aliases: Dict[str, str] = {}
-        self.hazards: Dict[str, str] = {}
-        self.ipykernel_method: Optional[str] = None
+        self.skipped: list[str] = []
+        self.aliases: dict[str, str] = {}
+        self.hazards: dict[str, str] = {}
+        self.ipykernel_method: str | None = None
         h = self.home
         self.env = {
             "HOME": str(h),
@@ -380,7 +381,7 @@ class _Builder:
                 self.build_env[k] = os.environ[k]
 
     # -- utilities
-    def tool(self, name: str) -> Optional[Path]:
+    def tool(self, name: str) -> Path | None:
         p = self.tools / name
         return p if p.exists() else None
 
@@ -390,7 +391,7 @@ class _Builder:
             return None
         return self.py[minor]
 
-    def project(self, name: str, files: Optional[Dict[str, str]] = None) -> Path:
+    def project(self, name: str, files: dict[str, str] | None = None) -> Path:
         d = self.home / "projects" / name
         d.mkdir(parents=True, exist_ok=True)
         for fname, text in (files or {}).items():
@@ -398,7 +399,7 @@ class _Builder:
         return d
 
     # -- python -m venv in three projects; the 3.11 one gets ipykernel
-    def venvs(self) -> List[dict]:
+    def venvs(self) -> list[dict]:
         out = []
         for minor, pname in (("3.8", "legacy38"), ("3.11", "webapp"), ("3.13", "newpy")):
             got = self.need(minor, f"venv {pname}")
@@ -443,7 +444,7 @@ class _Builder:
         return True
 
     # -- virtualenv, in ~/projects/api/venv
-    def virtualenv(self) -> List[dict]:
+    def virtualenv(self) -> list[dict]:
         got = self.need("3.10", "virtualenv")
         if not got or not self.tool("virtualenv"):
             return []
@@ -453,7 +454,7 @@ class _Builder:
         return [_entry(proj / "venv", version, ["virtualenv"], "api", proj)]
 
     # -- virtualenvwrapper: mkvirtualenv -a <project> into ~/.virtualenvs
-    def virtualenvwrapper(self) -> List[dict]:
+    def virtualenvwrapper(self) -> list[dict]:
         got = self.need("3.12", "virtualenvwrapper")
         script = self.tool("virtualenvwrapper.sh")
         if not got or not script:
@@ -471,7 +472,7 @@ class _Builder:
         return [_entry(prefix, version, ["virtualenvwrapper", "virtualenv"], "kk-wrapped", proj)]
 
     # -- uv: `uv sync` in a project with no deps, and a standalone `uv venv`
-    def uv(self) -> List[dict]:
+    def uv(self) -> list[dict]:
         out = []
         if not self.tool("uv"):
             self.skipped.append("uv: not in tools_bin")
@@ -493,7 +494,7 @@ class _Builder:
         return out
 
     # -- poetry: `poetry env use` -> $POETRY_CACHE_DIR/virtualenvs/<name>-<hash>-pyX.Y
-    def poetry(self) -> List[dict]:
+    def poetry(self) -> list[dict]:
         got = self.need("3.12", "poetry")
         if not got or not self.tool("poetry"):
             return []
@@ -508,7 +509,7 @@ class _Builder:
         return [_entry(prefix, version, ["poetry", "virtualenv"], name.rsplit("-", 2)[0], proj)]
 
     # -- pipenv: `pipenv --python X` -> $XDG_DATA_HOME/virtualenvs/<dir>-<hash>
-    def pipenv(self) -> List[dict]:
+    def pipenv(self) -> list[dict]:
         got = self.need("3.10", "pipenv")
         if not got or not self.tool("pipenv"):
             return []
@@ -520,7 +521,7 @@ class _Builder:
         return [_entry(prefix, version, ["pipenv", "virtualenv"], proj.name, proj)]
 
     # -- hatch: skip-install default env -> <data>/env/virtual/<name>/<id>/<name>
-    def hatch(self) -> List[dict]:
+    def hatch(self) -> list[dict]:
         got = self.need("3.9", "hatch")
         if not got or not self.tool("hatch"):
             return []
@@ -538,7 +539,7 @@ class _Builder:
 
     # -- pdm: `pdm use -f` makes the in-project .venv; `pdm venv create` (not
     #    in-project) -> <data>/pdm/venvs/<dir>-<md5 id>-<X.Y>
-    def pdm(self) -> List[dict]:
+    def pdm(self) -> list[dict]:
         if not self.tool("pdm"):
             return []
         out = []
@@ -572,7 +573,7 @@ class _Builder:
     #                                                   (absolute symlink, `ln -fsn`)
     #      envs/<name>/bin/python3.11-config -> <version>/bin/python3.11-config,
     #      envs/<name>/bin/pydoc (#!<env>/bin/python script) -- both added by the plugin
-    def pyenv(self) -> List[dict]:
+    def pyenv(self) -> list[dict]:
         got = self.need("3.11", "pyenv")
         if not got:
             return []
@@ -608,7 +609,7 @@ class _Builder:
     #                                                  (may hold stale entries)
     #      ~/.condarc                                  envs_dirs / channels
     #    Interpreters: copied pyenv binary + stdlib symlinks (see _interpreter_farm).
-    def conda(self) -> List[dict]:
+    def conda(self) -> list[dict]:
         out = []
         root = self.home / "miniconda3"
         defaults = "https://repo.anaconda.com/pkgs/main"
@@ -674,7 +675,7 @@ class _Builder:
         stale = root / "envs" / "deleted-env"
         self.hazards["stale environments.txt entry"] = str(stale)
         _write(self.home / ".conda/environments.txt",
-               "".join(f"{p}\n" for p in registered + [stale]))
+               "".join(f"{p}\n" for p in [*registered, stale]))
         _write(self.home / ".condarc",
                f"channels:\n  - defaults\nenvs_dirs:\n  - {root}/envs\n  - ~/.conda/envs\n"
                "auto_activate_base: false\n")
@@ -687,7 +688,7 @@ class _Builder:
     #      <ws>/.pixi/envs/default/conda-meta/pixi     JSON: manifest_path,
     #          environment_name, pixi_version, environment_lock_file_hash
     #      <ws>/.pixi/envs/default/conda-meta/python-3.12.1-hab00c5b_1_cpython.json
-    def pixi(self) -> List[dict]:
+    def pixi(self) -> list[dict]:
         got = self.need("3.12", "pixi")
         if not got:
             return []
@@ -715,7 +716,7 @@ class _Builder:
         return [_entry(prefix, version, ["pixi", "conda"], proj.name, proj)]
 
     # -- broken things
-    def broken(self) -> List[dict]:
+    def broken(self) -> list[dict]:
         out = []
         got = self.need("3.12", "broken venv")
         if got:
@@ -756,14 +757,14 @@ def build_real_home(base: Path, tools_bin: Path, *, workers: int = 8) -> RealHom
     for d in (".local/share", ".cache", ".config", ".local/state", "projects"):
         (b.home / d).mkdir(parents=True, exist_ok=True)
 
-    tasks: Dict[str, Callable[[], List[dict]]] = {
+    tasks: dict[str, Callable[[], list[dict]]] = {
         "venv": b.venvs, "virtualenv": b.virtualenv, "virtualenvwrapper": b.virtualenvwrapper,
         "uv": b.uv, "poetry": b.poetry, "pipenv": b.pipenv, "hatch": b.hatch,
         "pdm": b.pdm, "pyenv": b.pyenv, "conda": b.conda, "pixi": b.pixi,
         "broken": b.broken,
     }
-    timings: Dict[str, float] = {}
-    results: Dict[str, List[dict]] = {}
+    timings: dict[str, float] = {}
+    results: dict[str, list[dict]] = {}
 
     def timed(name):
         s = time.monotonic()
@@ -798,10 +799,8 @@ def cleanup_real_home(rh_or_base) -> None:
         for d in dirnames:
             p = os.path.join(dirpath, d)
             if not os.path.islink(p):
-                try:
+                with contextlib.suppress(OSError):
                     os.chmod(p, stat.S_IRWXU)
-                except OSError:
-                    pass
     shutil.rmtree(base, ignore_errors=True)
 
 
