@@ -557,7 +557,6 @@ class FarmBuilder:
                 "requested_spec": f"{n}={minor}" if n == "python" else "",
             }
             _write(meta / f"{n}-{v}-{b}.json", json.dumps(record) + "\n")
-        _write(prefix / "lib" / f"python{minor}" / "os.py", "# stdlib landmark\n")
         self.site_packages(prefix, minor, "conda", ipykernel)
         return version
 
@@ -593,7 +592,6 @@ class FarmBuilder:
             _link(prefix / "bin" / "python", f"python{minor}")
             _link(prefix / "bin" / f"python{major}", f"python{minor}")
             _write(prefix / "bin" / f"pip{minor}", f"#!{prefix}/bin/python{minor}\n", 0o755)
-            _write(prefix / "lib" / f"python{minor}" / "os.py", "# stdlib landmark\n")
             _mkdir(prefix / "include" / f"python{minor}")
             has_k = self.rng.random() < 1 / 3
             self.site_packages(prefix, minor, "pip", has_k)
@@ -625,7 +623,6 @@ class FarmBuilder:
             _link(prefix / "bin" / f"python{minor}", self.base_python(minor))
             _link(prefix / "bin" / "python", f"python{minor}")
             _link(prefix / "bin" / "python3", f"python{minor}")
-            _write(prefix / "lib" / f"python{minor}" / "os.py", "# stdlib landmark\n")
             _write(prefix / "lib" / f"python{minor}" / "EXTERNALLY-MANAGED",
                    "[externally-managed]\nError=This Python installation is managed by uv\n")
             self.site_packages(prefix, minor, "uv", False)
