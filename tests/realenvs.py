@@ -83,10 +83,23 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 # RealHome.env): certificates and proxies, so the one networked step (ipykernel
 # from PyPI) works behind a TLS-intercepting proxy.
 _PASSTHROUGH = (
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "PIP_CERT", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
-    "http_proxy", "https_proxy", "no_proxy", "all_proxy",
-    "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_NATIVE_TLS", "PIP_INDEX_URL",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_NATIVE_TLS",
+    "PIP_INDEX_URL",
 )
 
 # Minor versions used; each maps to the highest X.Y.Z found in the pyenv root.
@@ -118,13 +131,15 @@ class BuildError(RuntimeError):
 # --------------------------------------------------------------------------
 # helpers
 
+
 def find_pyenv_root() -> Path | None:
     """The real pyenv root, for *reading* interpreters only."""
     root = os.environ.get("PYENV_ROOT")
     if not root and shutil.which("pyenv"):
         try:
-            root = subprocess.run(["pyenv", "root"], capture_output=True, text=True,
-                                  timeout=20, check=True).stdout.strip()
+            root = subprocess.run(
+                ["pyenv", "root"], capture_output=True, text=True, timeout=20, check=True
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             root = None
     if not root:
@@ -154,14 +169,21 @@ def find_pyenv_pythons(root: Path | None = None) -> dict[str, tuple]:
 
 def _run(cmd, env, cwd=None, timeout=180) -> str:
     try:
-        p = subprocess.run([str(c) for c in cmd], cwd=str(cwd) if cwd else None, env=env,
-                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=timeout)
+        p = subprocess.run(
+            [str(c) for c in cmd],
+            cwd=str(cwd) if cwd else None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as exc:
         raise BuildError(f"timeout after {timeout}s: {cmd}") from exc
     if p.returncode != 0:
-        raise BuildError(f"{cmd} (cwd={cwd}) exited {p.returncode}\n"
-                         f"--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}")
+        raise BuildError(
+            f"{cmd} (cwd={cwd}) exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}"
+        )
     return p.stdout
 
 
@@ -179,13 +201,11 @@ def _must_exist(prefix: Path, what: str) -> Path:
     if not (prefix / "bin").is_dir():
         parent = prefix.parent
         have = sorted(x.name for x in parent.iterdir()) if parent.is_dir() else "(no parent)"
-        raise BuildError(f"{what}: expected env at {prefix} (naming scheme changed?); "
-                         f"{parent} holds {have}")
+        raise BuildError(f"{what}: expected env at {prefix} (naming scheme changed?); {parent} holds {have}")
     return prefix
 
 
-def _entry(prefix, version, kinds, name, project, *, has_ipykernel=False,
-           healthy=True, problems_contains=None) -> dict:
+def _entry(prefix, version, kinds, name, project, *, has_ipykernel=False, healthy=True, problems_contains=None) -> dict:
     prefix = Path(prefix)
     return {
         "prefix": _real(prefix),
@@ -237,6 +257,7 @@ def pdm_venv_prefix(project_dir: Path) -> str:
 # --------------------------------------------------------------------------
 # hand-made layouts (tools that cannot run here)
 
+
 def _interpreter_farm(prefix: Path, version: str, exe: Path, *, site_packages=True) -> None:
     """A self-contained-looking CPython prefix: bin/pythonX.Y is a *copy* of the
     pyenv binary (17 KB; libpython comes from its absolute RUNPATH), the stdlib
@@ -262,9 +283,18 @@ def _interpreter_farm(prefix: Path, version: str, exe: Path, *, site_packages=Tr
         os.symlink(inc, prefix / "include" / f"python{minor}")
 
 
-def _conda_record(prefix: Path, name: str, version: str, build: str, channel: str,
-                  files: list[str], depends: list[str], requested: str | None = None,
-                  subdir: str = "linux-64", pkgs_dir: Path | None = None) -> str:
+def _conda_record(
+    prefix: Path,
+    name: str,
+    version: str,
+    build: str,
+    channel: str,
+    files: list[str],
+    depends: list[str],
+    requested: str | None = None,
+    subdir: str = "linux-64",
+    pkgs_dir: Path | None = None,
+) -> str:
     """conda-meta/<name>-<version>-<build>.json as conda/mamba/rattler write it."""
     build_number = int(re.search(r"_(\d+)(?:_\w+)?$", build).group(1))
     fn = f"{name}-{version}-{build}.conda"
@@ -284,10 +314,18 @@ def _conda_record(prefix: Path, name: str, version: str, build: str, channel: st
         "md5": hashlib.md5(fn.encode()).hexdigest(),
         "name": name,
         "package_tarball_full_path": f"{pkgs}/{fn}",
-        "paths_data": {"paths": [{"_path": f, "path_type": "hardlink",
-                                  "sha256": hashlib.sha256(f.encode()).hexdigest(),
-                                  "size_in_bytes": 0} for f in files],
-                       "paths_version": 1},
+        "paths_data": {
+            "paths": [
+                {
+                    "_path": f,
+                    "path_type": "hardlink",
+                    "sha256": hashlib.sha256(f.encode()).hexdigest(),
+                    "size_in_bytes": 0,
+                }
+                for f in files
+            ],
+            "paths_version": 1,
+        },
         "requested_spec": requested or "",
         "sha256": hashlib.sha256(fn.encode()).hexdigest(),
         "size": 1000,
@@ -303,23 +341,38 @@ def _conda_record(prefix: Path, name: str, version: str, build: str, channel: st
     return f"{short}/{subdir}::{name}-{version}-{build}"
 
 
-def _conda_python_env(prefix: Path, version: str, exe: Path, build: str, channel: str,
-                      history_cmd: str, extra_history: str = "",
-                      pkgs_dir: Path | None = None) -> str:
+def _conda_python_env(
+    prefix: Path,
+    version: str,
+    exe: Path,
+    build: str,
+    channel: str,
+    history_cmd: str,
+    extra_history: str = "",
+    pkgs_dir: Path | None = None,
+) -> str:
     minor = ".".join(version.split(".")[:2])
     _interpreter_farm(prefix, version, exe)
     (prefix / "conda-meta").mkdir(parents=True, exist_ok=True)
-    spec = _conda_record(prefix, "python", version, build, channel,
-                         [f"bin/python{minor}", "bin/python", "bin/python3",
-                          f"lib/python{minor}/os.py"],
-                         ["libffi >=3.4", "openssl >=3.0", "tzdata"],
-                         requested=f"python={minor}", pkgs_dir=pkgs_dir)
-    _write(prefix / "conda-meta" / "history",
-           "==> 2024-03-04 10:15:22 <==\n"
-           f"# cmd: {history_cmd}\n"
-           "# conda version: 23.11.0\n"
-           f"+{spec}\n{extra_history}"
-           f"# update specs: ['python={minor}']\n")
+    spec = _conda_record(
+        prefix,
+        "python",
+        version,
+        build,
+        channel,
+        [f"bin/python{minor}", "bin/python", "bin/python3", f"lib/python{minor}/os.py"],
+        ["libffi >=3.4", "openssl >=3.0", "tzdata"],
+        requested=f"python={minor}",
+        pkgs_dir=pkgs_dir,
+    )
+    _write(
+        prefix / "conda-meta" / "history",
+        "==> 2024-03-04 10:15:22 <==\n"
+        f"# cmd: {history_cmd}\n"
+        "# conda version: 23.11.0\n"
+        f"+{spec}\n{extra_history}"
+        f"# update specs: ['python={minor}']\n",
+    )
     return minor
 
 
@@ -332,6 +385,7 @@ def _fake_dist_info(site: Path, name: str, version: str, installer: str) -> None
 
 # --------------------------------------------------------------------------
 # the builders; each returns a list of expected entries
+
 
 class _Builder:
     def __init__(self, base: Path, tools_bin: Path, pythons: dict[str, tuple]):
@@ -366,16 +420,25 @@ class _Builder:
             "PIP_CONFIG_FILE": os.devnull,
         }
         self.build_env = dict(self.env)
-        self.build_env.update({
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
-            "PIP_CACHE_DIR": str(h / ".cache/pip"),
-            "VIRTUALENV_NO_PERIODIC_UPDATE": "1",
-            "PDM_CHECK_UPDATE": "false", "PDM_NON_INTERACTIVE": "1",
-            "PIPENV_YES": "1", "PIPENV_NOSPIN": "1", "PIPENV_IGNORE_VIRTUALENVS": "1",
-            "PIPENV_VERBOSITY": "-1",
-            "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1", "UV_OFFLINE": "1",
-            "NO_COLOR": "1", "TERM": "dumb",
-        })
+        self.build_env.update(
+            {
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "PIP_NO_INPUT": "1",
+                "PIP_CACHE_DIR": str(h / ".cache/pip"),
+                "VIRTUALENV_NO_PERIODIC_UPDATE": "1",
+                "PDM_CHECK_UPDATE": "false",
+                "PDM_NON_INTERACTIVE": "1",
+                "PIPENV_YES": "1",
+                "PIPENV_NOSPIN": "1",
+                "PIPENV_IGNORE_VIRTUALENVS": "1",
+                "PIPENV_VERBOSITY": "-1",
+                "UV_PYTHON_DOWNLOADS": "never",
+                "UV_NO_PROGRESS": "1",
+                "UV_OFFLINE": "1",
+                "NO_COLOR": "1",
+                "TERM": "dumb",
+            }
+        )
         for k in _PASSTHROUGH:
             if k in os.environ:
                 self.build_env[k] = os.environ[k]
@@ -423,15 +486,23 @@ class _Builder:
         env.pop("UV_OFFLINE")
         site = prefix / "lib" / f"python{minor}" / "site-packages"
         try:
-            _run([self.tools / "uv", "pip", "install", "--python", prefix / "bin" / "python",
-                  "ipykernel"], env, timeout=60)
+            _run(
+                [self.tools / "uv", "pip", "install", "--python", prefix / "bin" / "python", "ipykernel"],
+                env,
+                timeout=60,
+            )
             self.ipykernel_method = "uv pip install ipykernel (PyPI)"
             return True
         except BuildError:
             pass
-        tools_site = Path(subprocess.run(
-            [str(self.tools / "python"), "-c", "import sysconfig;print(sysconfig.get_path('purelib'))"],
-            capture_output=True, text=True).stdout.strip() or "/nonexistent")
+        tools_site = Path(
+            subprocess.run(
+                [str(self.tools / "python"), "-c", "import sysconfig;print(sysconfig.get_path('purelib'))"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            or "/nonexistent"
+        )
         dists = sorted(tools_site.glob("ipykernel-*.dist-info"))
         if dists:
             shutil.copytree(dists[-1], site / dists[-1].name)
@@ -463,10 +534,12 @@ class _Builder:
             return []
         version, exe = got
         proj = self.project("wrapped", {"README.md": "worked on with workon\n"})
-        env = dict(self.build_env,
-                   WORKON_HOME=str(self.home / ".virtualenvs"),
-                   VIRTUALENVWRAPPER_PYTHON=str(self.tools / "python"),
-                   VIRTUALENVWRAPPER_VIRTUALENV=str(self.tools / "virtualenv"))
+        env = dict(
+            self.build_env,
+            WORKON_HOME=str(self.home / ".virtualenvs"),
+            VIRTUALENVWRAPPER_PYTHON=str(self.tools / "python"),
+            VIRTUALENVWRAPPER_VIRTUALENV=str(self.tools / "virtualenv"),
+        )
         _run(["bash", "-c", f'source "{script}" && mkvirtualenv -p "{exe}" -a "{proj}" kk-wrapped'], env)
         prefix = _must_exist(self.home / ".virtualenvs" / "kk-wrapped", "virtualenvwrapper")
         return [_entry(prefix, version, ["virtualenvwrapper", "virtualenv"], "kk-wrapped", proj)]
@@ -480,9 +553,13 @@ class _Builder:
         got = self.need("3.12", "uv sync")
         if got:
             version, exe = got
-            proj = self.project("uv-app", {"pyproject.toml":
-                '[project]\nname = "uv-app"\nversion = "0.1.0"\n'
-                'requires-python = ">=3.8"\ndependencies = []\n'})
+            proj = self.project(
+                "uv-app",
+                {
+                    "pyproject.toml": '[project]\nname = "uv-app"\nversion = "0.1.0"\n'
+                    'requires-python = ">=3.8"\ndependencies = []\n'
+                },
+            )
             _run([self.tools / "uv", "sync", "--python", exe], self.build_env, cwd=proj)
             out.append(_entry(proj / ".venv", version, ["uv"], "uv-app", proj))
         got = self.need("3.9", "uv venv")
@@ -499,10 +576,14 @@ class _Builder:
         if not got or not self.tool("poetry"):
             return []
         version, exe = got
-        proj = self.project("My_Cool.Project", {"pyproject.toml":
-            '[project]\nname = "My_Cool.Project"\nversion = "0.1.0"\n'
-            'requires-python = ">=3.8"\ndependencies = []\n\n'
-            '[tool.poetry]\npackage-mode = false\n'})
+        proj = self.project(
+            "My_Cool.Project",
+            {
+                "pyproject.toml": '[project]\nname = "My_Cool.Project"\nversion = "0.1.0"\n'
+                'requires-python = ">=3.8"\ndependencies = []\n\n'
+                "[tool.poetry]\npackage-mode = false\n"
+            },
+        )
         _run([self.tools / "poetry", "-n", "env", "use", exe], self.build_env, cwd=proj)
         name = poetry_env_name("My_Cool.Project", proj, "3.12")
         prefix = _must_exist(self.home / ".cache/pypoetry/virtualenvs" / name, "poetry")
@@ -514,7 +595,7 @@ class _Builder:
         if not got or not self.tool("pipenv"):
             return []
         version, exe = got
-        proj = self.project("Pip Env_Proj")      # the space is on purpose
+        proj = self.project("Pip Env_Proj")  # the space is on purpose
         _run([self.tools / "pipenv", "--python", exe], self.build_env, cwd=proj)
         name = pipenv_env_name(proj)
         prefix = _must_exist(self.home / ".local/share/virtualenvs" / name, "pipenv")
@@ -526,15 +607,19 @@ class _Builder:
         if not got or not self.tool("hatch"):
             return []
         version, exe = got
-        proj = self.project("Hatch_Proj", {"pyproject.toml":
-            '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
-            '[project]\nname = "Hatch_Proj"\nversion = "0.1.0"\n\n'
-            '[tool.hatch.envs.default]\nskip-install = true\ndependencies = []\n'})
-        _run([self.tools / "hatch", "env", "create"],
-             dict(self.build_env, HATCH_PYTHON=str(exe)), cwd=proj)
+        proj = self.project(
+            "Hatch_Proj",
+            {
+                "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+                '[project]\nname = "Hatch_Proj"\nversion = "0.1.0"\n\n'
+                "[tool.hatch.envs.default]\nskip-install = true\ndependencies = []\n"
+            },
+        )
+        _run([self.tools / "hatch", "env", "create"], dict(self.build_env, HATCH_PYTHON=str(exe)), cwd=proj)
         # the default env's folder is named after the (canonical) project name
-        prefix = _must_exist(self.home / ".local/share/hatch/env/virtual/hatch-proj"
-                             / hatch_project_id(proj) / "hatch-proj", "hatch")
+        prefix = _must_exist(
+            self.home / ".local/share/hatch/env/virtual/hatch-proj" / hatch_project_id(proj) / "hatch-proj", "hatch"
+        )
         return [_entry(prefix, version, ["hatch", "virtualenv"], "hatch-proj", proj)]
 
     # -- pdm: `pdm use -f` makes the in-project .venv; `pdm venv create` (not
@@ -543,21 +628,27 @@ class _Builder:
         if not self.tool("pdm"):
             return []
         out = []
-        proj = self.project("pdm-app", {"pyproject.toml":
-            '[project]\nname = "pdm-app"\nversion = "0.1.0"\n'
-            'requires-python = ">=3.8"\ndependencies = []\n\n'
-            '[tool.pdm]\ndistribution = false\n'})
+        proj = self.project(
+            "pdm-app",
+            {
+                "pyproject.toml": '[project]\nname = "pdm-app"\nversion = "0.1.0"\n'
+                'requires-python = ">=3.8"\ndependencies = []\n\n'
+                "[tool.pdm]\ndistribution = false\n"
+            },
+        )
         got = self.need("3.12", "pdm in-project")
         if got:
             version, exe = got
             _run([self.tools / "pdm", "use", "-f", exe], self.build_env, cwd=proj)
-            out.append(_entry(_must_exist(proj / ".venv", "pdm in-project"), version,
-                              ["pdm", "virtualenv"], "pdm-app", proj))
+            out.append(
+                _entry(_must_exist(proj / ".venv", "pdm in-project"), version, ["pdm", "virtualenv"], "pdm-app", proj)
+            )
         got = self.need("3.10", "pdm venv create")
         if got:
             version, exe = got
-            _run([self.tools / "pdm", "venv", "create", exe],
-                 dict(self.build_env, PDM_VENV_IN_PROJECT="false"), cwd=proj)
+            _run(
+                [self.tools / "pdm", "venv", "create", exe], dict(self.build_env, PDM_VENV_IN_PROJECT="false"), cwd=proj
+            )
             name = pdm_venv_prefix(proj) + "3.10"
             prefix = _must_exist(self.home / ".local/share/pdm/venvs" / name, "pdm venv create")
             out.append(_entry(prefix, version, ["pdm", "virtualenv"], proj.name, proj))
@@ -590,8 +681,10 @@ class _Builder:
         _run([vdir / "bin" / "python3.11", "-m", "venv", "--without-pip", envdir], self.build_env)
         if (vdir / "bin" / "python3.11-config").exists():
             os.symlink(vdir / "bin" / "python3.11-config", envdir / "bin" / "python3.11-config")
-        pydoc = _write(envdir / "bin" / "pydoc",
-                       f"#!{envdir}/bin/python\nimport pydoc\nif __name__ == '__main__':\n      pydoc.cli()\n")
+        pydoc = _write(
+            envdir / "bin" / "pydoc",
+            f"#!{envdir}/bin/python\nimport pydoc\nif __name__ == '__main__':\n      pydoc.cli()\n",
+        )
         pydoc.chmod(0o755)
         compat = root / "versions" / "kk-pyenv-env"
         os.symlink(envdir, compat)
@@ -617,25 +710,44 @@ class _Builder:
         got = self.need("3.11", "conda base")
         if got:
             version, exe = got
-            _conda_python_env(root, version, exe, "h955ad1f_0", defaults,
-                              f"constructor {root} --install",
-                              extra_history="+defaults/linux-64::conda-23.11.0-py311h06a4308_0\n",
-                              pkgs_dir=root / "pkgs")
-            _conda_record(root, "conda", "23.11.0", "py311h06a4308_0", defaults,
-                          ["bin/conda", "condabin/conda", "etc/profile.d/conda.sh",
-                           "lib/python3.11/site-packages/conda/__init__.py"],
-                          ["python >=3.11,<3.12.0a0"], pkgs_dir=root / "pkgs")
+            _conda_python_env(
+                root,
+                version,
+                exe,
+                "h955ad1f_0",
+                defaults,
+                f"constructor {root} --install",
+                extra_history="+defaults/linux-64::conda-23.11.0-py311h06a4308_0\n",
+                pkgs_dir=root / "pkgs",
+            )
+            _conda_record(
+                root,
+                "conda",
+                "23.11.0",
+                "py311h06a4308_0",
+                defaults,
+                [
+                    "bin/conda",
+                    "condabin/conda",
+                    "etc/profile.d/conda.sh",
+                    "lib/python3.11/site-packages/conda/__init__.py",
+                ],
+                ["python >=3.11,<3.12.0a0"],
+                pkgs_dir=root / "pkgs",
+            )
             site = root / "lib/python3.11/site-packages"
             _write(site / "conda/__init__.py", '__version__ = "23.11.0"\n')
-            _write(root / "bin/conda",
-                   f"#!{root}/bin/python\nimport sys\nfrom conda.cli import main\n"
-                   "sys.exit(main())\n").chmod(0o755)
-            _write(root / "condabin/conda",
-                   f"#!{root}/bin/python\nimport sys\nfrom conda.cli import main\n"
-                   "sys.exit(main())\n").chmod(0o755)
-            _write(root / "etc/profile.d/conda.sh",
-                   f"export CONDA_EXE='{root}/bin/conda'\nexport _CE_M=''\n"
-                   f"export CONDA_PYTHON_EXE='{root}/bin/python'\n")
+            _write(
+                root / "bin/conda", f"#!{root}/bin/python\nimport sys\nfrom conda.cli import main\nsys.exit(main())\n"
+            ).chmod(0o755)
+            _write(
+                root / "condabin/conda",
+                f"#!{root}/bin/python\nimport sys\nfrom conda.cli import main\nsys.exit(main())\n",
+            ).chmod(0o755)
+            _write(
+                root / "etc/profile.d/conda.sh",
+                f"export CONDA_EXE='{root}/bin/conda'\nexport _CE_M=''\nexport CONDA_PYTHON_EXE='{root}/bin/python'\n",
+            )
             _write(root / "envs/.conda_envs_dir_test", "")
             _write(root / "pkgs/urls.txt", "")
             registered.append(root)
@@ -644,41 +756,69 @@ class _Builder:
         if got:
             version, exe = got
             prefix = root / "envs" / "dsenv"
-            ipk = _conda_record(prefix, "ipykernel", "6.28.0", "py312h06a4308_0", defaults,
-                                ["lib/python3.12/site-packages/ipykernel/__init__.py",
-                                 "share/jupyter/kernels/python3/kernel.json"],
-                                ["python >=3.12,<3.13.0a0", "jupyter_client >=8", "pyzmq >=24"],
-                                requested="ipykernel", pkgs_dir=root / "pkgs")
-            _conda_python_env(prefix, version, exe, "h996f2a0_0", defaults,
-                              f"{root}/bin/conda create -n dsenv python=3.12 ipykernel",
-                              extra_history=f"+{ipk}\n", pkgs_dir=root / "pkgs")
+            ipk = _conda_record(
+                prefix,
+                "ipykernel",
+                "6.28.0",
+                "py312h06a4308_0",
+                defaults,
+                ["lib/python3.12/site-packages/ipykernel/__init__.py", "share/jupyter/kernels/python3/kernel.json"],
+                ["python >=3.12,<3.13.0a0", "jupyter_client >=8", "pyzmq >=24"],
+                requested="ipykernel",
+                pkgs_dir=root / "pkgs",
+            )
+            _conda_python_env(
+                prefix,
+                version,
+                exe,
+                "h996f2a0_0",
+                defaults,
+                f"{root}/bin/conda create -n dsenv python=3.12 ipykernel",
+                extra_history=f"+{ipk}\n",
+                pkgs_dir=root / "pkgs",
+            )
             site = prefix / "lib/python3.12/site-packages"
             # conda's ipykernel package ships a pip-style dist-info (INSTALLER: conda),
             # the package dir and the kernel spec; the module here is a stub.
             _fake_dist_info(site, "ipykernel", "6.28.0", "conda")
             _write(site / "ipykernel/__init__.py", '__version__ = "6.28.0"\n')
-            _write(prefix / "share/jupyter/kernels/python3/kernel.json", json.dumps({
-                "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": "Python 3 (ipykernel)", "language": "python",
-                "metadata": {"debugger": True}}, indent=1) + "\n")
+            _write(
+                prefix / "share/jupyter/kernels/python3/kernel.json",
+                json.dumps(
+                    {
+                        "argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                        "display_name": "Python 3 (ipykernel)",
+                        "language": "python",
+                        "metadata": {"debugger": True},
+                    },
+                    indent=1,
+                )
+                + "\n",
+            )
             registered.append(prefix)
             out.append(_entry(prefix, version, ["conda"], "dsenv", None, has_ipykernel=True))
         got = self.need("3.10", "conda -p env")
         if got:
             version, exe = got
             prefix = self.home / "work" / "conda-envs" / "special"
-            _conda_python_env(prefix, version, exe, "h955ad1f_0", defaults,
-                              f"{root}/bin/conda create -p {prefix} python=3.10",
-                              pkgs_dir=root / "pkgs")
+            _conda_python_env(
+                prefix,
+                version,
+                exe,
+                "h955ad1f_0",
+                defaults,
+                f"{root}/bin/conda create -p {prefix} python=3.10",
+                pkgs_dir=root / "pkgs",
+            )
             registered.append(prefix)
             out.append(_entry(prefix, version, ["conda"], "special", None))
         stale = root / "envs" / "deleted-env"
         self.hazards["stale environments.txt entry"] = str(stale)
-        _write(self.home / ".conda/environments.txt",
-               "".join(f"{p}\n" for p in [*registered, stale]))
-        _write(self.home / ".condarc",
-               f"channels:\n  - defaults\nenvs_dirs:\n  - {root}/envs\n  - ~/.conda/envs\n"
-               "auto_activate_base: false\n")
+        _write(self.home / ".conda/environments.txt", "".join(f"{p}\n" for p in [*registered, stale]))
+        _write(
+            self.home / ".condarc",
+            f"channels:\n  - defaults\nenvs_dirs:\n  - {root}/envs\n  - ~/.conda/envs\nauto_activate_base: false\n",
+        )
         return out
 
     # -- pixi, by hand.  Mirrors `pixi install` in a workspace:
@@ -693,26 +833,44 @@ class _Builder:
         if not got:
             return []
         version, exe = got
-        proj = self.project("pixi-app", {
-            "pixi.toml": '[workspace]\nname = "pixi-app"\nchannels = ["conda-forge"]\n'
-                         'platforms = ["linux-64"]\n\n[dependencies]\npython = "3.12.*"\n',
-            "pixi.lock": "version: 6\nenvironments:\n  default:\n    channels:\n"
-                         "    - url: https://conda.anaconda.org/conda-forge/\n    packages:\n"
-                         "      linux-64:\n      - conda: https://conda.anaconda.org/conda-forge/"
-                         "linux-64/python-3.12.1-hab00c5b_1_cpython.conda\n"})
+        proj = self.project(
+            "pixi-app",
+            {
+                "pixi.toml": '[workspace]\nname = "pixi-app"\nchannels = ["conda-forge"]\n'
+                'platforms = ["linux-64"]\n\n[dependencies]\npython = "3.12.*"\n',
+                "pixi.lock": "version: 6\nenvironments:\n  default:\n    channels:\n"
+                "    - url: https://conda.anaconda.org/conda-forge/\n    packages:\n"
+                "      linux-64:\n      - conda: https://conda.anaconda.org/conda-forge/"
+                "linux-64/python-3.12.1-hab00c5b_1_cpython.conda\n",
+            },
+        )
         _write(proj / ".pixi/.gitignore", "*\n")
         prefix = proj / ".pixi" / "envs" / "default"
         minor = "3.12"
         _interpreter_farm(prefix, version, exe)
-        _conda_record(prefix, "python", version, "hab00c5b_1_cpython",
-                      "https://conda.anaconda.org/conda-forge",
-                      [f"bin/python{minor}", "bin/python", "bin/python3"],
-                      ["libffi >=3.4,<4.0a0", "openssl >=3.2.0,<4.0a0", "tzdata"],
-                      pkgs_dir=self.home / ".cache/rattler/cache/pkgs")
+        _conda_record(
+            prefix,
+            "python",
+            version,
+            "hab00c5b_1_cpython",
+            "https://conda.anaconda.org/conda-forge",
+            [f"bin/python{minor}", "bin/python", "bin/python3"],
+            ["libffi >=3.4,<4.0a0", "openssl >=3.2.0,<4.0a0", "tzdata"],
+            pkgs_dir=self.home / ".cache/rattler/cache/pkgs",
+        )
         _write(prefix / "conda-meta" / "history", "// not relevant for pixi but for `conda run -p`")
-        _write(prefix / "conda-meta" / "pixi", json.dumps({
-            "manifest_path": str(proj / "pixi.toml"), "environment_name": "default",
-            "pixi_version": "0.40.0", "environment_lock_file_hash": "4f36ee620f10329d"}) + "\n")
+        _write(
+            prefix / "conda-meta" / "pixi",
+            json.dumps(
+                {
+                    "manifest_path": str(proj / "pixi.toml"),
+                    "environment_name": "default",
+                    "pixi_version": "0.40.0",
+                    "environment_lock_file_hash": "4f36ee620f10329d",
+                }
+            )
+            + "\n",
+        )
         return [_entry(prefix, version, ["pixi", "conda"], proj.name, proj)]
 
     # -- broken things
@@ -732,8 +890,17 @@ class _Builder:
             os.symlink(gone / "bin" / "python3.12", link)
             cfg = prefix / "pyvenv.cfg"
             cfg.write_text(cfg.read_text().replace(str(exe.parent.parent), str(gone)))
-            out.append(_entry(prefix, version, ["venv"], "oldtool", proj, healthy=False,
-                              problems_contains="interpreter link dangles"))
+            out.append(
+                _entry(
+                    prefix,
+                    version,
+                    ["venv"],
+                    "oldtool",
+                    proj,
+                    healthy=False,
+                    problems_contains="interpreter link dangles",
+                )
+            )
         # a folder nobody may read (root still can: tests as root see inside)
         locked = self.project("locked", {"notes.txt": "private\n"})
         locked.chmod(0)
@@ -758,9 +925,17 @@ def build_real_home(base: Path, tools_bin: Path, *, workers: int = 8) -> RealHom
         (b.home / d).mkdir(parents=True, exist_ok=True)
 
     tasks: dict[str, Callable[[], list[dict]]] = {
-        "venv": b.venvs, "virtualenv": b.virtualenv, "virtualenvwrapper": b.virtualenvwrapper,
-        "uv": b.uv, "poetry": b.poetry, "pipenv": b.pipenv, "hatch": b.hatch,
-        "pdm": b.pdm, "pyenv": b.pyenv, "conda": b.conda, "pixi": b.pixi,
+        "venv": b.venvs,
+        "virtualenv": b.virtualenv,
+        "virtualenvwrapper": b.virtualenvwrapper,
+        "uv": b.uv,
+        "poetry": b.poetry,
+        "pipenv": b.pipenv,
+        "hatch": b.hatch,
+        "pdm": b.pdm,
+        "pyenv": b.pyenv,
+        "conda": b.conda,
+        "pixi": b.pixi,
         "broken": b.broken,
     }
     timings: dict[str, float] = {}
@@ -785,11 +960,19 @@ def build_real_home(base: Path, tools_bin: Path, *, workers: int = 8) -> RealHom
         raise BuildError("\n\n".join(errors))
 
     expected = [e for n in tasks for e in results[n]]
-    return RealHome(base=base, home=b.home, env=b.env, expected=expected,
-                    aliases=b.aliases, hazards=b.hazards, skipped=b.skipped,
-                    ipykernel_method=b.ipykernel_method,
-                    build_seconds=round(time.monotonic() - t0, 2), timings=timings,
-                    build_env=b.build_env)
+    return RealHome(
+        base=base,
+        home=b.home,
+        env=b.env,
+        expected=expected,
+        aliases=b.aliases,
+        hazards=b.hazards,
+        skipped=b.skipped,
+        ipykernel_method=b.ipykernel_method,
+        build_seconds=round(time.monotonic() - t0, 2),
+        timings=timings,
+        build_env=b.build_env,
+    )
 
 
 def cleanup_real_home(rh_or_base) -> None:
@@ -808,8 +991,19 @@ if __name__ == "__main__":
     out = Path(sys.argv[1])
     tb = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(sys.executable).parent
     rh = build_real_home(out, tb)
-    print(json.dumps({"home": str(rh.home), "build_seconds": rh.build_seconds,
-                      "timings": rh.timings, "skipped": rh.skipped,
-                      "ipykernel_method": rh.ipykernel_method, "aliases": rh.aliases,
-                      "hazards": rh.hazards, "env": rh.env, "expected": rh.expected},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                "home": str(rh.home),
+                "build_seconds": rh.build_seconds,
+                "timings": rh.timings,
+                "skipped": rh.skipped,
+                "ipykernel_method": rh.ipykernel_method,
+                "aliases": rh.aliases,
+                "hazards": rh.hazards,
+                "env": rh.env,
+                "expected": rh.expected,
+            },
+            indent=1,
+        )
+    )

@@ -312,3 +312,47 @@ def test_killed_sync_leaves_no_half_written_kernel(fake_home: Path) -> None:
     assert len(list(kernels_dir().iterdir())) == 300
     again = subprocess.run(_sync_cmd(), env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(again.stdout)["actions"] == []
+
+
+def test_removing_a_symlinked_kernel_removes_only_the_link(three_envs: dict[str, Path], tmp_path: Path) -> None:
+    target = foreign_kernel(tmp_path / "shared", "linked", str(three_envs["sci"] / "bin" / "python"))
+    kernels_dir().mkdir(parents=True)
+    (kernels_dir() / "linked").symlink_to(target)
+    assert main(["remove", "linked"]) == 0
+    assert not (kernels_dir() / "linked").exists()
+    assert (target / "kernel.json").is_file(), "the folder the link pointed at is someone else's"
+
+
+def test_unreadable_kernels_folder_is_reported(three_envs: dict[str, Path]) -> None:
+    """As root every folder is readable, so `list` runs as `nobody` there (setpriv)."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="kk-unreadable-kernels-"))
+    try:
+        secret = base / "secret" / "kernels"
+        foreign_kernel(secret, "hidden", "/usr/bin/python3")
+        visible = foreign_kernel(base / "open" / "kernels", "shown", "/usr/bin/python3")
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        secret.chmod(0o000)
+        env = {
+            "HOME": str(base),
+            "PATH": "/usr/bin:/bin",
+            "JUPYTER_PATH": f"{secret.parent}:{visible.parent.parent}",
+            "JUPYTER_DATA_DIR": str(base / "data"),
+            "PYTHONPATH": os.pathsep.join(sys.path),
+        }
+        cmd = [sys.executable, "-m", "kernelkeeper", "list", "--json"]
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv: cannot make a folder unreadable")
+            cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, cwd=str(base))
+        assert res.returncode == 0, res.stderr
+        assert f"skipped {secret}: permission denied" in res.stderr
+        names = [k["name"] for k in json.loads(res.stdout)]
+        assert "shown" in names and "hidden" not in names
+    finally:
+        secret.chmod(0o755)
+        shutil.rmtree(base)

@@ -127,3 +127,35 @@ def test_deleting_the_env_makes_it_stale_then_sync_removes_it(
         assert [(a["action"], a["kernel"]) for a in actions] == [("remove", added[0])]
     finally:
         shutil.rmtree(project, ignore_errors=True)
+
+
+def test_install_ipykernel_the_way_uv_would(real_home: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh uv venv has no pip: `add --install-ipykernel` must use `uv pip install --python`."""
+    import subprocess
+    import sys
+
+    uv = Path(sys.executable).parent / "uv"
+    project = tmp_path / "uvproj"
+    project.mkdir()
+    (project / "uv.lock").write_text("")
+    subprocess.run(
+        [str(uv), "venv", "--python", runnable_env(real_home)["python"], str(project / ".venv")],
+        env=dict(real_home.build_env, UV_CACHE_DIR=str(tmp_path / "uvcache")),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert not list((project / ".venv").glob("lib/python*/site-packages/pip"))
+    # build_env: the fake HOME plus the certificate/proxy settings that reach PyPI from here.
+    env = dict(
+        real_home.build_env, JUPYTER_DATA_DIR=os.environ["JUPYTER_DATA_DIR"], UV_CACHE_DIR=str(tmp_path / "uvcache")
+    )
+    env.pop("UV_OFFLINE", None)  # this one step needs PyPI
+    capsys.readouterr()
+    assert main(["add", str(project), "--json"], env=env) == 1
+    assert "uv pip install --python" in capsys.readouterr().err
+    assert main(["add", str(project), "--install-ipykernel", "--json"], env=env) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ran"] and " pip install --python " in result["ran"][0] and result["ran"][0].endswith("ipykernel")
+    got = run_in_kernel(result["kernel"], CODE)
+    assert got["prefix"] == str(project / ".venv")
