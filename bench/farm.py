@@ -95,8 +95,20 @@ PACKAGES: tuple[tuple[str, str], ...] = (
 )
 IPYKERNEL_VERSION = "6.29.5"
 
-ADJECTIVES = ["amber", "agile", "bold", "brave", "calm", "clever", "cosmic", "crisp", "dusty", "eager", "fancy", "fuzzy", "gentle", "giant", "happy", "hidden", "icy", "jolly", "keen", "lazy", "lucky", "mellow", "misty", "noble", "odd", "proud", "quiet", "rapid", "rusty", "shiny", "silent", "sleepy", "snowy", "solar", "spicy", "steady", "sunny", "swift", "tidy", "tiny", "vivid", "wild", "witty", "young"]
-NOUNS = ["api", "badger", "bot", "cache", "cli", "crawler", "dash", "data", "dragon", "engine", "falcon", "feed", "forge", "gadget", "graph", "harbor", "hub", "ingest", "kernel", "lab", "ledger", "lens", "map", "model", "monitor", "notebook", "otter", "parser", "pipeline", "portal", "quasar", "report", "robot", "scraper", "server", "shop", "sketch", "stats", "tools", "tracker", "viz", "web", "widget", "worker"]
+ADJECTIVES: tuple[str, ...] = (
+    "amber", "agile", "bold", "brave", "calm", "clever", "cosmic", "crisp", "dusty",
+    "eager", "fancy", "fuzzy", "gentle", "giant", "happy", "hidden", "icy", "jolly", "keen",
+    "lazy", "lucky", "mellow", "misty", "noble", "odd", "proud", "quiet", "rapid", "rusty",
+    "shiny", "silent", "sleepy", "snowy", "solar", "spicy", "steady", "sunny", "swift",
+    "tidy", "tiny", "vivid", "wild", "witty", "young",
+)
+NOUNS: tuple[str, ...] = (
+    "api", "badger", "bot", "cache", "cli", "crawler", "dash", "data", "dragon", "engine",
+    "falcon", "feed", "forge", "gadget", "graph", "harbor", "hub", "ingest", "kernel",
+    "lab", "ledger", "lens", "map", "model", "monitor", "notebook", "otter", "parser",
+    "pipeline", "portal", "quasar", "report", "robot", "scraper", "server", "shop",
+    "sketch", "stats", "tools", "tracker", "viz", "web", "widget", "worker",
+)
 
 
 @dataclass
@@ -259,6 +271,8 @@ class FarmBuilder:
         self.counter = 0
         self.target = n
         self.conda_envs: list[Path] = []
+        self.tool_python = self.home / ".local/share/pipx/venvs/virtualenv/bin/python"
+        self.poetry_envs: list[str] = []
         self.stamp = 1_700_000_000  # fixed epoch for conda history lines
 
     # ---- choices
@@ -491,23 +505,35 @@ class FarmBuilder:
                 _link(prefix / "lib64", "lib")
                 _write(prefix / ".gitignore", "*")
                 _write(prefix / "CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55")
+                _write(prefix / ".lock", "")
                 installer = "uv"
-            else:  # virtualenv 20.x
-                ve_version = self.rng.choice(["20.24.5", "20.25.1", "20.26.6", "20.29.1"])
+            else:  # virtualenv, also what poetry, pipenv, hatch, pdm and virtualenvwrapper use
+                ve_version = self.rng.choice(["20.24.5", "20.26.6", "20.29.1", "21.15.11"])
                 base_prefix = base.parent.parent
-                lines = [
-                    f"home = {home}",
-                    "implementation = CPython",
-                    f"version_info = {version}.final.0",
-                    f"virtualenv = {ve_version}",
+                lines = [f"home = {home}", "implementation = CPython"]
+                if ve_version.startswith("21."):  # the newer, longer file
+                    lines += [
+                        f"python-version = {minor}",
+                        f"version_info = {version}.final.0",
+                        f"version = {version}",
+                        f"executable = {base}",
+                        f"command = {self.tool_python} -m virtualenv {prefix}",
+                        f"virtualenv = {ve_version}",
+                    ]
+                    if prompt:
+                        lines.append(f'prompt = "{prompt}"')
+                else:
+                    lines += [f"version_info = {version}.final.0", f"virtualenv = {ve_version}"]
+                    if prompt:
+                        lines.append(f"prompt = {prompt}")
+                lines += [
                     "include-system-site-packages = false",
                     f"base-prefix = {base_prefix}",
                     f"base-exec-prefix = {base_prefix}",
                     f"base-executable = {base}",
                 ]
-                if prompt:
-                    lines.append(f"prompt = {prompt}")
                 _write(prefix / ".gitignore", "# created by virtualenv automatically\n*\n")
+                _write(prefix / "CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n")
                 installer = "pip"
             sp = prefix / "lib" / f"python{minor}" / "site-packages"
             _write(sp / "_virtualenv.pth", "import _virtualenv")
@@ -541,7 +567,9 @@ class FarmBuilder:
             pkgs.append(("ipykernel", IPYKERNEL_VERSION, f"py{minor.replace('.', '')}h06a4308_0"))
         hist = [f"==> {when} <==", f"# cmd: {history_cmd}", "# conda version: 24.5.0"]
         hist += [f"+{channel}/linux-64::{n}-{v}-{b}" for n, v, b in pkgs]
-        _write(meta / "history", "" if pixi else "\n".join(hist) + "\n")
+        if pixi:
+            hist = ["// not relevant for pixi but for `conda run -p`"]
+        _write(meta / "history", "\n".join(hist) + "\n")
         for n, v, b in pkgs:
             files = [f"bin/python{minor}", f"lib/python{minor}/os.py"] if n == "python" else []
             record = {
@@ -626,6 +654,8 @@ class FarmBuilder:
             _write(prefix / "lib" / f"python{minor}" / "EXTERNALLY-MANAGED",
                    "[externally-managed]\nError=This Python installation is managed by uv\n")
             self.site_packages(prefix, minor, "uv", False)
+            _link(root / f"cpython-{minor}-linux-x86_64-gnu", prefix.name)
+            _link(self.home / ".local" / "bin" / f"python{minor}", prefix / "bin" / f"python{minor}")
             self.add(prefix, prefix / "bin" / "python", "uv-python", "uv-python", version,
                      prefix.name, False)
 
@@ -662,7 +692,10 @@ class FarmBuilder:
         env_dir = poetry_env_name(canonical(name), project, minor)
         prefix = self.home / ".cache" / "pypoetry" / "virtualenvs" / env_dir
         version = self.venv_like(prefix, "virtualenv", minor, name=f"{canonical(name)}-py{minor}",
-                                 ipykernel=ipy, broken=broken)
+                                 ipykernel=ipy, broken=broken, prompt=f"{canonical(name)}-py{minor}")
+        if self.rng.random() < 0.5:  # `poetry env use` records the env
+            self.poetry_envs.append(f'[{env_dir.rsplit("-py", 1)[0]}]\nminor = "{minor}"\n'
+                                    f'patch = "{self.pythons[minor]}"\n')
         self.add(prefix, prefix / "bin" / "python", "poetry", "poetry-cache", version,
                  canonical(name), ipy, broken, project)
 
@@ -672,7 +705,7 @@ class FarmBuilder:
         prefix = project / ".venv"
         minor = self.pick_minor()
         version = self.venv_like(prefix, "virtualenv", minor, name=f"{name}-py{minor}",
-                                 ipykernel=ipy, broken=broken)
+                                 ipykernel=ipy, broken=broken, prompt=f"{name}-py{minor}")
         self.add(prefix, prefix / "bin" / "python", "poetry", "poetry-in-project", version, name,
                  ipy, broken, project)
 
@@ -681,7 +714,7 @@ class FarmBuilder:
         prefix = self.home / ".local" / "share" / "virtualenvs" / pipenv_env_name(project)
         minor = self.pick_minor()
         version = self.venv_like(prefix, "virtualenv", minor, name=project.name, ipykernel=ipy,
-                                 broken=broken)
+                                 broken=broken, prompt=project.name)
         _write(prefix / ".project", str(project))
         self.add(prefix, prefix / "bin" / "python", "pipenv", "pipenv", version, prefix.name, ipy,
                  broken, project)
@@ -694,7 +727,8 @@ class FarmBuilder:
         version = self.venv_like(prefix, "virtualenv", minor, name=name, ipykernel=ipy,
                                  broken=broken)
         for hook in ("postactivate", "postdeactivate", "preactivate", "predeactivate"):
-            _write(prefix / "bin" / hook, "#!/bin/bash\n# This hook is sourced after this virtualenv is activated.\n", 0o755)
+            text = f"#!/bin/bash\n# This hook is sourced after this virtualenv is {hook[4:]}d.\n"
+            _write(prefix / "bin" / hook, text, 0o755)
         project = None
         if self.rng.random() < 0.3:  # made by mkproject
             project, _ = self.new_project("plain", name)
@@ -714,10 +748,13 @@ class FarmBuilder:
 
     def _conda_env(self, ipy: bool, broken: bool) -> None:
         name = self.unique_name(self.rng.choice(["-", "_"]))
-        if self.rng.random() < 0.85:
+        r = self.rng.random()
+        if r < 0.8:
             prefix = self.home / "miniconda3" / "envs" / name
-        else:
+        elif r < 0.9:
             prefix = self.home / ".conda" / "envs" / name
+        else:  # `conda create -p`: known only from environments.txt
+            prefix = self.home / "work" / "conda-envs" / name
         minor = self.pick_minor()
         version = self.conda_like(prefix, minor, ipykernel=ipy,
                                   history_cmd=f"{self.home}/miniconda3/bin/conda create -n {name} python={minor}")
@@ -733,6 +770,9 @@ class FarmBuilder:
         prefix = versions / version / "envs" / name
         self.venv_like(prefix, "venv", minor, name=name, ipykernel=ipy, broken=broken,
                        base=self.farm_pyenv_python(minor))
+        _write(prefix / "bin" / "pydoc", f"#!{prefix}/bin/python\nimport pydoc\npydoc.cli()\n", 0o755)
+        _link(prefix / "bin" / f"python{minor}-config",
+              self.farm_pyenv_python(minor).parent / f"python{minor}-config")
         _link(versions / name, prefix)
         self.add(prefix, prefix / "bin" / "python", "pyenv-virtualenv", "pyenv-virtualenv",
                  version if not broken else f"{minor}.99", name, ipy, broken)
@@ -758,8 +798,9 @@ class FarmBuilder:
         minor = self.pick_minor()
         prefix = self.home / ".local" / "share" / "pdm" / "venvs" / f"{pdm_env_prefix(project)}{minor}"
         version = self.venv_like(prefix, "virtualenv", minor, name=f"{name}-{minor}",
-                                 ipykernel=ipy, broken=broken)
+                                 ipykernel=ipy, broken=broken, prompt=f"{name}-{minor}")
         _write(project / ".pdm-python", f"{prefix}/bin/python\n")
+        _write(project / ".python-version", f"{minor}\n")
         self.add(prefix, prefix / "bin" / "python", "pdm", "pdm-venvs", version, name, ipy, broken,
                  project)
 
@@ -768,8 +809,9 @@ class FarmBuilder:
         prefix = project / ".venv"
         minor = self.pick_minor()
         version = self.venv_like(prefix, "virtualenv", minor, name=name, ipykernel=ipy,
-                                 broken=broken)
+                                 broken=broken, prompt=f"{name}-{minor}")
         _write(project / ".pdm-python", f"{prefix}/bin/python\n")
+        _write(project / ".python-version", f"{minor}\n")
         self.add(prefix, prefix / "bin" / "python", "pdm", "pdm-in-project", version, name, ipy,
                  broken, project)
 
@@ -780,7 +822,9 @@ class FarmBuilder:
         version = self.conda_like(prefix, minor, ipykernel=ipy, history_cmd="pixi install", pixi=True)
         _write(prefix / "conda-meta" / "pixi",
                json.dumps({"manifest_path": str(project / "pixi.toml"), "environment_name": "default",
-                           "pixi_version": "0.39.5"}) + "\n")
+                           "pixi_version": "0.39.5",
+                           "environment_lock_file_hash": hashlib.sha256(name.encode()).hexdigest()[:16]})
+               + "\n")
         _write(project / ".pixi" / ".gitignore", "*\n")
         self.add(prefix, prefix / "bin" / "python", "pixi", "pixi", version, name, ipy,
                  project=project)
@@ -817,8 +861,11 @@ class FarmBuilder:
             if len(self.envs) >= self.target:
                 break
             self.make(layout, self.rng.random() < 1 / 3, i in broken_at)
-        # conda's registry of environments
+        if self.poetry_envs:
+            _write(self.home / ".cache/pypoetry/virtualenvs/envs.toml", "\n".join(self.poetry_envs))
+        # conda's registry of environments, with a stale line as it often has
         lines = [str(self.home / "miniconda3"), *map(str, self.conda_envs)]
+        lines.insert(len(lines) // 2, str(self.home / "miniconda3" / "envs" / "deleted-long-ago"))
         _write(self.home / ".conda" / "environments.txt", "\n".join(lines) + "\n")
         # virtualenvwrapper's global hooks
         for hook in ("postactivate", "postmkvirtualenv", "premkvirtualenv", "get_env_details"):

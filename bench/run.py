@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -153,8 +153,11 @@ def base_env(home: Path) -> dict[str, str]:
         "HOME": str(home),
         "PATH": f"{home / '.pyenv' / 'bin'}:{home / '.pyenv' / 'shims'}:{BASE_PATH}",
         "LANG": "C.UTF-8",
-        "PYENV_ROOT": str(home / ".pyenv"),
     }
+
+
+#: Set by --kk-src: run kernelkeeper from a source tree instead of an installed copy.
+KK_PYTHONPATH: dict[str, str] = {}
 
 
 def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: bool) -> list[Tool]:
@@ -163,7 +166,7 @@ def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: b
         Tool(
             "kernelkeeper",
             [kk_python, "-m", "kernelkeeper", "envs", "--json"],
-            base_env(home),
+            {**base_env(home), **KK_PYTHONPATH},
             parse_kernelkeeper,
             "defaults: HOME only (PATH = ~/.pyenv/bin:~/.pyenv/shims:/usr/local/bin:/usr/bin:/bin)",
         )
@@ -191,7 +194,8 @@ def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: b
                    "+ ~/<code folder>/*{1,3}; conda_env_dirs = ~, ~/miniconda3/envs, "
                    "~/.conda/envs, <projects>/.pixi/envs; use_conda_directly off")
         else:
-            env = {**base_env(home), "KK_BENCH_PATH_FILE": str(path_file)}
+            env = {**base_env(home), "KK_BENCH_PATH_FILE": str(path_file),
+                   "PYENV_ROOT": str(home / ".pyenv")}
             how = (f"PATH = ~/.pyenv/bin + {n_dirs - 4} env bin dirs globbed from every tool's "
                    "env location and <code folder>/*{1,3}/{.venv,venv,env,.pixi/envs/*}; "
                    "PYENV_ROOT=~/.pyenv")
@@ -199,7 +203,7 @@ def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: b
         if defaults:
             env = {**base_env(home), "JUPYTER_CONFIG_DIR": str(empty_jupyter)}
             tools.append(Tool(f"{peer} (defaults)", argv, env, parse_peer,
-                              "defaults: HOME, PYENV_ROOT, pyenv on PATH"))
+                              "defaults: HOME, pyenv on PATH"))
     return tools
 
 
@@ -295,7 +299,7 @@ def warm(home: Path) -> int:
 # --------------------------------------------------------------------------- setup
 
 
-def ensure_peers_venv() -> dict[str, str]:
+def ensure_peers_venv() -> dict[str, Any]:
     python = PEERS_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
@@ -310,8 +314,9 @@ def ensure_peers_venv() -> dict[str, str]:
         "out['python'] = sys.version.split()[0]\n"
         "print(json.dumps(out))\n"
     )
-    versions = json.loads(subprocess.run([str(python), "-c", probe], check=True,
-                                         capture_output=True, text=True).stdout)
+    versions: dict[str, Any] = json.loads(
+        subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True).stdout
+    )
     if any(versions.get(n) != v for n, v in PEER_PACKAGES.items()):
         subprocess.run([str(python), "-m", "pip", "install", "-q", *want], check=True)
         versions = json.loads(subprocess.run([str(python), "-c", probe], check=True,
@@ -323,7 +328,8 @@ def kernelkeeper_ready(kk_python: str) -> str:
     """'' when `python -m kernelkeeper envs --json --help` works, else why not."""
     try:
         proc = subprocess.run([kk_python, "-m", "kernelkeeper", "envs", "--json", "--help"],
-                              capture_output=True, text=True, timeout=60, cwd="/")
+                              capture_output=True, text=True, timeout=60, cwd="/",
+                              env={"PATH": BASE_PATH, "HOME": "/nonexistent", **KK_PYTHONPATH})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if proc.returncode != 0:
@@ -403,22 +409,45 @@ def missed_report(manifest: Manifest, kk: Result) -> list[str]:
     return lines
 
 
-def kind_report(manifest: Manifest, kk_stdout_envs: list[dict[str, object]]) -> list[str]:
+def field_report(manifest: Manifest, kk_envs: list[dict[str, Any]]) -> list[str]:
+    """Where kernelkeeper's fields for a found environment differ from the farm's truth."""
     want = manifest.by_prefix()
-    wrong: dict[tuple[str, str], int] = {}
-    for env in kk_stdout_envs:
+    diffs: dict[tuple[str, str], list[str]] = {}
+
+    def real(p: object) -> str | None:
+        return os.path.realpath(str(p)) if p else None
+
+    for env in kk_envs:
         prefix = os.path.realpath(str(env.get("prefix", "")))
         entry = want.get(prefix)
-        kinds = env.get("kinds") or []
-        got = str(kinds[0]) if isinstance(kinds, list) and kinds else "?"
-        if entry and got != entry.kind:
-            key = (entry.layout, f"expected {entry.kind}, got {got}")
-            wrong[key] = wrong.get(key, 0) + 1
-    if not wrong:
-        return [f"N={manifest.n}: every found environment has the expected first kind."]
-    lines = [f"N={manifest.n}: first kind differs from the farm's for:"]
-    for (layout, what), count in sorted(wrong.items()):
-        lines.append(f"- {layout}: {count} ({what})")
+        if entry is None:
+            continue
+        kinds = env.get("kinds") or [env.get("kind")]
+        checks = {
+            "kind": (entry.kind, kinds[0] if kinds else None),
+            "version": (entry.version, env.get("version")),
+            "has_ipykernel": (entry.has_ipykernel, env.get("has_ipykernel")),
+            "healthy": (not entry.broken, env.get("healthy")),
+            "project": (real(entry.project), real(env.get("project"))),
+        }
+        for name, (expected, got) in checks.items():
+            if name == "version" and entry.broken:
+                continue  # the farm's broken envs claim a Python that is gone
+            if name == "kind" and entry.layout == "standalone":
+                continue
+            if expected != got:
+                key = (entry.layout, f"{name}: expected {expected!r}, got {got!r}")
+                if name == "project":
+                    key = (entry.layout, "project: expected "
+                           + ("none" if expected is None else "the farm's project")
+                           + f", got {'none' if got is None else 'another path'}")
+                diffs.setdefault(key, []).append(prefix)
+    if not diffs:
+        return [f"N={manifest.n}: every found environment has the expected kind, version, "
+                "has_ipykernel, healthy and project."]
+    lines = [f"N={manifest.n}: fields that differ from the farm's truth (layout: what — count, e.g.):"]
+    for (layout, what), prefixes in sorted(diffs.items()):
+        lines.append(f"- {layout}: {what} — {len(prefixes)}, e.g. `{prefixes[0]}`")
     return lines
 
 
@@ -469,7 +498,7 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
             "pyenv Pythons; about a third have ipykernel; ~0.5 % are broken (dangling "
             "`bin/python`). The manifest (`<farm>/manifest.json`) is the ground truth.",
             "- Every tool runs as a fresh process with `HOME=<farm>/home`, a clean environment "
-            "(`PATH`, `LANG`, `PYENV_ROOT`, and what its configuration needs) and the farm root "
+            "(`HOME`, `PATH`, `LANG`, and what its configuration needs) and the farm root "
             "as working directory. The farm is walked once before timing so the file cache is "
             "warm.",
             "- Peers run from `bench/.peers-venv` (made by run.py). The farm's conda, pixi, pyenv "
@@ -486,7 +515,7 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
     path.write_text(text)
 
 
-def machine_facts(kk_python: str, versions: dict[str, str], farm_dir: Path) -> list[str]:
+def machine_facts(kk_python: str, versions: dict[str, Any], farm_dir: Path) -> list[str]:
     kk_version = subprocess.run(
         [kk_python, "-c", "import sys; print(sys.version.split()[0])"],
         capture_output=True, text=True,
@@ -501,7 +530,10 @@ def machine_facts(kk_python: str, versions: dict[str, str], farm_dir: Path) -> l
     except OSError:
         load = "?"
     peers = ", ".join(f"{n} {versions.get(n, '?')}" for n in PEER_PACKAGES)
+    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip() or "?"
     return [
+        f"- kernelkeeper at commit `{commit}`",
         f"- {debian}, {platform.machine()}, {os.cpu_count()} cores, load average at start {load}",
         f"- kernelkeeper run by Python {kk_version} (`{kk_python}`)",
         f"- peers run by Python {versions.get('python', '?')} in bench/.peers-venv: {peers}",
@@ -529,11 +561,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="rebuild farms even if present")
     parser.add_argument("--kk-python", default=sys.executable,
                         help="interpreter with kernelkeeper installed (default: this one)")
+    parser.add_argument("--kk-src", type=Path,
+                        help="run kernelkeeper from this source dir (PYTHONPATH) instead")
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
     parser.add_argument("--wait", type=float, default=0,
                         help="seconds to wait for kernelkeeper to become runnable")
     args = parser.parse_args(argv)
 
+    if args.kk_src:
+        KK_PYTHONPATH["PYTHONPATH"] = str(args.kk_src.resolve())
     deadline = time.monotonic() + args.wait
     while (why := kernelkeeper_ready(args.kk_python)) and time.monotonic() < deadline:
         time.sleep(30)
@@ -541,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kernelkeeper is not runnable with {args.kk_python}: {why}", file=sys.stderr)
         return 2
 
-    versions = ensure_peers_venv() if args.peers else {}
+    versions: dict[str, Any] = ensure_peers_venv() if args.peers else {}
     command = "python bench/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     rows: list[str] = []
     notes: list[str] = []
@@ -549,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         t0 = time.perf_counter()
         manifest = get_farm(args.farm_dir, n, args.seed, args.rebuild)
+        notes.append(f"- N={n}: farm `{manifest.root}` built in {manifest.build_seconds} s")
         print(f"N={n}: farm {manifest.root} ready ({time.perf_counter() - t0:.1f} s, "
               f"built in {manifest.build_seconds} s); warmed {warm(Path(manifest.home))} entries",
               flush=True)
@@ -566,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += summarize(n, manifest, results, args.timeout)
         notes += missed_report(manifest, results[0])
         if results[0].found is not None:
-            notes += kind_report(manifest, json.loads(results[0].stdout))
+            notes += field_report(manifest, json.loads(results[0].stdout))
     facts = machine_facts(args.kk_python, versions, args.farm_dir)
     write_results(args.out, command, facts, rows, all_tools, notes)
     print(f"wrote {args.out}")

@@ -20,6 +20,8 @@ class Discovery:
 
     environments: tuple[Environment, ...]
     skipped: tuple[Skipped, ...] = field(default=())
+    # What the scan read; if none of their mtimes changed, a new scan finds the same.
+    watched: tuple[str, ...] = field(default=(), compare=False)
 
     def by_kind(self, kind: str) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if kind in e.kinds)
@@ -48,4 +50,38 @@ def discover(ctx: Context) -> Discovery:
         records[f"{_key(found.prefix)}\0{found.python}"].append(found)
     environments = [merge(group, ctx.home) for group in records.values()]
     environments.sort(key=lambda e: (kind_rank(e.kind), _natural(e.name), str(e.prefix)))
-    return Discovery(tuple(environments), tuple(scan.skipped))
+    watched = list(scan.visited)
+    for locator in LOCATORS:
+        watched += [str(p) for p in locator.watch(ctx)]
+    for env in environments:
+        watched.append(os.path.dirname(env.prefix))
+        if env.site_packages is not None:
+            watched.append(str(env.site_packages))
+    watched += [p for p in ctx.env.get("PATH", "").split(os.pathsep) if p]
+    return Discovery(tuple(environments), tuple(scan.skipped), tuple(dict.fromkeys(watched)))
+
+
+Snapshot = dict[str, int]
+
+
+def snapshot(paths: tuple[str, ...]) -> Snapshot:
+    """The mtime of each watched path (-1 when missing): a cheap way to ask "did anything change?"."""
+    out: Snapshot = {}
+    for path in paths:
+        try:
+            out[path] = os.stat(path).st_mtime_ns
+        except OSError:
+            out[path] = -1
+    return out
+
+
+def changed(before: Snapshot) -> str | None:
+    """The first watched path whose mtime moved since the snapshot, or None."""
+    for path, mtime in before.items():
+        try:
+            now = os.stat(path).st_mtime_ns
+        except OSError:
+            now = -1
+        if now != mtime:
+            return path
+    return None

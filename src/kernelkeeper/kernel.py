@@ -23,28 +23,45 @@ CONDA_KINDS = ("conda", "pixi")
 _LEAKS = ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
 
 
-def base_name(env: Environment) -> str:
+NAME_FORMAT = "{kind}-{name}-py{minor}"
+DISPLAY_FORMAT = "Python {minor} ({name} · {kind})"
+
+
+def _fields(env: Environment) -> dict[str, str]:
+    return {
+        "kind": env.kind,
+        "name": env.name,
+        "minor": env.minor or "",
+        "version": env.version or "",
+        "project": env.project.name if env.project else "",
+    }
+
+
+def base_name(env: Environment, fmt: str = NAME_FORMAT) -> str:
     """``poetry-api-py3.11``: kind, env or project name, Python minor — the same on every machine."""
-    minor = f"-py{env.minor}" if env.minor else ""
-    return f"{env.kind}-{slug(env.name) or 'env'}{minor}"
+    if env.minor is None and fmt == NAME_FORMAT:
+        fmt = "{kind}-{name}"
+    fields = {k: slug(v) for k, v in _fields(env).items()}
+    return slug(fmt.format(**fields)) or "env"
 
 
 def prefix_hash(prefix: Path) -> str:
     return hashlib.sha256(str(prefix).encode()).hexdigest()[:6]
 
 
-def kernel_name(env: Environment, taken: Collection[str]) -> str:
+def kernel_name(env: Environment, taken: Collection[str], fmt: str = NAME_FORMAT) -> str:
     """The stable name, or with a short hash of the prefix when another kernel has it."""
-    name = base_name(env)
+    name = base_name(env, fmt)
     if name in taken:
         name = f"{name}-{prefix_hash(env.prefix)}"
     return name
 
 
-def display_name(env: Environment) -> str:
+def display_name(env: Environment, fmt: str = DISPLAY_FORMAT) -> str:
     """``Python 3.11 (api · poetry)``."""
-    version = f"Python {env.minor}" if env.minor else "Python"
-    return f"{version} ({env.name} · {env.kind})"
+    if env.minor is None and fmt == DISPLAY_FORMAT:
+        fmt = "Python ({name} · {kind})"
+    return fmt.format(**_fields(env))
 
 
 def conda_activate_exports(prefix: Path) -> dict[str, str]:

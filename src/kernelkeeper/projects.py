@@ -104,6 +104,8 @@ class ProjectScan:
     # Environments met while walking that belong to no project (``~/code/myenv``).
     loose_envs: list[Path] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    # Every folder listed: a new or deleted project or env changes one of their mtimes.
+    visited: list[str] = field(default_factory=list)
     _by_hash: dict[str, Project] | None = None
 
     def by_path_hash(self) -> dict[str, Project]:
@@ -173,6 +175,7 @@ class _Walker:
         self._visit(str(root), 0, (real,))
 
     def _visit(self, folder: str, level: int, ancestors: tuple[str, ...]) -> None:
+        self.scan.visited.append(folder)
         try:
             entries = list(os.scandir(folder))
         except PermissionError:

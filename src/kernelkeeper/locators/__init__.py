@@ -7,6 +7,7 @@ It reads files only, and a tool that is not installed simply finds nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from ..context import Context
@@ -19,6 +20,10 @@ class Locator(Protocol):
     KIND: str
 
     def find(self, ctx: Context, scan: ProjectScan) -> Iterable[Found]: ...
+
+    def watch(self, ctx: Context) -> list[Path]:
+        """The folders and files whose change means the locator could find something else."""
+        ...
 
 
 LOCATORS: tuple[Locator, ...] = (

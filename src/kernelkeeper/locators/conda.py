@@ -144,3 +144,14 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         for prefix in project.envs:
             if os.path.isdir(prefix / "conda-meta") and _has_python(prefix):
                 yield Found(prefix, KIND, name=project.path.name, project=project.path)
+
+
+def watch(ctx: Context) -> list[Path]:
+    bases = base_prefixes(ctx)
+    folders = [*bases, *(b / "envs" for b in bases), ctx.home / ".conda" / "envs"]
+    folders += [ctx.home / ".conda" / "environments.txt", *_condarc_files(ctx, bases)]
+    for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
+        value = ctx.env.get(var)
+        if value:
+            folders += [Path(p).expanduser() for p in value.split(os.pathsep) if p]
+    return folders

@@ -42,3 +42,15 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
                 env_name = prefix.name
                 name = project_name if env_name in (project_name, "default") else f"{project_name}-{env_name}"
                 yield Found(prefix, KIND, name=name, project=project.path if project else None)
+
+
+def watch(ctx: Context) -> list[Path]:
+    virtual = data_dir(ctx) / "env" / "virtual"
+    folders = [virtual]
+    try:
+        for project in os.listdir(virtual):
+            folders.append(virtual / project)
+            folders += [virtual / project / h for h in os.listdir(virtual / project)]
+    except OSError:
+        pass
+    return folders

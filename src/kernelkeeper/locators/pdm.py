@@ -53,3 +53,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         name = m.group("name") if m else prefix.name
         project = by_key.get(f"{name}-{m.group('hash')}") if m else None
         yield Found(prefix, KIND, name=name, project=project)
+
+
+def watch(ctx: Context) -> list[Path]:
+    return [venvs_dir(ctx)]

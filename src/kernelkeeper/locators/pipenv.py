@@ -47,3 +47,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         if not shared or is_pipenv_env(prefix, project):
             name = project.name if project else prefix.name.rsplit("-", 1)[0]
             yield Found(prefix, KIND, name=name, project=project)
+
+
+def watch(ctx: Context) -> list[Path]:
+    return [workon_home(ctx)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from ..context import Context
 from ..environments import Found
@@ -17,3 +18,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             name = project.path.name if prefix.name == "default" else f"{project.path.name}-{prefix.name}"
             yield Found(prefix, KIND, name=name, project=project.path)
             yield Found(prefix, "conda", name=name, project=project.path)
+
+
+def watch(ctx: Context) -> list[Path]:
+    return []  # .pixi folders are under project folders, which the walk watches

@@ -53,3 +53,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             continue
         project = by_hash.get(m.group("hash"))
         yield Found(prefix, KIND, name=m.group("name"), project=project.path if project else None)
+
+
+def watch(ctx: Context) -> list[Path]:
+    return [virtualenvs_path(ctx), config_dir(ctx) / "config.toml"]

@@ -46,3 +46,11 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             yield Found(prefix, KIND, name=prefix.name)
         for env in iter_env_dirs(prefix / "envs"):
             yield Found(env, "pyenv-virtualenv", name=env.name)
+
+
+def watch(ctx: Context) -> list[Path]:
+    versions = root(ctx) / "versions"
+    try:
+        return [versions, *(versions / n / "envs" for n in os.listdir(versions))]
+    except OSError:
+        return [versions]

@@ -49,3 +49,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         prefix = managed / name
         if m and prefix.is_dir() and not is_env_dir(str(prefix)):
             yield Found(prefix, "uv-python", name=f"{m.group(1)}-{m.group(2)}")
+
+
+def watch(ctx: Context) -> list[Path]:
+    return [python_install_dir(ctx)]

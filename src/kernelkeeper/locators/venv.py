@@ -49,3 +49,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         kind = base_kind(prefix) or ("conda" if (prefix / "conda-meta").is_dir() else None)
         if kind is not None:
             yield Found(prefix, kind)
+
+
+def watch(ctx: Context) -> list[Path]:
+    return list(ctx.extra_paths)

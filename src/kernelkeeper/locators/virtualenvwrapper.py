@@ -29,3 +29,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         project = project_of(prefix)
         if not (shared and is_pipenv_env(prefix, project)):
             yield Found(prefix, KIND, name=prefix.name, project=project)
+
+
+def watch(ctx: Context) -> list[Path]:
+    return [workon_home(ctx)]

@@ -1,0 +1,314 @@
+"""Zero-registration kernels: a KernelSpecManager that shows every environment.
+
+Enable it with::
+
+    c.ServerApp.kernel_spec_manager_class = "kernelkeeper.provider.KernelKeeperSpecManager"
+
+(or ``kernelkeeper jupyter enable``). It lists every kernelspec the stock
+manager lists, plus a kernel for each healthy discovered environment with
+ipykernel that has no kernelspec yet — the same kernel ``kernelkeeper add``
+would write, under the same name, so a notebook saved with one opens with the
+other. It only reads: nothing is written while answering a query.
+
+Speed: discovery is cached. A request within ``cache_seconds`` of the last
+check is served from the cache; after that, a worker thread stats the folders
+discovery read (their mtimes say whether anything changed) and rescans only
+if one moved. The request waits for that at most ``refresh_timeout`` seconds
+and otherwise gets the cached list, so a slow shared filesystem never stalls
+``/api/kernelspecs``: the fresh list is served as soon as it is ready.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
+from traitlets import Bool, Float, Integer, List, Unicode
+
+from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
+from .discovery import Discovery, Snapshot, changed, discover, snapshot
+from .environments import Environment
+from .kernel import display_name, kernel_json, kernel_name
+from .kernelspecs import MARKER
+from .plan import Filters
+
+# Names other tools gave the same environments, so their saved notebooks open here.
+_NB_CONDA = re.compile(r"^conda-(?:env-(?P<name>.+)|(?P<root>root|base))-py$")
+_NB_VENV = re.compile(r"^venv-(?P<name>.+)-py$")
+
+
+class DiscoveryCache:
+    """Discovery results, revalidated by mtimes in a worker thread."""
+
+    def __init__(self, make_context: Any, cache_seconds: float, refresh_timeout: float, first_timeout: float) -> None:
+        self._make_context = make_context
+        self.cache_seconds = cache_seconds
+        self.refresh_timeout = refresh_timeout
+        self.first_timeout = first_timeout
+        self._lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kernelkeeper-scan")
+        self._job: concurrent.futures.Future[None] | None = None
+        self._found: Discovery | None = None
+        self._snapshot: Snapshot = {}
+        self._checked = 0.0
+        self.scans = 0  # how many full scans ran (tests and the benchmark read it)
+
+    def get(self) -> Discovery | None:
+        """The freshest discovery available without waiting longer than the timeouts allow."""
+        if self._found is not None and time.monotonic() - self._checked < self.cache_seconds:
+            return self._found
+        with self._lock:
+            if self._job is None or self._job.done():
+                self._job = self._executor.submit(self._refresh)
+            job = self._job
+        try:
+            job.result(timeout=self.refresh_timeout if self._found is not None else self.first_timeout)
+        except concurrent.futures.TimeoutError:
+            pass
+        return self._found
+
+    def _refresh(self) -> None:
+        if self._found is not None and changed(self._snapshot) is None:
+            self._checked = time.monotonic()
+            return
+        found = discover(self._make_context())
+        # Snapshot after the scan: a change during the scan shows on the next check.
+        self._snapshot = snapshot(found.watched)
+        self._found = found
+        self._checked = time.monotonic()
+        self.scans += 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
+
+
+class KernelKeeperSpecManager(KernelSpecManager):
+    """Every environment kernelkeeper finds, as a kernel — without writing a kernelspec."""
+
+    roots = List(Unicode(), help="Folders to scan for projects besides the usual code folders.").tag(config=True)
+    depth = Integer(DEFAULT_DEPTH, help="Folder levels below each root to look for projects.").tag(config=True)
+    default_roots = Bool(True, help="Scan HOME's usual code folders (~/projects, ~/code, ...).").tag(config=True)
+    env_paths = List(Unicode(), help="Environments, or folders of them, to show outright.").tag(config=True)
+    include_kinds = List(Unicode(), help="Only environments of these kinds (empty: all).").tag(config=True)
+    exclude_kinds = List(Unicode(), help="Never environments of these kinds.").tag(config=True)
+    include_names = List(Unicode(), help="Only environments whose name matches one of these globs.").tag(config=True)
+    exclude_names = List(Unicode(), help="Never environments whose name matches one of these globs.").tag(config=True)
+    exclude_paths = List(Unicode(), help="Never environments whose folder matches one of these globs.").tag(config=True)
+    show_without_ipykernel = Bool(
+        False, help="Also list environments without ipykernel (their kernels cannot start until it is installed)."
+    ).tag(config=True)
+    name_format = Unicode(
+        "{kind}-{name}-py{minor}", help="Kernel name: fields kind, name, minor, version (as `kernelkeeper add`)."
+    ).tag(config=True)
+    display_name_format = Unicode(
+        "Python {minor} ({name} · {kind})", help="Display name: fields kind, name, minor, version, project."
+    ).tag(config=True)
+    cache_seconds = Float(1.0, help="Serve discovery from cache this long before checking for changes.").tag(
+        config=True
+    )
+    refresh_timeout = Float(
+        0.25, help="How long a request waits for a refresh before it gets the cached list."
+    ).tag(config=True)
+    first_scan_timeout = Float(
+        10.0, help="How long the first request waits for the first scan (later ones never wait long)."
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cache = DiscoveryCache(
+            self._context, self.cache_seconds, self.refresh_timeout, self.first_scan_timeout
+        )
+        self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        self._dynamic: dict[str, Environment] = {}
+
+    # --- what discovery sees -----------------------------------------------------
+
+    def _context(self) -> Context:
+        return Context.from_environ(
+            env=dict(os.environ),
+            roots=tuple(Path(r) for r in self.roots),
+            depth=self.depth,
+            max_dirs=DEFAULT_MAX_DIRS,
+            default_roots=self.default_roots,
+            extra_paths=tuple(Path(p).expanduser() for p in self.env_paths),
+        )
+
+    def _filters(self) -> Filters:
+        return Filters(
+            tuple(self.include_kinds),
+            tuple(self.exclude_kinds),
+            tuple(self.include_names),
+            tuple(self.exclude_names),
+            tuple(self.exclude_paths),
+        )
+
+    def _read_spec(self, resource_dir: str) -> dict[str, Any] | None:
+        """A kernel.json, re-read only when its mtime changes."""
+        path = os.path.join(resource_dir, "kernel.json")
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            return None
+        cached = self._spec_cache.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        import json
+
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            data = None
+        data = data if isinstance(data, dict) else None
+        self._spec_cache[path] = (mtime, data)
+        return data
+
+    def _covered(self, stock: dict[str, str]) -> tuple[set[str], set[str]]:
+        """Prefixes and interpreters that already have a written kernelspec."""
+        prefixes: set[str] = set()
+        interpreters: set[str] = set()
+        for resource_dir in stock.values():
+            data = self._read_spec(resource_dir)
+            if data is None:
+                continue
+            marker = (data.get("metadata") or {}).get(MARKER)
+            if isinstance(marker, dict) and marker.get("prefix"):
+                prefixes.add(str(marker["prefix"]))
+            argv = data.get("argv")
+            if isinstance(argv, list) and argv and os.sep in str(argv[0]):
+                interpreters.add(os.path.normpath(str(argv[0])))
+        return prefixes, interpreters
+
+    def _dynamic_kernels(self, stock: dict[str, str]) -> dict[str, Environment]:
+        found = self._cache.get()
+        if found is None:
+            return {}
+        filters = self._filters()
+        prefixes, interpreters = self._covered(stock)
+        taken = set(stock)
+        out: dict[str, Environment] = {}
+        for env in found.environments:
+            if not env.healthy or env.python is None or not filters.admits(env):
+                continue
+            if not env.has_ipykernel and not self.show_without_ipykernel:
+                continue
+            if str(env.prefix) in prefixes or os.path.normpath(str(env.python)) in interpreters:
+                continue  # one interpreter, one kernel
+            name = kernel_name(env, taken, self.name_format)
+            taken.add(name)
+            out[name] = env
+        self._dynamic = out
+        return out
+
+    # --- KernelSpecManager API ------------------------------------------------------
+
+    def find_kernel_specs(self) -> dict[str, str]:
+        stock: dict[str, str] = super().find_kernel_specs()
+        specs = dict(stock)
+        for name, env in self._dynamic_kernels(stock).items():
+            specs[name] = str(self._resource_dir(env))
+        if self.allowed_kernelspecs:
+            specs = {name: d for name, d in specs.items() if name in self.allowed_kernelspecs}
+        return specs
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        target = self._lookup(kernel_name)
+        if isinstance(target, str):
+            spec: KernelSpec = super().get_kernel_spec(target)
+            return spec
+        if self.allowed_kernelspecs and kernel_name not in self.allowed_kernelspecs:
+            raise NoSuchKernel(kernel_name)
+        return self._spec_for(target)
+
+    def get_all_specs(self) -> dict[str, Any]:
+        stock: dict[str, str] = super().find_kernel_specs()
+        result: dict[str, Any] = {}
+        for name, resource_dir in stock.items():
+            try:
+                spec = self._get_kernel_spec_by_name(name, resource_dir)
+            except NoSuchKernel:
+                continue
+            except Exception:
+                self.log.warning("Error loading kernelspec %r", name, exc_info=True)
+                continue
+            result[name] = {"resource_dir": resource_dir, "spec": spec.to_dict()}
+        for name, env in self._dynamic_kernels(stock).items():
+            result[name] = {"resource_dir": str(self._resource_dir(env)), "spec": self._spec_for(env).to_dict()}
+        if self.allowed_kernelspecs:
+            result = {name: s for name, s in result.items() if name in self.allowed_kernelspecs}
+        return result
+
+    def remove_kernel_spec(self, name: str) -> str:
+        if name in self._dynamic:
+            raise NoSuchKernel(f"{name} is an environment, not a kernelspec folder; delete the environment instead")
+        path: str = super().remove_kernel_spec(name)
+        return path
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _lookup(self, kernel_name: str) -> str | Environment:
+        """A written kernelspec's name, or the environment behind a dynamic name.
+
+        nb_conda_kernels' and nb_venv_kernels' names for an environment
+        (``conda-env-<name>-py``, ``venv-<name>-py``) lead to the kernel it has here.
+        """
+        name = kernel_name.lower()
+        stock = super().find_kernel_specs()
+        if name in stock:
+            return name  # a written kernelspec always wins
+        if name not in self._dynamic:
+            self._dynamic_kernels(stock)
+        if name in self._dynamic:
+            return self._dynamic[name]
+        env = self._alias(name)
+        if env is None:
+            return name  # the stock manager raises NoSuchKernel
+        for dynamic_env in self._dynamic.values():
+            if dynamic_env.prefix == env.prefix:
+                return dynamic_env
+        for written, resource_dir in stock.items():
+            data = self._read_spec(resource_dir) or {}
+            marker = (data.get("metadata") or {}).get(MARKER)
+            argv = data.get("argv") or [""]
+            if (isinstance(marker, dict) and marker.get("prefix") == str(env.prefix)) or (
+                env.python is not None and os.path.normpath(str(argv[0])) == os.path.normpath(str(env.python))
+            ):
+                return written
+        return name
+
+    def _alias(self, name: str) -> Environment | None:
+        found = self._cache.get()
+        if found is None:
+            return None
+        kinds: tuple[str, ...]
+        m = _NB_CONDA.match(name)
+        if m:
+            wanted, kinds = ("base" if m.group("root") else m.group("name")), ("conda",)
+        else:
+            m = _NB_VENV.match(name)
+            if not m:
+                return None
+            wanted, kinds = m.group("name"), ("venv", "virtualenv", "uv", "virtualenvwrapper")
+        for env in found.environments:
+            if env.healthy and env.name.lower() == wanted and set(env.kinds) & set(kinds):
+                return env
+        return None
+
+    def _resource_dir(self, env: Environment) -> Path:
+        """ipykernel's own resources in the environment: the logos, nothing written."""
+        if env.site_packages is not None:
+            resources = env.site_packages / "ipykernel" / "resources"
+            if resources.is_dir():
+                return resources
+        return env.prefix
+
+    def _spec_for(self, env: Environment) -> KernelSpec:
+        display = display_name(env, self.display_name_format)
+        data = kernel_json(env, display=display)
+        return KernelSpec(resource_dir=str(self._resource_dir(env)), **data)
