@@ -21,6 +21,7 @@ and otherwise gets the cached list, so a slow shared filesystem never stalls
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import re
 import threading
@@ -67,10 +68,8 @@ class DiscoveryCache:
             if self._job is None or self._job.done():
                 self._job = self._executor.submit(self._refresh)
             job = self._job
-        try:
+        with contextlib.suppress(concurrent.futures.TimeoutError):
             job.result(timeout=self.refresh_timeout if self._found is not None else self.first_timeout)
-        except concurrent.futures.TimeoutError:
-            pass
         return self._found
 
     def _refresh(self) -> None:
@@ -112,18 +111,16 @@ class KernelKeeperSpecManager(KernelSpecManager):
     cache_seconds = Float(1.0, help="Serve discovery from cache this long before checking for changes.").tag(
         config=True
     )
-    refresh_timeout = Float(
-        0.25, help="How long a request waits for a refresh before it gets the cached list."
-    ).tag(config=True)
+    refresh_timeout = Float(0.25, help="How long a request waits for a refresh before it gets the cached list.").tag(
+        config=True
+    )
     first_scan_timeout = Float(
         10.0, help="How long the first request waits for the first scan (later ones never wait long)."
     ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._cache = DiscoveryCache(
-            self._context, self.cache_seconds, self.refresh_timeout, self.first_scan_timeout
-        )
+        self._cache = DiscoveryCache(self._context, self.cache_seconds, self.refresh_timeout, self.first_scan_timeout)
         self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._dynamic: dict[str, Environment] = {}
 
