@@ -72,7 +72,7 @@ def conda(prefix: Path, *, version: str = BASE_VERSION, ipykernel: bool = False,
         (meta / "ipykernel-6.29.5-pyh3099207_0.json").write_text('{"name": "ipykernel"}')
     if base:
         (meta / f"conda-24.1.2-py{minor.replace('.', '')}h06a4308_0.json").write_text("{}")
-        (prefix / "envs").mkdir()
+        (prefix / "envs").mkdir(exist_ok=True)
     _bin(prefix, minor)
     _site(prefix, minor, {"ipykernel": "6.29.5"} if ipykernel else {})
     return prefix

@@ -59,6 +59,7 @@ class DiscoveryCache:
         self._snapshot: Snapshot = {}
         self._checked = 0.0
         self.scans = 0  # how many full scans ran (tests and the benchmark read it)
+        self.error: str | None = None
 
     def get(self) -> Discovery | None:
         """The freshest discovery available without waiting longer than the timeouts allow."""
@@ -73,6 +74,13 @@ class DiscoveryCache:
         return self._found
 
     def _refresh(self) -> None:
+        try:
+            self._rescan_if_changed()
+        except Exception as e:  # a provider that raises would break the server's kernel list
+            self.error = f"{type(e).__name__}: {e}"
+            self._checked = time.monotonic()
+
+    def _rescan_if_changed(self) -> None:
         if self._found is not None and changed(self._snapshot) is None:
             self._checked = time.monotonic()
             return

@@ -1,0 +1,146 @@
+"""A real jupyter_server in a subprocess on 127.0.0.1, for tests. Always cleaned up."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, port: int, token: str, log: Path) -> None:
+        self.port = port
+        self.token = token
+        self.log = log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            text = resp.read().decode()
+            return json.loads(text) if text else None
+
+    def kernelspecs(self) -> dict[str, Any]:
+        specs: dict[str, Any] = self.request("GET", "/api/kernelspecs")["kernelspecs"]
+        return specs
+
+    def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
+        """Run code over the kernel's websocket, as JupyterLab does; return its stdout."""
+        import asyncio
+
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
+        async def run() -> str:
+            url = f"ws://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels"
+            ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {self.token}"}))
+            msg_id = uuid.uuid4().hex
+            ws.write_message(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": msg_id,
+                            "msg_type": "execute_request",
+                            "username": "test",
+                            "session": uuid.uuid4().hex,
+                            "version": "5.3",
+                            "date": "",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "content": {"code": code, "silent": False, "store_history": False},
+                        "buffers": [],
+                        "channel": "shell",
+                    }
+                )
+            )
+            out: list[str] = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                raw = await asyncio.wait_for(ws.read_message(), timeout=deadline - time.monotonic())
+                if raw is None:
+                    break
+                msg = json.loads(raw)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind = msg["header"]["msg_type"]
+                if kind == "stream":
+                    out.append(msg["content"]["text"])
+                elif kind == "error":
+                    out.append("\n".join(msg["content"]["traceback"]))
+                elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                    break
+            ws.close()
+            return "".join(out)
+
+        return asyncio.run(run())
+
+
+@contextmanager
+def jupyter_server(env: dict[str, str], root_dir: Path, log: Path, timeout: float = 60) -> Iterator[Server]:
+    """Start `jupyter server` with env (its config dirs decide the kernel spec manager)."""
+    port = free_port()
+    token = uuid.uuid4().hex
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={root_dir}",
+        "--allow-root",
+    ]
+    with open(log, "w") as log_file:
+        proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(root_dir))
+    server = Server(port, token, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                server.request("GET", "/api/status", timeout=2)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"jupyter server did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+        yield server
+    finally:
+        try:
+            for kernel in server.request("GET", "/api/kernels", timeout=5) or []:
+                server.request("DELETE", f"/api/kernels/{kernel['id']}", timeout=15)
+        except Exception:
+            pass
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)

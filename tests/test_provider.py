@@ -1,0 +1,212 @@
+"""The dynamic provider: in-process rules over on-disk envs, and a real jupyter_server over real ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import fakes
+import pytest
+from jupyter_client.kernelspec import NoSuchKernel
+
+from kernelkeeper.cli import main
+from kernelkeeper.provider import KernelKeeperSpecManager
+
+PROVIDER = "kernelkeeper.provider.KernelKeeperSpecManager"
+
+
+def manager(**config: Any) -> KernelKeeperSpecManager:
+    config.setdefault("cache_seconds", 0.0)
+    return KernelKeeperSpecManager(**config)
+
+
+@pytest.fixture
+def envs(fake_home: Path) -> dict[str, Path]:
+    projects = fake_home / "projects"
+    return {
+        "alpha": fakes.venv(fakes.project(projects / "alpha") / ".venv", ipykernel=True),
+        "sci": fakes.conda(fake_home / "miniconda3" / "envs" / "sci", ipykernel=True, version="3.10.13"),
+        "base": fakes.conda(fake_home / "miniconda3", ipykernel=True, base=True),
+        "bare": fakes.venv(fakes.project(projects / "bare") / ".venv"),
+    }
+
+
+def test_lists_environments_as_add_would_write_them(envs: dict[str, Path], capsys) -> None:
+    specs = manager().get_all_specs()
+    alpha = f"venv-alpha-py{fakes.MINOR}"
+    assert {alpha, "conda-sci-py3.10", f"conda-base-py{fakes.MINOR}"} <= set(specs)
+    assert not any("bare" in name for name in specs), "no ipykernel, no kernel (by default)"
+    # Same name, argv, env and display name as the kernelspec `kernelkeeper add` writes.
+    assert main(["add", str(envs["alpha"]), "--dry-run", "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert written["kernel"] == alpha
+    dynamic = specs[alpha]["spec"]
+    for key in ("argv", "display_name", "env", "language"):
+        assert dynamic[key] == written["spec"][key], key
+
+
+def test_written_kernelspecs_win_and_nothing_shows_twice(envs: dict[str, Path]) -> None:
+    assert main(["add", str(envs["alpha"]), "--name", "alpha-written"]) == 0
+    hand = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "by-hand"
+    hand.mkdir(parents=True)
+    (hand / "kernel.json").write_text(
+        json.dumps({"argv": [str(envs["sci"] / "bin" / "python"), "-m", "ipykernel_launcher"], "display_name": "h"})
+    )
+    specs = manager().get_all_specs()
+    assert "alpha-written" in specs and "by-hand" in specs
+    assert not any(n.startswith("venv-alpha") for n in specs), "alpha has a written kernel"
+    assert "conda-sci-py3.10" not in specs, "sci has a hand-made kernel running its interpreter"
+
+
+def test_old_tools_names_still_open(envs: dict[str, Path]) -> None:
+    m = manager()
+    assert m.get_kernel_spec("conda-env-sci-py").argv[0] == str(envs["sci"] / "bin" / "python")
+    assert m.get_kernel_spec("conda-root-py").argv[0] == str(envs["base"] / "bin" / "python")
+    assert m.get_kernel_spec("venv-alpha-py").argv[0] == str(envs["alpha"] / "bin" / "python")
+    assert "conda-env-sci-py" not in m.find_kernel_specs(), "aliases are answered, not listed"
+    with pytest.raises(NoSuchKernel):
+        m.get_kernel_spec("conda-env-nothere-py")
+
+
+def test_config_filters_formats_and_allowed(envs: dict[str, Path]) -> None:
+    m = manager(
+        exclude_kinds=["conda"], show_without_ipykernel=True, name_format="{name}", display_name_format="{name}!"
+    )
+    specs = m.get_all_specs()
+    assert set(specs) >= {"alpha", "bare"} and "sci" not in specs
+    assert specs["alpha"]["spec"]["display_name"] == "alpha!"
+    allowed = manager(allowed_kernelspecs={"conda-sci-py3.10"})
+    assert set(allowed.find_kernel_specs()) == {"conda-sci-py3.10"}
+    assert set(allowed.get_all_specs()) == {"conda-sci-py3.10"}
+    with pytest.raises(NoSuchKernel):
+        allowed.get_kernel_spec(f"venv-alpha-py{fakes.MINOR}")
+
+
+def test_cache_sees_new_and_deleted_envs_without_rescanning_otherwise(envs: dict[str, Path], fake_home: Path) -> None:
+    m = manager()
+    m.get_all_specs()
+    scans = m._cache.scans
+    m.get_all_specs()
+    m.get_all_specs()
+    assert m._cache.scans == scans, "nothing changed: no rescan"
+    new = fakes.venv(fakes.project(fake_home / "projects" / "gamma") / ".venv", ipykernel=True)
+    assert f"venv-gamma-py{fakes.MINOR}" in m.get_all_specs()
+    shutil.rmtree(new)
+    assert f"venv-gamma-py{fakes.MINOR}" not in m.get_all_specs()
+    # ipykernel installed into an env that had none: it appears.
+    (envs["bare"] / "lib" / f"python{fakes.MINOR}" / "site-packages" / "ipykernel-6.29.5.dist-info").mkdir()
+    assert f"venv-bare-py{fakes.MINOR}" in m.get_all_specs()
+
+
+def test_slow_filesystem_never_blocks_a_request(envs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared NFS home is mimicked by a scan that takes 3 s: requests still answer at once."""
+    import kernelkeeper.provider as provider
+
+    m = manager(refresh_timeout=0.1)
+    first = m.get_all_specs()
+    real_discover = provider.discover
+
+    def slow_discover(ctx: Any) -> Any:
+        time.sleep(3)
+        return real_discover(ctx)
+
+    monkeypatch.setattr(provider, "discover", slow_discover)
+    fakes.venv(fakes.project(envs["alpha"].parent.parent / "delta") / ".venv", ipykernel=True)
+    started = time.monotonic()
+    assert m.get_all_specs().keys() == first.keys(), "the cached list, served at once"
+    assert time.monotonic() - started < 1.0
+    deadline = time.monotonic() + 10
+    while f"venv-delta-py{fakes.MINOR}" not in m.get_all_specs():
+        assert time.monotonic() < deadline, "the refresh behind the cache never landed"
+        time.sleep(0.2)
+
+
+def test_reads_only(envs: dict[str, Path], fake_home: Path) -> None:
+    before = {p: p.stat().st_mtime_ns for p in fake_home.rglob("*")}
+    m = manager()
+    m.get_all_specs()
+    m.get_kernel_spec("conda-env-sci-py")
+    assert {p: p.stat().st_mtime_ns for p in fake_home.rglob("*")} == before
+
+
+# --- a real jupyter_server over environments made by the real tools ---------------------------
+
+
+def _runnable(real_home: Any) -> dict[str, Any]:
+    for e in real_home.expected:
+        if e["has_ipykernel"] and e["healthy"] and e["kinds"] == ["venv"]:
+            return dict(e)
+    pytest.fail("the real home has no venv with ipykernel")
+
+
+def _copy_env(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, symlinks=True)
+    cfg = dest / "pyvenv.cfg"
+    cfg.write_text(cfg.read_text().replace(str(source), str(dest)))
+    return dest
+
+
+def _wait_for(predicate: Any, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+@pytest.mark.realtools
+def test_real_jupyter_server_lists_starts_and_follows_envs(real_home: Any, tmp_path: Path) -> None:
+    from jupyter_server_proc import jupyter_server
+
+    config_dir = tmp_path / "jupyter-config"
+    config_dir.mkdir()
+    # Enabled the way a person enables it: through the server's config file.
+    (config_dir / "jupyter_server_config.json").write_text(
+        json.dumps(
+            {
+                "ServerApp": {"kernel_spec_manager_class": PROVIDER},
+                "KernelKeeperSpecManager": {"cache_seconds": 0.2},
+            }
+        )
+    )
+    env = dict(
+        real_home.env,
+        JUPYTER_CONFIG_DIR=str(config_dir),
+        JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
+        JUPYTER_PATH="",
+        JUPYTER_CONFIG_PATH="",
+    )
+    target = _runnable(real_home)
+    name = f"venv-{Path(target['project']).name}-py{'.'.join(target['version'].split('.')[:2])}"
+    fresh_project = real_home.home / "projects" / "fresh"
+    try:
+        with jupyter_server(env, tmp_path, tmp_path / "server.log") as server:
+            specs = server.kernelspecs()
+            assert name in specs, sorted(specs)
+            spec = specs[name]["spec"]
+            assert spec["argv"][0] == target["python"]
+            assert spec["env"]["VIRTUAL_ENV"] == target["prefix"]
+            assert "dsenv" in json.dumps(sorted(specs)), "the conda env (with ipykernel) is listed too"
+
+            kernel = server.request("POST", "/api/kernels", {"name": name})
+            out = server.execute(
+                kernel["id"],
+                "import sys, os, shutil; print(sys.executable, os.environ['VIRTUAL_ENV'], shutil.which('python'))",
+            )
+            exe, venv, which = out.split()
+            assert exe == target["python"] and venv == target["prefix"] and which == target["python"]
+
+            # A new environment appears, a deleted one disappears: no restart.
+            fresh_project.mkdir()
+            _copy_env(Path(target["prefix"]), fresh_project / ".venv")
+            fresh = name.replace(Path(target["project"]).name, "fresh")
+            _wait_for(lambda: fresh in server.kernelspecs())
+            shutil.rmtree(fresh_project)
+            _wait_for(lambda: fresh not in server.kernelspecs())
+            assert name in server.kernelspecs()
+    finally:
+        shutil.rmtree(fresh_project, ignore_errors=True)
