@@ -229,7 +229,7 @@ def every_env_gets_ipykernel() -> Iterator[None]:
 
 
 def real_venv(box: Sandbox, home: Path, minor: str, timeout: float) -> tuple[Path, str]:
-    """`python3.X -m venv` in a project, then `uv pip install ipykernel` from PyPI. Returns (python, ipykernel version)."""
+    """`python3.X -m venv` in a project, then `uv pip install ipykernel` from PyPI; returns (python, its version)."""
     pythons = farm.real_pythons()
     if minor not in pythons:
         raise BenchError(f"no pyenv Python {minor} under {PYENV}")
@@ -301,7 +301,9 @@ def bench_sync(
             raise BenchError(f"second sync was not a no-op: {json.loads(out)['actions'][:3]}")
     kk_envs = {os.path.realpath(a["env"]) for a in added}
     missed = collections.Counter(
-        e.layout for e in manifest.envs if e.has_ipykernel and not e.broken and os.path.realpath(e.prefix) not in kk_envs
+        e.layout
+        for e in manifest.envs
+        if e.has_ipykernel and not e.broken and os.path.realpath(e.prefix) not in kk_envs
     )
 
     # Peer a: `python -m ipykernel install --user --name X` per environment (sampled).
@@ -324,7 +326,9 @@ def bench_sync(
     env = box.env(home, box.root / "jupyter-peer-kernelspec")
     ksi = Timing()
     for i, name in enumerate(names):
-        seconds, _ = run([jupyter, "kernelspec", "install", "--user", "--name", name, str(premade / name)], env, timeout)
+        seconds, _ = run(
+            [jupyter, "kernelspec", "install", "--user", "--name", name, str(premade / name)], env, timeout
+        )
         if i:
             ksi.times.append(seconds)
     # Peer c: every pre-made folder through jupyter_client's API, one process (writes only).
@@ -338,7 +342,18 @@ def bench_sync(
     if len(list((data / "kernels").iterdir())) != len(added):
         raise BenchError("KernelSpecManager peer did not write every kernelspec")
     return SyncResult(
-        manifest.n, len(added), fresh, noop, data_dir, added, ipk, ksi, ksm_seconds, sample, manifest.build_seconds, missed
+        manifest.n,
+        len(added),
+        fresh,
+        noop,
+        data_dir,
+        added,
+        ipk,
+        ksi,
+        ksm_seconds,
+        sample,
+        manifest.build_seconds,
+        missed,
     )
 
 
@@ -416,7 +431,7 @@ class KernelResult:
     plain: Timing
     kk_ready: Timing
     plain_ready: Timing
-    python: Path
+    python: str
     ipykernel: str
     identity: dict[str, str]
     ip: str
@@ -428,7 +443,8 @@ def one_kernel(name: str, timeout: float, probe: str = "1+1") -> tuple[float, fl
     from jupyter_client.manager import start_new_kernel
 
     started = time.perf_counter()
-    km, kc = start_new_kernel(kernel_name=name, startup_timeout=timeout)
+    with open(os.path.join(os.environ["JUPYTER_RUNTIME_DIR"], "kernels.log"), "ab") as log:
+        km, kc = start_new_kernel(kernel_name=name, startup_timeout=timeout, stdout=log, stderr=log)
     try:
         ready = time.perf_counter() - started
         msg_id = kc.execute(probe, store_history=False)
@@ -472,9 +488,12 @@ def bench_kernels(
     # From here on this process (jupyter_client and the kernels it starts) lives in the sandbox.
     os.environ.clear()
     os.environ.update(env)
-    probe = "import sys, os; (sys.executable, os.environ.get('VIRTUAL_ENV'))"
-    identity = {n: one_kernel(n, timeout, probe)[2] for n in ("kk-real", "plain")}  # also the warm-ups
-    res = KernelResult(Timing(), Timing(), Timing(), Timing(), python, ipk_version, identity, "", 0.0)
+    probe = "import sys, os; f'{sys.executable}, {os.environ.get(\"VIRTUAL_ENV\")}'"
+    identity = {  # also the warm-ups
+        n: one_kernel(n, timeout, probe)[2].strip("'").replace(str(box.root), "$SANDBOX") for n in ("kk-real", "plain")
+    }
+    shown = str(python).replace(str(box.root), "$SANDBOX")
+    res = KernelResult(Timing(), Timing(), Timing(), Timing(), shown, ipk_version, identity, "", 0.0)
     for r in range(runs):
         for name in ("kk-real", "plain") if r % 2 == 0 else ("plain", "kk-real"):
             ready, to_result, result, ip, shutdown = one_kernel(name, timeout)
@@ -502,18 +521,19 @@ def machine_facts(box: Sandbox, kk_version: str) -> list[str]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    import jupyter_client
-    import jupyter_core
+    from importlib.metadata import version
 
     fs = "?"
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        fs = subprocess.run(
-            ["df", "-T", str(box.root)], capture_output=True, text=True, timeout=10
-        ).stdout.splitlines()[-1].split()[1]
+        fs = (
+            subprocess.run(["df", "-T", str(box.root)], capture_output=True, text=True, timeout=10)
+            .stdout.splitlines()[-1]
+            .split()[1]
+        )
     return [
         f"- {debian}, {platform.machine()}, {cpu}, {os.cpu_count()} cores, load average at start {load}",
-        f"- {kk_version} and jupyter_client {jupyter_client.__version__} / jupyter_core "
-        f"{jupyter_core.__version__} (the `jupyter` command) run by Python {platform.python_version()} "
+        f"- {kk_version} and jupyter_client {version('jupyter_client')} / jupyter_core "
+        f"{version('jupyter_core')} (the `jupyter` command) run by Python {platform.python_version()} "
         f"(`{sys.executable}`)",
         f"- sandbox (HOME, farm, every Jupyter/XDG folder) under `{box.root.parent}` ({fs})",
     ]
@@ -534,7 +554,7 @@ def report(
     ksi_total = s.kernelspec_install.mean * n_adds
     kk_fresh = s.fresh.median
     diff_ms = (ke.kk.median - ke.plain.median) * 1000
-    noise_ms = statistics.pstdev(ke.plain.times + ke.kk.times) * 1000
+    noise_ms = (statistics.pstdev(ke.plain.times) + statistics.pstdev(ke.kk.times)) / 2 * 1000
     missed = ", ".join(f"{c} {layout}" for layout, c in s.missed.most_common()) or "none"
     rows = [
         "| measurement | kernelkeeper | peer | peer time | ratio |",
@@ -571,7 +591,7 @@ def report(
         f"Environments with ipykernel that sync gave no kernel: {missed}.",
         f"- **sync peers**: the farm's environments hold ipykernel's files but not a runnable ipykernel, so "
         f"`ipykernel install` runs {s.sample} times (after 1 warm-up) with the interpreter of one real venv "
-        f"({ke.python}, ipykernel {ke.ipykernel}), once per kernel name; per environment a person would run "
+        f"(`{ke.python}`, ipykernel {ke.ipykernel}), once per kernel name; per environment a person would run "
         "that environment's own interpreter, which costs the same. `jupyter kernelspec install` runs "
         f"{s.sample} times (after 1 warm-up) on copies of the folders kernelkeeper wrote. Both totals are "
         "the per-run mean times the number of adds: extrapolated, not measured.",
@@ -585,8 +605,8 @@ def report(
         "`plain` (same argv[0]; kk-real adds the env block that activates the venv). In this process, "
         f"`jupyter_client.manager.start_new_kernel` (waits for kernel_info), `execute('1+1')`, wait on iopub "
         f"for the result; then shutdown (not timed; slowest {fmt(ke.shutdown_max)}). One warm-up each, then "
-        f"{len(ke.kk.times)} alternating runs each. Kernels bound {ke.ip}. Both kernels report "
-        f"(sys.executable, VIRTUAL_ENV): kk-real {ke.identity['kk-real']}, plain {ke.identity['plain']}.",
+        f"{len(ke.kk.times)} alternating runs each. Kernels bound {ke.ip}. sys.executable, VIRTUAL_ENV in the "
+        f"kernel: kk-real `{ke.identity['kk-real']}`, plain `{ke.identity['plain']}`.",
         "- Every process gets a clean environment: HOME, XDG_*, JUPYTER_DATA_DIR, JUPYTER_PATH, "
         "JUPYTER_CONFIG_DIR, JUPYTER_RUNTIME_DIR, IPYTHONDIR and PYTHONPYCACHEPREFIX point into the sandbox. "
         + (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -127,9 +126,9 @@ def jupyter_server(env: dict[str, str], root_dir: Path, log: Path, timeout: floa
             try:
                 server.request("GET", "/api/status", timeout=2)
                 break
-            except (urllib.error.URLError, ConnectionError, OSError):
+            except (urllib.error.URLError, ConnectionError, OSError) as e:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"jupyter server did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
+                    raise RuntimeError(f"jupyter server did not answer in {timeout} s:\n{log.read_text()[-3000:]}") from e
                 time.sleep(0.2)
         yield server
     finally:

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import fakes
 import pytest
 from jupyter_client.kernelspec import NoSuchKernel
 
+import fakes
 from kernelkeeper.cli import main
 from kernelkeeper.provider import KernelKeeperSpecManager
 
