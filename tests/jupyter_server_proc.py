@@ -128,7 +128,8 @@ def jupyter_server(env: dict[str, str], root_dir: Path, log: Path, timeout: floa
                 break
             except (urllib.error.URLError, ConnectionError, OSError) as e:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"jupyter server did not answer in {timeout} s:\n{log.read_text()[-3000:]}") from e
+                    tail = log.read_text()[-3000:]
+                    raise RuntimeError(f"jupyter server did not answer in {timeout} s:\n{tail}") from e
                 time.sleep(0.2)
         yield server
     finally:
