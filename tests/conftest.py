@@ -130,3 +130,11 @@ def real_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     rh = build_real_home(tmp_path_factory.mktemp("realhome"), Path(sys.executable).parent)
     yield rh
     cleanup_real_home(rh)
+
+
+@pytest.fixture(scope="session")
+def pyenv_pythons() -> dict[str, tuple[str, Path]]:
+    """The machine's pyenv Pythons by minor version (read before any test fakes PYENV_ROOT)."""
+    from realenvs import find_pyenv_pythons
+
+    return find_pyenv_pythons()
