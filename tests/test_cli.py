@@ -121,3 +121,32 @@ def test_version_and_help() -> None:
     assert res.returncode == 0 and res.stdout.startswith("kernelkeeper ")
     res = run_cli()
     assert res.returncode == 2 and "COMMAND" in res.stderr
+
+
+def test_jupyter_enable_status_disable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from jupyter_core import paths
+
+    system = Path(paths.SYSTEM_CONFIG_PATH[0])
+    assert str(system).startswith(str(tmp_path)), "conftest redirects the system config path"
+    assert main(["jupyter", "enable", "--system", "--dry-run"]) == 0
+    assert "would set ServerApp.kernel_spec_manager_class" in capsys.readouterr().out
+    assert not (system / "jupyter_server_config.json").exists()
+    assert main(["jupyter", "enable", "--system"]) == 0
+    written = json.loads((system / "jupyter_server_config.json").read_text())
+    assert written["ServerApp"]["kernel_spec_manager_class"] == "kernelkeeper.provider.KernelKeeperSpecManager"
+    capsys.readouterr()
+    assert main(["jupyter", "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    server = status["apps"][0]
+    assert server["enabled"] is True and server["effective"]["path"] == str(system / "jupyter_server_config.json")
+    # A user file choosing another manager wins over the system one, and status says so.
+    user = Path(paths.jupyter_config_dir())
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"kernel_spec_manager_class": "jupyter_client.kernelspec.KernelSpecManager"}})
+    )
+    assert main(["jupyter", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "another manager" in out and "overridden" in out
+    assert main(["jupyter", "disable", "--system"]) == 0
+    assert not (system / "jupyter_server_config.json").exists()

@@ -363,6 +363,58 @@ def _render_plan(plan: Any, *, dry_run: bool, errors: dict[int, str | None] | No
         console.print(f"[dim]note: {note}[/dim]")
 
 
+# --- jupyter: turn the provider on and off ---------------------------------------------
+
+
+def cmd_jupyter(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from . import jupyter_config
+
+    if args.jupyter_command == "status":
+        status = jupyter_config.status()
+        if args.json:
+            _print_json(status.to_json())
+        else:
+            _render_jupyter_status(status)
+        return 0
+    scope = args.scope or "user"
+    if args.jupyter_command == "enable":
+        result = jupyter_config.enable(scope, dry_run=args.dry_run)
+    else:
+        result = jupyter_config.disable(scope, dry_run=args.dry_run)
+    if args.json:
+        _print_json(result.to_json())
+        return 0
+    console = _console()
+    for change in result.changes:
+        console.print(("would " if args.dry_run and change.modifies else "") + change.message)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    if not args.dry_run and result.changed:
+        console.print("restart the Jupyter server for this to take effect", style="dim")
+    return 0
+
+
+def _render_jupyter_status(status: Any) -> None:
+    console = _console()
+    for app in status.apps:
+        label = "jupyter_server (JupyterLab, Notebook 7, JupyterHub)" if app.app == "jupyter_server" else "Notebook 6"
+        winner = app.effective
+        if winner is None:
+            console.print(f"{label}: stock KernelSpecManager (nothing sets {app.section}.kernel_spec_manager_class)")
+        else:
+            state = {"enabled": "[green]kernelkeeper provider[/green]", "other": "another manager", "unknown": "?"}
+            console.print(
+                f"{label}: {state.get(app.state.value, app.state.value)} — set in {winner.path}"
+                + (f" ({winner.value})" if winner.value and app.state.value != "enabled" else "")
+            )
+            if winner.note:
+                console.print(f"  {winner.note}", style="dim")
+        for lost in app.overridden:
+            console.print(f"  [yellow]overridden:[/yellow] {lost.path} enables kernelkeeper, but {winner.path} wins")
+    for problem in status.problems:
+        console.print(f"[yellow]problem:[/yellow] {problem}")
+
+
 # --- parser and entry point -------------------------------------------------------
 
 
@@ -456,6 +508,30 @@ def make_parser() -> argparse.ArgumentParser:
     _add_change_options(sync, yes=False)
     _add_discovery_options(sync)
     sync.set_defaults(func=cmd_sync)
+
+    jupyter = sub.add_parser(
+        "jupyter",
+        help="turn the dynamic kernel provider on or off in Jupyter's config",
+        description="Set (or remove) ServerApp.kernel_spec_manager_class = kernelkeeper's provider in a scope's "
+        "jupyter_server_config.json, merged with what is there; `status` says which file wins.",
+    )
+    jsub = jupyter.add_subparsers(dest="jupyter_command", metavar="ACTION")
+    jsub.required = True
+    for action, text in (("enable", "turn the provider on"), ("disable", "turn the provider off")):
+        a = jsub.add_parser(action, help=text)
+        where = a.add_mutually_exclusive_group()
+        where.add_argument("--user", dest="scope", action="store_const", const="user", help="you (default)")
+        where.add_argument(
+            "--sys-prefix", dest="scope", action="store_const", const="sys-prefix", help="this Python's Jupyter"
+        )
+        where.add_argument(
+            "--system", dest="scope", action="store_const", const="system", help="every user (JupyterHub admins)"
+        )
+        _add_change_options(a, yes=False)
+        a.set_defaults(func=cmd_jupyter)
+    st = jsub.add_parser("status", help="which config file sets the kernel spec manager, and which one wins")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
+    st.set_defaults(func=cmd_jupyter)
     return parser
 
 

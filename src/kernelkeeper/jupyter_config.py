@@ -17,10 +17,14 @@ Which file wins follows traitlets/jupyter_core exactly (checked against
   ``jupyter_config.json`` in the user folder.
 * For each file name, folders load from lowest to highest priority: reversed
   ``jupyter_config_path()``, whose first entries are the ``JUPYTER_CONFIG_PATH``
-  folders, then the user folder, then sys-prefix, then system.
+  folders, then the user folder, then sys-prefix, then system. The user and
+  sys-prefix folders swap when ``JUPYTER_PREFER_ENV_PATH`` is set, or, without
+  it, when Python runs from a virtualenv (or non-base conda env) the user owns:
+  there a sys-prefix setting beats a user one (jupyter_core >= 5).
 * In one folder, ``name.py`` loads before ``name.json``: the JSON file wins.
 
-The last load that sets the key wins.
+The last load that sets the key wins. The folder list is the one this Python
+sees: a Jupyter server running from another prefix has another sys-prefix folder.
 """
 
 from __future__ import annotations
@@ -547,7 +551,7 @@ def _read_json(path: Path, overlay: _Overlay) -> dict[str, Any] | None:
         return overlay[path]
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from e
@@ -564,7 +568,7 @@ def _read_json(path: Path, overlay: _Overlay) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         raise UserError(
             f"{path} does not hold a JSON object (found {type(data).__name__})",
-            hint="a Jupyter config file is a JSON object like {\"ServerApp\": {...}}; fix it and run again",
+            hint='a Jupyter config file is a JSON object like {"ServerApp": {...}}; fix it and run again',
         )
     return data
 
