@@ -547,7 +547,7 @@ def report(
     ke: KernelResult,
     args: argparse.Namespace,
     guard_ok: bool,
-    total: float,
+    phases: dict[str, float],
 ) -> str:
     n_adds = s.adds
     ipk_total = s.ipykernel_install.mean * n_adds
@@ -614,7 +614,7 @@ def report(
             if guard_ok
             else "**WARNING: a real-home or system Jupyter folder changed during the run (see stderr).**"
         ),
-        f"- Whole run: {total:.0f} s.",
+        "- Wall time of the run: " + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items()) + ".",
     ]
     return "\n".join(
         [
@@ -647,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="fresh+no-op sync rounds (default 3)")
     parser.add_argument("--sample", type=int, default=20, help="peer installs timed per peer (default 20)")
     parser.add_argument("--list-total", type=int, default=1000, help="kernelspecs present for list (default 1000)")
-    parser.add_argument("-k", type=int, default=7, help="fresh-process runs of each list command (default 7)")
+    parser.add_argument("-k", type=int, default=5, help="fresh-process runs of each list command (default 5)")
     parser.add_argument("--kernel-runs", type=int, default=10, help="kernel starts of each kernelspec (default 10)")
     parser.add_argument("--minor", default="3.12", help="pyenv Python of the real venv (default 3.12)")
     parser.add_argument("--timeout", type=float, default=120.0, help="per process / kernel (default 120 s)")
@@ -665,6 +665,15 @@ def main(argv: list[str] | None = None) -> int:
     before = snapshot(guarded)
     box = Sandbox(Path(tempfile.mkdtemp(prefix="kk-bench-kernels-", dir=args.tmp)).resolve())
     saved_env = dict(os.environ)
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = now - mark
+        mark = now
+
     try:
         _, kk_version = run([*kk, "--version"], box.env(box.path("home0"), box.path("jupyter0")), args.timeout)
         facts = machine_facts(box, kk_version.strip())
@@ -672,12 +681,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"real venv (python{args.minor} -m venv + uv pip install ipykernel) ...", file=sys.stderr)
         kernel_home = box.path("kernel-home")
         python, ipk_version = real_venv(box, kernel_home, args.minor, max(args.timeout, 300))
+        phase("real venv")
         print(f"sync of a {args.n}-environment farm ...", file=sys.stderr)
         s = bench_sync(box, args.n, args.rounds, args.sample, python, kk, str(jupyter), args.timeout)
+        phase("farm + sync + peers")
         print(f"list with {args.list_total} kernelspecs ...", file=sys.stderr)
         li = bench_list(box, s, args.list_total, args.k, kk, str(jupyter), args.timeout)
+        phase("list")
         print("kernel starts ...", file=sys.stderr)
         ke = bench_kernels(box, kernel_home, python, ipk_version, args.kernel_runs, kk, args.timeout)
+        phase("kernel starts")
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
@@ -688,10 +701,14 @@ def main(argv: list[str] | None = None) -> int:
     after = snapshot(guarded)
     changed = [p for p in before if before[p] != after[p]]
     for p in changed:
-        print(f"bench_kernels: {p} changed during the run", file=sys.stderr)
+        old = {e[0]: e for e in before[p] or []}
+        new = {e[0]: e for e in after[p] or []}
+        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        print(f"bench_kernels: {p} changed during the run: {diff[:10]}", file=sys.stderr)
     cmd = "/work/venv-dev/bin/python bench/bench_kernels.py"
     extra = " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
-    text = report(f"{cmd} {extra}".strip(), facts, s, li, ke, args, not changed, time.perf_counter() - started)
+    phases["total"] = time.perf_counter() - started
+    text = report(f"{cmd} {extra}".strip(), facts, s, li, ke, args, not changed, phases)
     args.output.write_text(text)
     print(text)
     return 1 if changed else 0
