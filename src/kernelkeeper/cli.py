@@ -363,6 +363,215 @@ def _render_plan(plan: Any, *, dry_run: bool, errors: dict[int, str | None] | No
         console.print(f"[dim]note: {note}[/dim]")
 
 
+# --- doctor, adopt, which -----------------------------------------------------------------
+
+
+def _kernels_as_jupyter_sees_them(ctx: Context, found: Any) -> tuple[Any, Path | None]:
+    """Jupyter's kernelspecs, plus the built-in python3 of the first `jupyter` on PATH when it has ipykernel."""
+    from .doctor import jupyters_on_path, owner_of
+    from .environments import Found, merge
+    from .kernelspecs import KernelList, KernelSpecInfo, env_prefix_of, list_kernelspecs
+
+    kernels = list_kernelspecs(native=False)
+    jupyters = jupyters_on_path(ctx)
+    server = jupyters[0][1] if jupyters else None
+    if server is not None and "python3" not in kernels.visible():
+        owner = owner_of(server, found.environments)
+        prefix = env_prefix_of(server)
+        if owner is None and prefix is not None:
+            owner = merge([Found(Path(os.path.realpath(prefix)), "venv")], ctx.home)
+        if owner is not None and owner.has_ipykernel and owner.site_packages is not None:
+            native = KernelSpecInfo(
+                "python3",
+                owner.site_packages / "ipykernel" / "resources",
+                display_name="Python 3 (ipykernel)",
+                argv=(str(server), "-m", "ipykernel_launcher", "-f", "{connection_file}"),
+                language="python",
+                interpreter=server,
+                env_prefix=owner.prefix,
+                reason="built in: the ipykernel of the Python running Jupyter",
+            )
+            kernels = KernelList((*kernels.kernels, native), kernels.problems)
+    return kernels, server
+
+
+def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .config import load_config
+    from .doctor import SECTIONS, diagnose
+
+    filters = load_config(config_path(env)).sync
+    ctx, found = _discover(args, env)
+    kernels, server = _kernels_as_jupyter_sees_them(ctx, found)
+    report = diagnose(ctx, found, kernels, server, filters)
+    if args.fix:
+        plan = _doctor_fix_plan(report, ctx, found, filters, yes=args.yes)
+        results = [] if args.dry_run else _apply_locked(plan)
+        if not args.json:
+            _render_plan(plan, dry_run=bool(args.dry_run), errors={id(r.action): r.error for r in results if r.error})
+        if not args.dry_run:
+            kernels, server = _kernels_as_jupyter_sees_them(ctx, found)
+            report = diagnose(ctx, found, kernels, server, filters)
+        if args.json:
+            data = report.to_json()
+            data["fix"] = {**plan.to_json(), "dry_run": bool(args.dry_run)}
+            _print_json(data)
+            return 0 if not report.problems else 1
+    elif args.json:
+        _print_json(report.to_json())
+        return 0 if not report.problems else 1
+    console = _console()
+    titles = {
+        "jupyters": "Jupyters and Pythons",
+        "folders": "Jupyter's folders",
+        "kernels": "Kernels",
+        "environments": "Environments",
+    }
+    marks = {"error": "[red]✗[/red]", "warning": "[yellow]![/yellow]", "info": "[dim]·[/dim]"}
+    for section in SECTIONS:
+        items = [f for f in report.findings if f.section == section and (args.verbose or f.severity != "info")]
+        if section in ("jupyters", "folders"):
+            items = [f for f in report.findings if f.section == section]
+        console.print(f"\n[bold]{titles[section]}[/bold]")
+        if not items:
+            console.print("  [green]✓[/green] nothing to fix")
+        for f in items:
+            console.print(f"  {marks[f.severity]} {f.message}  [dim]({f.code})[/dim]")
+            if f.fix:
+                console.print(f"      fix: {f.fix}" + ("   [dim](--fix needs --yes)[/dim]" if f.needs_yes else ""))
+    n = len(report.problems)
+    console.print(
+        f"\n{n} problem{'s' if n != 1 else ''} to fix"
+        + (" — `kernelkeeper doctor --fix` applies the safe fixes" if n else "")
+    )
+    return 0 if not n else 1
+
+
+def _doctor_fix_plan(report: Any, ctx: Context, found: Any, filters: Any, *, yes: bool) -> Any:
+    """The safe fixes: sync's plan, adopting hand-made kernels; removals of foreign kernels only with --yes."""
+    from .kernelspecs import list_kernelspecs, scope_dir
+    from .plan import Action, Plan, plan_adopt, plan_sync
+
+    folder = scope_dir("user")
+    present = list_kernelspecs(native=False, also=folder)
+    sync = plan_sync(found.environments, present, folder, filters)
+    codes = {"kernel-without-activation", "display-name-version-mismatch"}
+    to_adopt = {f.subject for f in report.findings if f.code in codes}
+    removals = {f.subject for f in report.findings if f.code in ("stale-kernel", "duplicate-kernel") and f.needs_yes}
+    paths = {f.message.split(" ")[0] for f in report.findings if f.code in ("shadowed-kernel", "invalid-kernel")}
+    visible = present.visible()
+    adopt, _ = plan_adopt([visible[n] for n in sorted(to_adopt) if n in visible], found.environments)
+    adopted = {a.kernel for a in adopt.actions}
+    actions = [a for a in sync.actions] + list(adopt.actions)
+    if yes:
+        for name in sorted(removals - adopted):
+            k = visible.get(name)
+            if k is not None:
+                actions.append(Action("remove", k.name, k.resource_dir.parent, k.reason or "doctor", k.env_prefix))
+        for k in present.kernels:
+            if str(k.resource_dir) in {p.rstrip(":") for p in paths} and (k.status in ("shadowed", "invalid")):
+                actions.append(Action("remove", k.name, k.resource_dir.parent, k.reason or k.status, k.env_prefix))
+    return Plan(tuple(actions), sync.notes)
+
+
+def _apply_locked(plan: Any) -> list[Any]:
+    from .apply import apply
+
+    return apply(plan)
+
+
+def cmd_adopt(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .kernelspecs import check_name, list_kernelspecs
+    from .plan import plan_adopt
+
+    if not args.names and not args.all:
+        raise UserError("name the kernels to adopt, or pass --all", hint="`kernelkeeper list` shows them")
+    _, found = _discover(args, env)
+    present = list_kernelspecs(native=False)
+    visible = present.visible()
+    if args.all:
+        chosen = [k for k in visible.values() if not k.managed]
+    else:
+        chosen = []
+        for raw in args.names:
+            name = check_name(raw)
+            if name not in visible:
+                raise UserError(f"no kernelspec named {name!r}", hint="`kernelkeeper list` shows the kernel names")
+            chosen.append(visible[name])
+    plan, refused = plan_adopt(chosen, found.environments)
+    results = [] if args.dry_run else _apply_locked(plan)
+    errors = {id(r.action): r.error for r in results if r.error}
+    if args.json:
+        data = plan.to_json()
+        data["dry_run"] = bool(args.dry_run)
+        data["refused"] = [{"kernel": n, "reason": r} for n, r in refused]
+        for entry, action in zip(data["actions"], plan.actions):
+            entry["error"] = errors.get(id(action))
+        _print_json(data)
+    else:
+        console = _console()
+        for a in plan.actions:
+            verb = "would adopt" if args.dry_run else "adopted"
+            console.print(
+                f"{verb} {a.kernel}: {a.reason}" + (f" [red](failed: {errors[id(a)]})[/red]" if id(a) in errors else "")
+            )
+        for name, reason in refused:
+            console.print(f"[yellow]not adopted[/yellow] {name}: {reason}")
+    named_refusals = refused and not args.all
+    return 1 if errors or named_refusals else 0
+
+
+def cmd_which(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .which import which
+
+    ctx, found = _discover(args, env)
+    kernels, _ = _kernels_as_jupyter_sees_them(ctx, found)
+    dynamic = None
+    name = None
+    try:
+        from .which import read_notebook_kernel
+
+        name, _ = read_notebook_kernel(Path(args.notebook))
+    except UserError:
+        raise
+    if name and name.lower() not in kernels.visible() and _provider_enabled():
+        from jupyter_client.kernelspec import NoSuchKernel
+
+        from .provider import KernelKeeperSpecManager
+
+        try:
+            dynamic = KernelKeeperSpecManager().get_kernel_spec(name).to_dict()
+        except NoSuchKernel:
+            dynamic = None
+    result = which(Path(args.notebook), kernels, found, dynamic)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        console = _console()
+        console.print(
+            f"notebook asks for: {result.asks_for or '(nothing)'}"
+            + (f"  ({result.asks_display_name})" if result.asks_display_name else "")
+        )
+        console.print(f"Jupyter picks:     {result.kernelspec or '(no kernelspec)'}")
+        if result.interpreter:
+            console.print(f"which runs:        {result.interpreter}")
+        if result.env:
+            console.print(f"environment:       {result.env}" + (f" ({result.env_kind})" if result.env_kind else ""))
+        if result.reason:
+            console.print(f"[yellow]{result.reason}[/yellow]")
+        if result.fix:
+            console.print(f"fix: {result.fix}")
+    return 0 if result.starts else 1
+
+
+def _provider_enabled() -> bool:
+    try:
+        from .jupyter_config import status
+
+        return bool(status().server.enabled)
+    except Exception:
+        return False
+
+
 # --- jupyter: turn the provider on and off ---------------------------------------------
 
 
@@ -508,6 +717,42 @@ def make_parser() -> argparse.ArgumentParser:
     _add_change_options(sync, yes=False)
     _add_discovery_options(sync)
     sync.set_defaults(func=cmd_sync)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="explain this machine's Jupyters, Pythons and kernels, and how to fix each problem",
+        description="Reports which jupyter and python you run, Jupyter's folders, broken or misleading kernels, "
+        "and environments without kernels — each with the command that fixes it. Exit 0 when nothing needs fixing.",
+    )
+    doctor.add_argument("--fix", action="store_true", help="apply the safe fixes (sync, adopt)")
+    doctor.add_argument("-y", "--yes", action="store_true", help="with --fix: also remove hand-made kernels")
+    doctor.add_argument("-v", "--verbose", action="store_true", help="also list the findings that need nothing")
+    _add_change_options(doctor, yes=False)
+    _add_discovery_options(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+
+    adopt = sub.add_parser(
+        "adopt",
+        help="turn hand-made kernels (ipykernel install) into kernelkeeper kernels, names kept",
+        description="Rewrites a kernelspec made by `python -m ipykernel install` in place: same name, so saved "
+        "notebooks still open it; its environment's interpreter with the environment active; kernelkeeper's marker.",
+    )
+    adopt.add_argument("names", nargs="*", metavar="NAME")
+    adopt.add_argument("--all", action="store_true", help="every kernel that can be adopted")
+    _add_change_options(adopt, yes=False)
+    _add_discovery_options(adopt)
+    adopt.set_defaults(func=cmd_adopt)
+
+    wh = sub.add_parser(
+        "which",
+        help="which kernel a notebook asks for, and what it would run",
+        description="The kernel named in the notebook's metadata, the kernelspec Jupyter would pick for it, and "
+        "the interpreter and environment that runs — or why it would fail to start. Exit 1 if it would not start.",
+    )
+    wh.add_argument("notebook", metavar="NOTEBOOK.ipynb")
+    wh.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _add_discovery_options(wh)
+    wh.set_defaults(func=cmd_which)
 
     jupyter = sub.add_parser(
         "jupyter",

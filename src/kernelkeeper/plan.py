@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,9 +157,9 @@ def plan_sync(
     actions: list[Action] = []
     notes: list[str] = []
     for env in envs:
-        spec = kernel_json(env)
         existing = mine.get(str(env.prefix))
         if existing is not None:
+            spec = merged_spec(existing, env)
             why = spec_changes(existing, spec)
             if why:
                 actions.append(Action("update", existing.name, folder, why, env.prefix, spec, logo_files(env)))
@@ -177,6 +178,7 @@ def plan_sync(
                 f"left as it is (`kernelkeeper remove {foreign.name}` then sync to replace it)"
             )
             continue
+        spec = kernel_json(env)
         name = kernel_name(env, taken_names(present, folder, env.prefix))
         present = KernelList((*present.kernels, KernelSpecInfo(name, folder / name, metadata={MARKER: {}})))
         actions.append(
@@ -186,3 +188,91 @@ def plan_sync(
         if k.status == "stale":
             actions.append(Action("remove", k.name, folder, f"environment is gone: {k.reason}", Path(prefix)))
     return Plan(tuple(actions), tuple(notes))
+
+
+# --- adopt: a hand-made kernel becomes kernelkeeper's, in place -----------------------------
+
+_VERSION_IN_NAME = re.compile(r"Python\s*(\d+\.\d+)")
+
+
+def env_of_kernel(kernel: KernelSpecInfo, environments: Iterable[Environment]) -> Environment | None:
+    """The discovered environment a kernelspec's interpreter belongs to."""
+    if kernel.interpreter is None:
+        return None
+    interpreter = os.path.normpath(str(kernel.interpreter))
+    for env in environments:
+        if env.python is not None and os.path.normpath(str(env.python)) == interpreter:
+            return env
+    if kernel.env_prefix is not None:
+        for env in environments:
+            if env.prefix == kernel.env_prefix or str(env.prefix) == os.path.realpath(kernel.env_prefix):
+                return env
+    return None
+
+
+def display_mismatch(kernel: KernelSpecInfo, env: Environment) -> str | None:
+    """``"Python 3.8"`` in a display name whose interpreter is now 3.11: the old minor, else None."""
+    m = _VERSION_IN_NAME.search(kernel.display_name or "")
+    if m and env.minor and m.group(1) != env.minor:
+        return m.group(1)
+    return None
+
+
+def merged_spec(kernel: KernelSpecInfo, env: Environment, *, adopted: bool = False) -> dict[str, Any]:
+    """The kernel.json an existing kernel should have now.
+
+    What the person chose is kept — the display name (unless it names a Python
+    version the environment no longer has), extra variables, other metadata —
+    and what the environment dictates is set: interpreter, activation, marker.
+    """
+    display = kernel.display_name if kernel.display_name and not display_mismatch(kernel, env) else None
+    spec = kernel_json(env, display=display)
+    ours = set(spec["env"])
+    spec["env"] = {**{k: v for k, v in kernel.env.items() if k not in ours}, **spec["env"]}
+    metadata = {k: v for k, v in kernel.metadata.items() if k != MARKER}
+    spec["metadata"] = {**metadata, **spec["metadata"]}
+    if adopted or kernel.marker.get("adopted"):
+        spec["metadata"][MARKER]["adopted"] = True
+    return spec
+
+
+def adopt_spec(kernel: KernelSpecInfo, env: Environment) -> dict[str, Any]:
+    """kernelkeeper's kernel.json for a hand-made kernel: its name, display name and extra variables kept."""
+    return merged_spec(kernel, env, adopted=True)
+
+
+def adopt_refusal(kernel: KernelSpecInfo, env: Environment | None) -> str | None:
+    """Why a kernelspec cannot be adopted, or None."""
+    if kernel.managed:
+        return "already kernelkeeper's"
+    if kernel.status in ("invalid", "stale"):
+        return f"it is {kernel.status}: {kernel.reason}"
+    if kernel.resource_dir.is_symlink():
+        return f"its folder is a link to {os.path.realpath(kernel.resource_dir)}; adopt the folder it points at"
+    if not any(a in ("ipykernel_launcher", "ipykernel") for a in kernel.argv):
+        return "it does not run ipykernel (not a Python kernel kernelkeeper can rewrite)"
+    if env is None:
+        return f"its interpreter {kernel.interpreter} belongs to no environment kernelkeeper can find"
+    if not env.healthy:
+        return f"its environment {env.prefix} is broken: {'; '.join(env.problems)}"
+    return None
+
+
+def plan_adopt(
+    kernels: Iterable[KernelSpecInfo], environments: Iterable[Environment]
+) -> tuple[Plan, list[tuple[str, str]]]:
+    """Adopt each kernel that can be; the others come back as (name, reason)."""
+    envs = list(environments)
+    actions: list[Action] = []
+    refused: list[tuple[str, str]] = []
+    for kernel in kernels:
+        env = env_of_kernel(kernel, envs)
+        why = adopt_refusal(kernel, env)
+        if why is not None or env is None:
+            refused.append((kernel.name, why or "no environment"))
+            continue
+        reason = f"runs {env.prefix} ({env.kind}); activation and marker added, name kept"
+        actions.append(
+            Action("update", kernel.name, kernel.resource_dir.parent, reason, env.prefix, adopt_spec(kernel, env))
+        )
+    return Plan(tuple(actions)), refused

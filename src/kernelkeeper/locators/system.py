@@ -51,6 +51,5 @@ def find(ctx: Context, known: set[str]) -> Iterator[Found]:
             prefix = os.path.dirname(os.path.dirname(real))
             if prefix in known or is_env_dir(prefix):
                 continue
-            m = re.match(r"^python(\d+\.\d+)", os.path.basename(real))
-            label = f"python{m.group(1)}" if m else os.path.basename(real)
-            yield Found(Path(prefix), KIND, name=label, python=Path(real))
+            # Named "python": the kind says "system", the version tells two apart.
+            yield Found(Path(prefix), KIND, name="python", python=Path(real))

@@ -1,0 +1,501 @@
+"""doctor: explain the machine's Jupyters, Pythons and kernels, and say how to fix each problem.
+
+``diagnose`` returns findings, each with a stable ``code``, a severity, the
+subject it is about and the exact command that fixes it. It reads files only
+(shebangs, dist-info folders, kernel.json) and runs nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .context import Context
+from .discovery import Discovery
+from .environments import Environment, has_dist
+from .kernelspecs import KernelList, KernelSpecInfo, kernel_dirs
+from .plan import Filters, display_mismatch, env_of_kernel
+
+SECTIONS = ("jupyters", "folders", "kernels", "environments")
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str  # error | warning | info
+    section: str
+    subject: str
+    message: str
+    fix: str | None = None
+    needs_yes: bool = False  # the fix removes a kernel kernelkeeper did not make
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "section": self.section,
+            "subject": self.subject,
+            "message": self.message,
+            "fix": self.fix,
+            "needs_yes": self.needs_yes,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: tuple[Finding, ...]
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity != "info")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": not self.problems,
+            "facts": self.facts,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def q(path: object) -> str:
+    return shlex.quote(str(path))
+
+
+# --- Jupyters and Pythons -------------------------------------------------------------
+
+
+def shebang_python(script: Path) -> Path | None:
+    """The interpreter a console script (``jupyter``) runs, from its first line."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(512).decode("utf-8", "replace").strip()
+            if first.startswith("#!/bin/sh"):
+                # pip's trampoline for long paths: '#!/bin/sh\n'''exec' /path/python "$0" "$@"
+                second = f.readline(1024).decode("utf-8", "replace")
+                m = re.search(r"exec'?\s+'?([^'\s]+)", second)
+                return Path(m.group(1)) if m else None
+    except OSError:
+        return None
+    if not first.startswith("#!"):
+        return None
+    parts = first[2:].split()
+    if not parts:
+        return None
+    if os.path.basename(parts[0]) == "env" and len(parts) > 1:
+        found = shutil.which(parts[1])
+        return Path(found) if found else None
+    return Path(parts[0])
+
+
+def pyenv_selected(ctx: Context) -> Path | None:
+    """What a pyenv shim runs: PYENV_VERSION, a .python-version up the tree, or the global version file."""
+    root = ctx.path_var("PYENV_ROOT") or ctx.home / ".pyenv"
+    version = ctx.env.get("PYENV_VERSION")
+    if not version:
+        for folder in (ctx.cwd, *ctx.cwd.parents):
+            candidate = folder / ".python-version"
+            if candidate.is_file():
+                version = candidate.read_text(errors="replace").split()[0] if candidate.read_text().strip() else None
+                break
+    if not version:
+        try:
+            version = (root / "version").read_text(errors="replace").split()[0]
+        except (OSError, IndexError):
+            version = None
+    if not version or version == "system":
+        return None
+    return root / "versions" / version / "bin" / "python"
+
+
+def first_on_path(ctx: Context, name: str) -> Path | None:
+    found = shutil.which(name, path=ctx.env.get("PATH", ""))
+    return Path(found) if found else None
+
+
+def resolve_python(ctx: Context, python: Path | None) -> Path | None:
+    """Follow pyenv's shims to the interpreter they run."""
+    if python is None:
+        return None
+    if "shims" in python.parts:
+        return pyenv_selected(ctx) or python
+    return python
+
+
+def jupyters_on_path(ctx: Context) -> list[tuple[Path, Path | None]]:
+    """Every ``jupyter`` on PATH, in order, with the Python it runs."""
+    out: list[tuple[Path, Path | None]] = []
+    seen: set[str] = set()
+    for folder in ctx.env.get("PATH", "").split(os.pathsep):
+        script = Path(folder) / "jupyter"
+        if not folder or not os.access(script, os.X_OK) or str(script) in seen:
+            continue
+        seen.add(str(script))
+        python = resolve_python(ctx, shebang_python(script) if "shims" not in script.parts else script)
+        out.append((script, python))
+    return out
+
+
+def _user_site(ctx: Context, env: Environment) -> Path | None:
+    if env.minor is None or (env.prefix / "pyvenv.cfg").exists():
+        return None
+    return ctx.home / ".local" / "lib" / f"python{env.minor}" / "site-packages"
+
+
+def has_package(ctx: Context, env: Environment, name: str) -> bool:
+    return has_dist(env.site_packages, name) or has_dist(_user_site(ctx, env), name)
+
+
+def dist_version(site: Path | None, name: str) -> str | None:
+    if site is None:
+        return None
+    try:
+        for entry in os.listdir(site):
+            low = entry.lower()
+            if low.startswith(name + "-") and low.endswith(".dist-info"):
+                return entry[len(name) + 1 : -len(".dist-info")]
+    except OSError:
+        return None
+    return None
+
+
+BASE_KINDS = ("system", "pyenv", "uv-python")
+
+
+def owner_of(python: Path | None, envs: tuple[Environment, ...]) -> Environment | None:
+    """The environment an interpreter path belongs to: by its folder, never by what its links resolve to
+    (every venv's python links to some base interpreter), except for base installs themselves."""
+    if python is None:
+        return None
+    norm = os.path.normpath(str(python))
+    for env in envs:
+        if env.python is not None and os.path.normpath(str(env.python)) == norm:
+            return env
+    for env in envs:
+        if norm.startswith(str(env.prefix) + os.sep) and os.path.dirname(norm) in (
+            str(env.prefix / "bin"),
+            str(env.prefix / "Scripts"),
+            str(env.prefix),
+        ):
+            return env
+    from .kernelspecs import env_prefix_of
+
+    prefix = env_prefix_of(python)
+    if prefix is not None and ((prefix / "pyvenv.cfg").exists() or (prefix / "conda-meta").exists()):
+        return None  # an environment discovery did not see; the caller may describe it
+    real = os.path.realpath(python)
+    for env in envs:
+        if set(env.kinds) & set(BASE_KINDS) and env.python is not None and os.path.realpath(env.python) == real:
+            return env
+    return None
+
+
+# --- the diagnosis ----------------------------------------------------------------------
+
+
+def diagnose(
+    ctx: Context,
+    found: Discovery,
+    kernels: KernelList,
+    server_python: Path | None = None,
+    filters: Filters | None = None,
+) -> Report:
+    envs = found.environments
+    filters = filters or Filters()
+    findings: list[Finding] = []
+    facts: dict[str, Any] = {}
+
+    # Jupyters and Pythons.
+    python = resolve_python(ctx, first_on_path(ctx, "python") or first_on_path(ctx, "python3"))
+    jupyters = jupyters_on_path(ctx)
+    facts["python"] = str(python) if python else None
+    facts["jupyters_on_path"] = [{"jupyter": str(j), "python": str(p) if p else None} for j, p in jupyters]
+    findings.append(
+        Finding(
+            "first-python",
+            "info",
+            "jupyters",
+            str(python) if python else "python",
+            f"`python` on PATH runs {python}" if python else "no `python` on PATH",
+        )
+    )
+    for i, (script, runs) in enumerate(jupyters):
+        owner = owner_of(runs, envs)
+        where = f"{owner.name} ({owner.kind}, {owner.prefix})" if owner else str(runs)
+        findings.append(
+            Finding(
+                "jupyter-on-path" if i == 0 else "jupyter-shadowed-on-path",
+                "info",
+                "jupyters",
+                str(script),
+                f"{'first' if i == 0 else 'also'} `jupyter` on PATH: {script} runs {where}",
+            )
+        )
+    if jupyters and python and jupyters[0][1] is not None:
+        first_jupyter_python = jupyters[0][1]
+        if os.path.realpath(first_jupyter_python) != os.path.realpath(python):
+            findings.append(
+                Finding(
+                    "jupyter-python-mismatch",
+                    "info",
+                    "jupyters",
+                    str(jupyters[0][0]),
+                    f"`jupyter` runs {first_jupyter_python} but `python` is {python}: a kernel started from "
+                    "this Jupyter's default python3 kernel does not see the packages of `python`",
+                    "kernelkeeper sync   # every environment gets its own kernel",
+                )
+            )
+    installs = [e for e in envs if has_package(ctx, e, "jupyter_server") or has_package(ctx, e, "notebook")]
+    facts["jupyter_installs"] = [str(e.prefix) for e in installs]
+    for inst in installs:
+        version = dist_version(inst.site_packages, "jupyter_client") or dist_version(
+            _user_site(ctx, inst), "jupyter_client"
+        )
+        findings.append(
+            Finding(
+                "jupyter-install",
+                "info",
+                "jupyters",
+                str(inst.prefix),
+                f"a Jupyter is installed in {inst.name} ({inst.kind}, Python {inst.version or '?'})"
+                + (f", jupyter_client {version}" if version else ""),
+            )
+        )
+        if version and _major(version) < 7:
+            findings.append(
+                Finding(
+                    "jupyter-client-too-old",
+                    "warning",
+                    "jupyters",
+                    str(inst.prefix),
+                    f"jupyter_client {version} in {inst.prefix} does not substitute ${{PATH}} in a kernel's env: "
+                    "kernels started from it get a literal PATH",
+                    f"{q(inst.python)} -m pip install 'jupyter_client>=7'",
+                )
+            )
+
+    # Folders.
+    from jupyter_core import paths
+
+    dirs = {
+        "data": paths.jupyter_data_dir(),
+        "config": paths.jupyter_config_dir(),
+        "runtime": paths.jupyter_runtime_dir(),
+    }
+    facts["dirs"] = dirs
+    facts["kernel_dirs"] = [{"path": str(d), "writable": _writable(d)} for d in kernel_dirs()]
+    for label, folder in dirs.items():
+        findings.append(Finding(f"{label}-dir", "info", "folders", folder, f"Jupyter's {label} folder: {folder}"))
+    for i, entry in enumerate(facts["kernel_dirs"]):
+        findings.append(
+            Finding(
+                "kernel-dir",
+                "info",
+                "folders",
+                entry["path"],
+                f"kernels folder #{i + 1}: {entry['path']}" + ("" if entry["writable"] else " (not writable by you)"),
+            )
+        )
+    user_kernels = Path(paths.jupyter_data_dir()) / "kernels"
+    if not _writable(str(user_kernels)):
+        findings.append(
+            Finding(
+                "user-kernel-dir-unwritable",
+                "error",
+                "folders",
+                str(user_kernels),
+                f"you cannot write your own kernels folder {user_kernels}",
+                f"sudo chown -R {os.environ.get('USER', '$USER')} {q(user_kernels)}",
+            )
+        )
+    for bad_dir, reason in kernels.problems:
+        findings.append(Finding("kernel-dir-unreadable", "warning", "folders", str(bad_dir), f"{bad_dir}: {reason}"))
+
+    # Kernels.
+    by_interpreter: dict[str, list[KernelSpecInfo]] = defaultdict(list)
+    for k in kernels.kernels:
+        fix_remove = f"kernelkeeper remove {k.name}"
+        if k.status == "invalid":
+            findings.append(
+                Finding(
+                    "invalid-kernel",
+                    "warning",
+                    "kernels",
+                    k.name,
+                    f"{k.resource_dir}: {k.reason}",
+                    f"rm -r {q(k.resource_dir)}",
+                    needs_yes=True,
+                )
+            )
+            continue
+        if k.status == "shadowed":
+            findings.append(
+                Finding(
+                    "shadowed-kernel",
+                    "warning",
+                    "kernels",
+                    k.name,
+                    f"{k.resource_dir} is never used: {k.reason}",
+                    f"rm -r {q(k.resource_dir)}",
+                    needs_yes=not k.managed,
+                )
+            )
+            continue
+        if k.status == "stale":
+            findings.append(
+                Finding(
+                    "stale-kernel",
+                    "error",
+                    "kernels",
+                    k.name,
+                    f"{k.name} ({k.resource_dir}): {k.reason}",
+                    "kernelkeeper sync" if k.managed else fix_remove,
+                    needs_yes=not k.managed,
+                )
+            )
+            continue
+        kenv = env_of_kernel(k, envs)
+        if k.status == "no-ipykernel":
+            target = kenv.python if kenv is not None else k.interpreter
+            findings.append(
+                Finding(
+                    "kernel-lost-ipykernel",
+                    "error",
+                    "kernels",
+                    k.name,
+                    f"{k.name} runs {k.interpreter}, whose environment no longer has ipykernel",
+                    f"{q(target)} -m pip install ipykernel",
+                )
+            )
+        if k.interpreter is not None:
+            by_interpreter[os.path.normpath(str(k.interpreter))].append(k)
+        is_native = k.name == "python3" and (k.resource_dir.name == "resources" or not k.managed)
+        if is_native and k.interpreter is not None and kenv is not None and not kenv.project:
+            same_as_server = server_python is not None and os.path.realpath(k.interpreter) == os.path.realpath(
+                server_python
+            )
+            if same_as_server or "system" in kenv.kinds or "pyenv" in kenv.kinds:
+                findings.append(
+                    Finding(
+                        "python3-is-server-python",
+                        "warning",
+                        "kernels",
+                        "python3",
+                        f"the default `python3` kernel runs {k.interpreter} — the Python Jupyter itself runs on, "
+                        "not a project's environment: `!pip install` there changes Jupyter's own Python",
+                        "kernelkeeper sync   # then pick the project's kernel in the notebook",
+                    )
+                )
+        if not k.managed and kenv is not None and _uses_ipykernel(k) and not _activates(k, kenv):
+            findings.append(
+                Finding(
+                    "kernel-without-activation",
+                    "warning",
+                    "kernels",
+                    k.name,
+                    f"{k.name} runs {kenv.name} ({kenv.prefix}) without activating it: `!pip install` and "
+                    "`!python` in a notebook reach another Python",
+                    f"kernelkeeper adopt {k.name}",
+                )
+            )
+        if kenv is not None and display_mismatch(k, kenv):
+            findings.append(
+                Finding(
+                    "display-name-version-mismatch",
+                    "warning",
+                    "kernels",
+                    k.name,
+                    f"{k.name} is shown as {k.display_name!r} but runs Python {kenv.version}",
+                    "kernelkeeper sync" if k.managed else f"kernelkeeper adopt {k.name}",
+                )
+            )
+    for interpreter, group in by_interpreter.items():
+        if len(group) > 1:
+            keep = next((k for k in group if k.managed), group[0])
+            for extra in group:
+                if extra is keep:
+                    continue
+                findings.append(
+                    Finding(
+                        "duplicate-kernel",
+                        "warning",
+                        "kernels",
+                        extra.name,
+                        f"{extra.name} and {keep.name} both run {interpreter}",
+                        f"kernelkeeper remove {extra.name}",
+                        needs_yes=not extra.managed,
+                    )
+                )
+
+    # Environments.
+    covered = {os.path.normpath(str(k.interpreter)) for k in kernels.kernels if k.interpreter is not None}
+    covered |= {str(k.marker.get("prefix")) for k in kernels.kernels if k.managed}
+    for env in envs:
+        if not env.healthy or env.python is None:
+            continue
+        has_kernel = os.path.normpath(str(env.python)) in covered or str(env.prefix) in covered
+        if env.has_ipykernel and not has_kernel and filters.admits(env):
+            findings.append(
+                Finding(
+                    "env-without-kernel",
+                    "warning",
+                    "environments",
+                    str(env.prefix),
+                    f"{env.name} ({env.kind}) has ipykernel but no kernel",
+                    f"kernelkeeper add {q(env.prefix)}",
+                )
+            )
+        elif env.project is not None and not env.has_ipykernel:
+            from .cli import install_ipykernel_command
+
+            command = " ".join(q(c) for c in install_ipykernel_command(env, dict(ctx.env)))
+            findings.append(
+                Finding(
+                    "project-env-without-ipykernel",
+                    "info",
+                    "environments",
+                    str(env.prefix),
+                    f"project {env.project.name} has an environment ({env.kind}) without ipykernel, so no kernel",
+                    f"kernelkeeper add {q(env.project)} --install-ipykernel   # runs: {command}",
+                )
+            )
+    return Report(tuple(findings), facts)
+
+
+def _major(version: str) -> int:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _writable(folder: str | Path) -> bool:
+    path = Path(folder)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK)
+
+
+def _uses_ipykernel(k: KernelSpecInfo) -> bool:
+    return any(a in ("ipykernel_launcher", "ipykernel") for a in k.argv)
+
+
+def _activates(k: KernelSpecInfo, env: Environment) -> bool:
+    """Whether the kernelspec puts the environment's bin folder first on PATH."""
+    path = k.env.get("PATH", "")
+    if env.python is None:
+        return False
+    return path.split(os.pathsep)[0] == str(env.python.parent)
+
+
+def server_python() -> Path | None:
+    """The Python this kernelkeeper runs on (when installed beside Jupyter, the server's)."""
+    return Path(sys.executable)
