@@ -138,3 +138,14 @@ def pyenv_pythons() -> dict[str, tuple[str, Path]]:
     from realenvs import find_pyenv_pythons
 
     return find_pyenv_pythons()
+
+
+@pytest.fixture(scope="session")
+def messy_machine(
+    tmp_path_factory: pytest.TempPathFactory, pyenv_pythons: dict[str, tuple[str, Path]], real_home: object
+) -> object:
+    """Years of hand-made kernels and several Jupyters (see tests/messy.py). Tests copy its kernels first."""
+    from messy import build_messy
+
+    build_env = dict(real_home.build_env)  # type: ignore[attr-defined]
+    return build_messy(tmp_path_factory.mktemp("messy"), Path(sys.executable).parent, pyenv_pythons, build_env)

@@ -390,6 +390,7 @@ def _kernels_as_jupyter_sees_them(ctx: Context, found: Any) -> tuple[Any, Path |
                 interpreter=server,
                 env_prefix=owner.prefix,
                 reason="built in: the ipykernel of the Python running Jupyter",
+                builtin=True,
             )
             kernels = KernelList((*kernels.kernels, native), kernels.problems)
     return kernels, server

@@ -322,6 +322,14 @@ def diagnose(
     # Kernels.
     by_interpreter: dict[str, list[KernelSpecInfo]] = defaultdict(list)
     for k in kernels.kernels:
+        if k.interpreter is not None and k.status in ("ok", "no-ipykernel"):
+            by_interpreter[os.path.normpath(str(k.interpreter))].append(k)
+    extras: dict[str, KernelSpecInfo] = {}  # duplicate kernel -> the one to keep
+    for group in by_interpreter.values():
+        if len(group) > 1:
+            keep = next((k for k in group if k.managed), next((k for k in group if not k.builtin), group[0]))
+            extras.update({k.name: keep for k in group if k is not keep and not k.builtin})
+    for k in kernels.kernels:
         fix_remove = f"kernelkeeper remove {k.name}"
         if k.status == "invalid":
             findings.append(
@@ -375,8 +383,20 @@ def diagnose(
                     f"{q(target)} -m pip install ipykernel",
                 )
             )
-        if k.interpreter is not None:
-            by_interpreter[os.path.normpath(str(k.interpreter))].append(k)
+        if k.name in extras:
+            keep = extras[k.name]
+            findings.append(
+                Finding(
+                    "duplicate-kernel",
+                    "warning",
+                    "kernels",
+                    k.name,
+                    f"{k.name} and {keep.name} both run {k.interpreter}",
+                    f"kernelkeeper remove {k.name}",
+                    needs_yes=not k.managed,
+                )
+            )
+            continue
         is_native = k.name == "python3" and (k.resource_dir.name == "resources" or not k.managed)
         if is_native and k.interpreter is not None and kenv is not None and not kenv.project:
             same_as_server = server_python is not None and os.path.realpath(k.interpreter) == os.path.realpath(
@@ -386,7 +406,7 @@ def diagnose(
                 findings.append(
                     Finding(
                         "python3-is-server-python",
-                        "warning",
+                        "info",
                         "kernels",
                         "python3",
                         f"the default `python3` kernel runs {k.interpreter} — the Python Jupyter itself runs on, "
@@ -394,7 +414,7 @@ def diagnose(
                         "kernelkeeper sync   # then pick the project's kernel in the notebook",
                     )
                 )
-        if not k.managed and kenv is not None and _uses_ipykernel(k) and not _activates(k, kenv):
+        if not k.managed and not k.builtin and kenv is not None and _uses_ipykernel(k) and not _activates(k, kenv):
             findings.append(
                 Finding(
                     "kernel-without-activation",
@@ -417,24 +437,6 @@ def diagnose(
                     "kernelkeeper sync" if k.managed else f"kernelkeeper adopt {k.name}",
                 )
             )
-    for interpreter, group in by_interpreter.items():
-        if len(group) > 1:
-            keep = next((k for k in group if k.managed), group[0])
-            for extra in group:
-                if extra is keep:
-                    continue
-                findings.append(
-                    Finding(
-                        "duplicate-kernel",
-                        "warning",
-                        "kernels",
-                        extra.name,
-                        f"{extra.name} and {keep.name} both run {interpreter}",
-                        f"kernelkeeper remove {extra.name}",
-                        needs_yes=not extra.managed,
-                    )
-                )
-
     # Environments.
     covered = {os.path.normpath(str(k.interpreter)) for k in kernels.kernels if k.interpreter is not None}
     covered |= {str(k.marker.get("prefix")) for k in kernels.kernels if k.managed}

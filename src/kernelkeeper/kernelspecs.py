@@ -92,6 +92,7 @@ class KernelSpecInfo:
     env_prefix: Path | None = None
     status: str = "ok"
     reason: str | None = None
+    builtin: bool = False  # ipykernel's own python3, not a folder in Jupyter's path
 
     @property
     def managed(self) -> bool:
@@ -260,6 +261,7 @@ def list_kernelspecs(dirs: list[Path] | None = None, *, native: bool = True, als
                     interpreter=Path(sys.executable),
                     env_prefix=Path(sys.prefix),
                     reason="built in: the ipykernel of the Python running Jupyter",
+                    builtin=True,
                 )
             )
     return KernelList(tuple(kernels), tuple(problems))

@@ -164,19 +164,26 @@ def plan_sync(
             if why:
                 actions.append(Action("update", existing.name, folder, why, env.prefix, spec, logo_files(env)))
             continue
-        foreign = next(
+        other = next(
             (
                 k
                 for k in present.visible().values()
-                if not k.managed and k.status == "ok" and _same_interpreter(k.interpreter, env.python)
+                if k.status == "ok"
+                and (
+                    (k.managed and k.marker.get("prefix") == str(env.prefix))
+                    or _same_interpreter(k.interpreter, env.python)
+                )
             ),
             None,
         )
-        if foreign is not None:
-            notes.append(
-                f"{env.name} ({env.prefix}) already has the kernel {foreign.name!r} made by hand; "
-                f"left as it is (`kernelkeeper remove {foreign.name}` then sync to replace it)"
-            )
+        if other is not None:  # one interpreter, one kernel
+            if other.managed:
+                notes.append(f"{env.name} ({env.prefix}) already has kernelkeeper's kernel {other.resource_dir}")
+            else:
+                notes.append(
+                    f"{env.name} ({env.prefix}) already has the kernel {other.name!r} made by hand; "
+                    f"left as it is (`kernelkeeper adopt {other.name}` makes it kernelkeeper's)"
+                )
             continue
         spec = kernel_json(env)
         name = kernel_name(env, taken_names(present, folder, env.prefix))
@@ -245,6 +252,8 @@ def adopt_refusal(kernel: KernelSpecInfo, env: Environment | None) -> str | None
     """Why a kernelspec cannot be adopted, or None."""
     if kernel.managed:
         return "already kernelkeeper's"
+    if kernel.builtin:
+        return "it is ipykernel's built-in python3, not a kernelspec folder (`kernelkeeper sync` gives envs their own)"
     if kernel.status in ("invalid", "stale"):
         return f"it is {kernel.status}: {kernel.reason}"
     if kernel.resource_dir.is_symlink():

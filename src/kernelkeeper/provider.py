@@ -232,6 +232,14 @@ class KernelKeeperSpecManager(KernelSpecManager):
         return self._spec_for(target)
 
     def get_all_specs(self) -> dict[str, Any]:
+        cls = type(self)
+        if (
+            cls.find_kernel_specs is not KernelKeeperSpecManager.find_kernel_specs
+            or cls.get_kernel_spec is not KernelKeeperSpecManager.get_kernel_spec
+        ):
+            # A subclass that overrides either must be asked through them, as the stock class does.
+            specs: dict[str, Any] = super().get_all_specs()
+            return specs
         stock: dict[str, str] = super().find_kernel_specs()
         result: dict[str, Any] = {}
         for name, resource_dir in stock.items():
