@@ -129,10 +129,16 @@ def env_prefix_of(interpreter: Path) -> Path | None:
     return None
 
 
-def _site_packages(prefix: Path) -> list[Path]:
-    found = list(prefix.glob("lib/python*/site-packages")) + list(prefix.glob("Lib/site-packages"))
+def _site_packages(prefix: Path) -> list[str]:
+    lib = os.path.join(prefix, "lib")
+    try:
+        names = os.listdir(lib)
+    except OSError:
+        names = []
+    found = [os.path.join(lib, n, "site-packages") for n in names if n.startswith(("python", "pypy"))]
+    found.append(os.path.join(prefix, "Lib", "site-packages"))
     if read_pyvenv_cfg(prefix) is None:
-        found += list(prefix.glob("lib/python3/dist-packages"))
+        found.append(os.path.join(lib, "python3", "dist-packages"))
     return found
 
 
@@ -318,8 +324,7 @@ def write_kernelspec(folder: Path, name: str, spec: dict[str, Any], files: dict[
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
+            # The rename is what makes it atomic for readers and against a killed process.
             os.replace(tmp, target / "kernel.json")
         except BaseException:
             with contextlib.suppress(OSError):
@@ -335,8 +340,6 @@ def write_kernelspec(folder: Path, name: str, spec: dict[str, Any], files: dict[
                 shutil.copyfile(src, build / dest)
         with open(build / "kernel.json", "w", encoding="utf-8") as f:
             f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
         build.chmod(0o755)
         os.rename(build, target)
     except BaseException:
