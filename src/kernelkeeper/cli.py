@@ -7,6 +7,7 @@ Exit codes: 0 done, 1 a problem the message explains, 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -179,6 +180,8 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .environments import Found, merge
     from .kernel import kernel_json, kernel_name, logo_files
     from .kernelspecs import check_name, list_kernelspecs, locked, scope_dir
+    from .overlay import build as build_overlay
+    from .overlay import clashes, find_overlay, key_of
     from .plan import Action, Plan, taken_names
     from .targets import resolve
 
@@ -187,24 +190,45 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     if not target.healthy:
         raise UserError(f"{target.prefix} is broken: {'; '.join(target.problems)}", hint="recreate the environment")
     ran: list[str] = []
+    overlay = None
     if not target.has_ipykernel:
-        command = install_ipykernel_command(target, env)
-        if not args.install_ipykernel:
-            raise UserError(
-                f"ipykernel is not installed in {target.prefix}",
-                hint=f"install it: `{' '.join(command)}`, or rerun with --install-ipykernel",
-            )
-        if not args.dry_run:
-            from .run import run_checked
+        command, cwd = install_ipykernel(target, env)
+        if args.install_ipykernel:
+            if not args.dry_run:
+                from .run import run_checked
 
-            run_checked(command, env=env)
-            target = merge([Found(target.prefix, k) for k in target.kinds], ctx.home)
-            if not target.has_ipykernel:
-                raise UserError(f"`{' '.join(command)}` ran but ipykernel is still missing in {target.prefix}")
-        ran.append(" ".join(command))
+                run_checked(command, env=env, cwd=cwd)
+                target = merge([Found(target.prefix, k, target.name, target.project) for k in target.kinds], ctx.home)
+                if not target.has_ipykernel:
+                    raise UserError(f"`{' '.join(command)}` ran but ipykernel is still missing in {target.prefix}")
+            ran.append(" ".join(command) + (f"   (in {cwd})" if cwd else ""))
+        elif args.no_overlay or key_of(target) is None:
+            why = "" if args.no_overlay else f" (and Python {target.version} is too old for an overlay)"
+            raise UserError(
+                f"ipykernel is not installed in {target.prefix}{why}",
+                hint=f"install it: `{' '.join(command)}`"
+                + (f" in {cwd}" if cwd else "")
+                + ", or rerun with --install-ipykernel",
+            )
+        else:
+            overlay = find_overlay(ctx, key_of(target) or "")
+            if overlay is None and args.dry_run:
+                ran.append(f"would build the {key_of(target)} ipykernel overlay")
+            elif overlay is None:
+                with _status(f"building the {key_of(target)} ipykernel overlay") as say:
+                    overlay = build_overlay(ctx, target, progress=say)
+                ran.append(overlay.info.get("command", "built overlay"))
+            if overlay is not None:
+                found_clashes = clashes(target, overlay)
+                if found_clashes:
+                    raise UserError(
+                        f"{target.prefix} has packages that ipykernel's overlay cannot run with: "
+                        + "; ".join(str(c) for c in found_clashes),
+                        hint=f"upgrade them in the environment, or install ipykernel into it: `{' '.join(command)}`",
+                    )
     folder = scope_dir(args.scope)
     extra = _parse_env_pairs(args.env)
-    spec = kernel_json(target, display=args.display_name, extra_env=extra)
+    spec = kernel_json(target, display=args.display_name, extra_env=extra, overlay=overlay)
     with locked(folder) if not args.dry_run else _nullcontext():
         present = list_kernelspecs(also=folder)
         existing = next(
@@ -225,7 +249,9 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
             name, verb = existing.name, "update"
         else:
             name, verb = kernel_name(target, taken_names(present, folder, target.prefix)), "add"
-        action = Action(verb, name, folder, f"asked for {target.prefix}", target.prefix, spec, logo_files(target))
+        action = Action(
+            verb, name, folder, f"asked for {target.prefix}", target.prefix, spec, logo_files(target, overlay)
+        )
         result: dict[str, Any] = {**action.to_json(), "ran": ran, "dry_run": bool(args.dry_run), "spec": spec}
         if not args.dry_run:
             (applied,) = apply(Plan((action,)), lock=False)
@@ -241,15 +267,58 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def install_ipykernel_command(target: Any, env: dict[str, str]) -> list[str]:
-    """How the environment's own tool installs ipykernel: uv for uv envs, else the env's pip."""
+    return install_ipykernel(target, env)[0]
+
+
+def install_ipykernel(target: Any, env: dict[str, str]) -> tuple[list[str], str | None]:
+    """How the environment's own tool installs ipykernel, and the folder to run it in.
+
+    uv project -> `uv add --dev`, poetry -> `poetry add --group dev`, pdm -> `pdm add -dG dev`,
+    pipenv -> `pipenv install --dev` (all in the project, so its lock file records it),
+    conda -> `conda install -p`, other uv envs -> `uv pip install --python`, else the env's pip.
+    """
     import shutil
 
+    def which(tool: str) -> str | None:
+        return shutil.which(tool, path=env.get("PATH"))
+
     python = str(target.python)
-    if "uv" in target.kinds:
-        uv = shutil.which("uv", path=env.get("PATH"))
-        if uv:
-            return [uv, "pip", "install", "--python", python, "ipykernel"]
-    return [python, "-m", "pip", "install", "ipykernel"]
+    project = target.project
+    kinds = set(target.kinds)
+    if project is not None:
+        files = {p.name for p in project.iterdir()} if project.is_dir() else set()
+        pyproject = (project / "pyproject.toml").read_text(errors="replace") if "pyproject.toml" in files else ""
+        if "uv" in kinds and ("uv.lock" in files or "[tool.uv" in pyproject) and which("uv"):
+            return [str(which("uv")), "add", "--dev", "ipykernel"], str(project)
+        if "poetry" in kinds and which("poetry"):
+            return [str(which("poetry")), "add", "--group", "dev", "ipykernel"], str(project)
+        if "pdm" in kinds and which("pdm"):
+            return [str(which("pdm")), "add", "-dG", "dev", "ipykernel"], str(project)
+        if "pipenv" in kinds and which("pipenv"):
+            return [str(which("pipenv")), "install", "--dev", "ipykernel"], str(project)
+    if kinds & {"conda", "pixi"}:
+        conda = env.get("CONDA_EXE") or which("conda") or which("mamba")
+        if conda:
+            return [conda, "install", "-y", "-p", str(target.prefix), "ipykernel"], None
+    has_pip = target.site_packages is not None and (target.site_packages / "pip").is_dir()
+    if ("uv" in kinds or not has_pip) and which("uv"):
+        return [str(which("uv")), "pip", "install", "--python", python, "ipykernel"], None
+    return [python, "-m", "pip", "install", "ipykernel"], None
+
+
+@contextlib.contextmanager
+def _status(message: str) -> Any:
+    """A spinner on stderr while something takes seconds; yields a function that updates its text."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status(message) as status:
+
+        def say(text: str) -> None:
+            console.print(f"kernelkeeper: {text}", highlight=False)
+            status.update(text[:100])
+
+        yield say
 
 
 def _nullcontext() -> Any:
@@ -313,17 +382,19 @@ def cmd_sync(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .apply import apply
     from .config import load_config
     from .kernelspecs import list_kernelspecs, locked, scope_dir
+    from .overlay import list_overlays
     from .plan import plan_sync
 
     filters = load_config(config_path(env)).sync
     folder = scope_dir(args.scope)
-    _, found = _discover(args, env)
+    ctx, found = _discover(args, env)
+    overlays = {} if args.no_overlay else {o.key: o for o in list_overlays(ctx)}
     if args.dry_run:
-        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters)
+        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters, overlays)
         return _report(plan, [], args)
     with locked(folder):
         # Planned under the lock: a concurrent run sees this run's kernels, not a stale list.
-        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters)
+        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters, overlays)
         results = apply(plan, lock=False)
     return _report(plan, results, args)
 
@@ -573,6 +644,61 @@ def _provider_enabled() -> bool:
         return False
 
 
+# --- overlay: ipykernel outside the environments ----------------------------------------
+
+
+def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from .overlay import build, key_of, list_overlays, overlays_dir, remove
+
+    ctx = Context.from_environ(env=env)
+    if args.overlay_command == "list":
+        overlays = list_overlays(ctx)
+        if args.json:
+            _print_json([o.to_json() for o in overlays])
+            return 0
+        console = _console()
+        if not overlays:
+            console.print(f"no overlays yet in {overlays_dir(ctx)} (`kernelkeeper overlay build ENV` makes one)")
+        for o in overlays:
+            data = o.to_json()
+            console.print(f"{o.key}  ipykernel {data['ipykernel']}  {data['size_mb']} MB  {o.path}")
+        return 0
+    if args.overlay_command == "remove":
+        results = []
+        for key in args.keys:
+            if args.dry_run:
+                if not (overlays_dir(ctx) / key).is_dir():
+                    raise UserError(f"no overlay {key!r}", hint="`kernelkeeper overlay list` shows them")
+                results.append({"key": key, "path": str(overlays_dir(ctx) / key), "removed": False})
+            else:
+                results.append({"key": key, "path": str(remove(ctx, key)), "removed": True})
+        if args.json:
+            _print_json(results)
+        else:
+            for r in results:
+                print(f"{'removed' if r['removed'] else 'would remove'} {r['key']} ({r['path']})")
+        return 0
+    # build
+    from .targets import resolve
+
+    ctx, found = _discover(args, env)
+    target = resolve(args.target, found, ctx)
+    key = key_of(target)
+    if key is None:
+        raise UserError(f"{target.prefix} runs Python {target.version or '?'}: ipykernel needs Python ≥ 3.8")
+    if args.dry_run:
+        result = {"key": key, "python": str(target.python), "path": str(overlays_dir(ctx) / key), "built": False}
+    else:
+        with _status(f"building the {key} ipykernel overlay") as say:
+            overlay = build(ctx, target, progress=say, rebuild=args.rebuild)
+        result = {**overlay.to_json(), "built": True}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{'overlay' if result['built'] else 'would build overlay'} {key}: {result['path']}")
+    return 0
+
+
 # --- jupyter: turn the provider on and off ---------------------------------------------
 
 
@@ -692,7 +818,12 @@ def make_parser() -> argparse.ArgumentParser:
     _add_scope(add)
     add.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra kernel variable")
     add.add_argument(
-        "--install-ipykernel", action="store_true", help="install ipykernel into the environment if it lacks it"
+        "--install-ipykernel",
+        action="store_true",
+        help="install ipykernel into the environment the way its tool would (instead of the overlay)",
+    )
+    add.add_argument(
+        "--no-overlay", action="store_true", help="refuse an environment without ipykernel instead of using an overlay"
     )
     _add_change_options(add, yes=False)
     _add_discovery_options(add)
@@ -715,9 +846,34 @@ def make_parser() -> argparse.ArgumentParser:
         "Kernelspecs kernelkeeper did not make are never touched.",
     )
     _add_scope(sync)
+    sync.add_argument(
+        "--no-overlay", action="store_true", help="only environments with their own ipykernel get a kernel"
+    )
     _add_change_options(sync, yes=False)
     _add_discovery_options(sync)
     sync.set_defaults(func=cmd_sync)
+
+    ov = sub.add_parser(
+        "overlay",
+        help="manage the ipykernel overlays that give kernels to environments without ipykernel",
+        description="One ipykernel install per Python version, outside every environment; kernels for "
+        "environments without ipykernel run their own Python with it appended to sys.path.",
+    )
+    ovsub = ov.add_subparsers(dest="overlay_command", metavar="ACTION")
+    ovsub.required = True
+    ovl = ovsub.add_parser("list", help="the overlays built so far")
+    ovl.add_argument("--json", action="store_true", help="print a JSON array")
+    ovl.set_defaults(func=cmd_overlay)
+    ovb = ovsub.add_parser("build", help="build the overlay for an environment's Python version")
+    ovb.add_argument("target", nargs="?", metavar="TARGET", help="environment path, project folder or name")
+    ovb.add_argument("--rebuild", action="store_true", help="build again even if it exists")
+    _add_change_options(ovb, yes=False)
+    _add_discovery_options(ovb)
+    ovb.set_defaults(func=cmd_overlay)
+    ovr = ovsub.add_parser("remove", help="remove overlays (kernels on them go stale until rebuilt)")
+    ovr.add_argument("keys", nargs="+", metavar="KEY", help="e.g. cpython-3.11")
+    _add_change_options(ovr, yes=False)
+    ovr.set_defaults(func=cmd_overlay)
 
     doctor = sub.add_parser(
         "doctor",

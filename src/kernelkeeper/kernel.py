@@ -16,6 +16,7 @@ from typing import Any
 from . import __version__
 from .environments import Environment
 from .kernelspecs import MARKER, slug
+from .overlay import Overlay, bootstrap_argv
 
 CONDA_KINDS = ("conda", "pixi")
 # Set by the Jupyter server's own activation; they must not leak into a kernel of another env.
@@ -118,33 +119,50 @@ def kernel_json(
     *,
     display: str | None = None,
     extra_env: dict[str, str] | None = None,
+    overlay: Overlay | None = None,
 ) -> dict[str, Any]:
-    """The kernel.json for an environment: its own interpreter, the env active."""
+    """The kernel.json for an environment: its own interpreter, the env active.
+
+    With ``overlay`` (for an env without ipykernel), ipykernel comes from the
+    overlay, appended to sys.path after the env's own site-packages.
+    """
     python = str(env.python if env.python is not None else env.prefix / "bin" / "python")
     variables = activation_env(env)
     variables.update(extra_env or {})
+    argv = (
+        bootstrap_argv(env, overlay)
+        if overlay is not None
+        else [
+            python,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ]
+    )
+    marker: dict[str, Any] = {
+        "prefix": str(env.prefix),
+        "kind": env.kind,
+        "name": env.name,
+        "python_version": env.version,
+        "tool_version": __version__,
+    }
+    if overlay is not None:
+        marker["overlay"] = overlay.key
     return {
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": argv,
         "display_name": display or display_name(env),
         "language": "python",
         "interrupt_mode": "signal",
         "env": variables,
-        "metadata": {
-            "debugger": True,
-            MARKER: {
-                "prefix": str(env.prefix),
-                "kind": env.kind,
-                "name": env.name,
-                "python_version": env.version,
-                "tool_version": __version__,
-            },
-        },
+        "metadata": {"debugger": True, MARKER: marker},
     }
 
 
-def logo_files(env: Environment) -> dict[str, Path]:
+def logo_files(env: Environment, overlay: Overlay | None = None) -> dict[str, Path]:
     """ipykernel's logos from the environment, copied beside kernel.json as `ipykernel install` does."""
-    if env.site_packages is None:
+    site = overlay.site_packages if overlay is not None else env.site_packages
+    if site is None:
         return {}
-    resources = env.site_packages / "ipykernel" / "resources"
+    resources = site / "ipykernel" / "resources"
     return {p.name: p for p in (resources.glob("logo-*") if resources.is_dir() else [])}

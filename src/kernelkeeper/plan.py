@@ -17,7 +17,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 from .environments import Environment
 from .kernel import kernel_json, kernel_name, logo_files
 from .kernelspecs import MARKER, KernelList, KernelSpecInfo
+from .overlay import Overlay
 
 
 @dataclass(frozen=True)
@@ -142,14 +143,46 @@ def taken_names(present: KernelList, folder: Path, prefix: Path) -> set[str]:
     }
 
 
+BASE_KINDS = ("system", "pyenv", "uv-python")
+
+
+def overlay_for(env: Environment, overlays: Mapping[str, Overlay]) -> Overlay | None:
+    """The overlay an environment without ipykernel runs on, or None (it gets no kernel then).
+
+    Base interpreters (system, pyenv, uv's) are not projects: they get no overlay kernel unasked.
+    """
+    from .overlay import clashes, key_of
+
+    if env.has_ipykernel or set(env.kinds) & set(BASE_KINDS):
+        return None
+    key = key_of(env)
+    overlay = overlays.get(key) if key else None
+    if overlay is None or clashes(env, overlay):
+        return None
+    return overlay
+
+
 def plan_sync(
     environments: Iterable[Environment],
     present: KernelList,
     folder: Path,
     filters: Filters = Filters(),
+    overlays: Mapping[str, Overlay] | None = None,
 ) -> Plan:
-    """What ``sync`` must do to make ``folder``'s kernels match the environments."""
-    envs = [e for e in environments if e.healthy and e.has_ipykernel and filters.admits(e)]
+    """What ``sync`` must do to make ``folder``'s kernels match the environments.
+
+    ``overlays``: built ipykernel overlays by key; environments without
+    ipykernel whose Python has one get a kernel that runs on it.
+    """
+    overlays = overlays or {}
+    on_overlay = {
+        str(e.prefix): o
+        for e in environments
+        if e.healthy and filters.admits(e) and (o := overlay_for(e, overlays)) is not None
+    }
+    envs = [
+        e for e in environments if e.healthy and filters.admits(e) and (e.has_ipykernel or str(e.prefix) in on_overlay)
+    ]
     mine: dict[str, KernelSpecInfo] = {}
     for k in present.in_dir(folder):
         if k.managed and k.status != "invalid":
@@ -158,8 +191,9 @@ def plan_sync(
     notes: list[str] = []
     for env in envs:
         existing = mine.get(str(env.prefix))
+        overlay = on_overlay.get(str(env.prefix))
         if existing is not None:
-            spec = merged_spec(existing, env)
+            spec = merged_spec(existing, env, overlay=overlay)
             why = spec_changes(existing, spec)
             if why:
                 actions.append(Action("update", existing.name, folder, why, env.prefix, spec, logo_files(env)))
@@ -185,12 +219,15 @@ def plan_sync(
                     f"left as it is (`kernelkeeper adopt {other.name}` makes it kernelkeeper's)"
                 )
             continue
-        spec = kernel_json(env)
+        spec = kernel_json(env, overlay=overlay)
         name = kernel_name(env, taken_names(present, folder, env.prefix))
         present = KernelList((*present.kernels, KernelSpecInfo(name, folder / name, metadata={MARKER: {}})))
-        actions.append(
-            Action("add", name, folder, "environment has ipykernel and no kernel", env.prefix, spec, logo_files(env))
+        why = (
+            f"no kernel yet; runs on the {overlay.key} overlay"
+            if overlay
+            else "environment has ipykernel and no kernel"
         )
+        actions.append(Action("add", name, folder, why, env.prefix, spec, logo_files(env, overlay)))
     for prefix, k in mine.items():
         if k.status == "stale":
             actions.append(Action("remove", k.name, folder, f"environment is gone: {k.reason}", Path(prefix)))
@@ -225,7 +262,9 @@ def display_mismatch(kernel: KernelSpecInfo, env: Environment) -> str | None:
     return None
 
 
-def merged_spec(kernel: KernelSpecInfo, env: Environment, *, adopted: bool = False) -> dict[str, Any]:
+def merged_spec(
+    kernel: KernelSpecInfo, env: Environment, *, adopted: bool = False, overlay: Overlay | None = None
+) -> dict[str, Any]:
     """The kernel.json an existing kernel should have now.
 
     What the person chose is kept — the display name (unless it names a Python
@@ -233,7 +272,7 @@ def merged_spec(kernel: KernelSpecInfo, env: Environment, *, adopted: bool = Fal
     and what the environment dictates is set: interpreter, activation, marker.
     """
     display = kernel.display_name if kernel.display_name and not display_mismatch(kernel, env) else None
-    spec = kernel_json(env, display=display)
+    spec = kernel_json(env, display=display, overlay=overlay)
     ours = set(spec["env"])
     spec["env"] = {**{k: v for k, v in kernel.env.items() if k not in ours}, **spec["env"]}
     metadata = {k: v for k, v in kernel.metadata.items() if k != MARKER}

@@ -9,12 +9,19 @@ from collections.abc import Mapping, Sequence
 from .errors import UserError
 
 
-def run_checked(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 900) -> str:
+def run_checked(
+    cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 900, cwd: str | None = None
+) -> str:
     """Run a command, streaming nothing; on failure the error shows the command, code and output."""
-    print(f"kernelkeeper: running {' '.join(cmd)}", file=sys.stderr)
+    print(f"kernelkeeper: running {' '.join(cmd)}" + (f" (in {cwd})" if cwd else ""), file=sys.stderr)
     try:
         proc = subprocess.run(
-            list(cmd), env=dict(env) if env is not None else None, capture_output=True, text=True, timeout=timeout
+            list(cmd),
+            env=dict(env) if env is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
         )
     except FileNotFoundError as e:
         raise UserError(f"cannot run {cmd[0]}: not found") from e
