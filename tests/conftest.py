@@ -108,6 +108,8 @@ def fake_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(site, "USER_BASE", str(home / ".local"))
     # PATH keeps only the system folders: no pyenv shims, no tool venvs.
     monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    # IPython (imported by jupyter_client for ipykernel's built-in python3) makes its folder on import.
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.chdir(tmp_path)
     try:
         import jupyter_core.paths as jpaths

@@ -306,3 +306,11 @@ def test_cwd_project_is_found_from_anywhere_below(fake_home: Path, monkeypatch: 
     found = run_discover(cwd=sub)
     assert by_prefix(found, env).project == proj
     assert env not in {e.prefix for e in run_discover(cwd=fake_home).environments}
+
+
+def test_hand_made_env_folders_in_home(fake_home: Path) -> None:
+    made = [fakes.venv(fake_home / folder / "tool") for folder in ("venvs", ".venvs", "envs")]
+    found = run_discover()
+    for prefix in made:
+        env = by_prefix(found, prefix)
+        assert env.kinds == ("venv",) and env.name == "tool"

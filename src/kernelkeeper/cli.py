@@ -62,8 +62,16 @@ def cmd_envs(args: argparse.Namespace, env: dict[str, str]) -> int:
         environments = tuple(e for e in environments if args.kind in e.kinds)
     for skipped in found.skipped:
         print(f"kernelkeeper: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    from .overlay import key_of, list_overlays
+
+    built = {o.key for o in list_overlays(ctx)}
+
+    def overlay_of(e: Any) -> str | None:
+        key = key_of(e)
+        return key if not e.has_ipykernel and key in built else None
+
     if args.json:
-        _print_json([e.to_json() for e in environments])
+        _print_json([{**e.to_json(), "overlay": overlay_of(e)} for e in environments])
         return 0
     from rich.table import Table
 
@@ -79,7 +87,7 @@ def cmd_envs(args: argparse.Namespace, env: dict[str, str]) -> int:
             e.name,
             kind,
             python,
-            "yes" if e.has_ipykernel else "no",
+            "yes" if e.has_ipykernel else ("overlay" if overlay_of(e) else "no"),
             _home_short(e.project, ctx.home) if e.project else "",
             _home_short(e.prefix, ctx.home),
         )
@@ -141,7 +149,7 @@ def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
         mark = "*" if k.managed else ""
         table.add_row(
             k.name + mark,
-            f"[{styles[k.status]}]{k.status}[/]",
+            f"[{styles[k.status]}]{k.status}[/]" + (" (overlay)" if k.overlay else ""),
             k.display_name or "",
             _home_short(k.interpreter, home) if k.interpreter else (k.argv[0] if k.argv else ""),
             _home_short(k.resource_dir, home),

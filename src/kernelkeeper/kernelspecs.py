@@ -31,6 +31,7 @@ STAGING = ".kernelkeeper-staging"
 LOCK_FILE = ".kernelkeeper.lock"
 
 STATUSES = ("ok", "stale", "no-ipykernel", "shadowed", "invalid")
+_OVERLAY_RE = re.compile(r"site\.addsitedir\('([^']+)'\)")
 
 
 def check_name(name: str) -> str:
@@ -115,7 +116,14 @@ class KernelSpecInfo:
             "status": self.status,
             "reason": self.reason,
             "managed": self.managed,
+            "overlay": self.overlay,
         }
+
+    @property
+    def overlay(self) -> str | None:
+        """The ipykernel overlay this kernel runs on (an env without ipykernel), or None."""
+        m = _OVERLAY_RE.search(" ".join(self.argv)) if "-c" in self.argv else None
+        return m.group(1) if m else None
 
 
 def env_prefix_of(interpreter: Path) -> Path | None:
@@ -173,8 +181,11 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     status: str = "ok"
     reason: str | None = None
     prefix: Path | None = None
+    overlay = _OVERLAY_RE.search(" ".join(argv)) if "-c" in argv else None
     if interpreter is None or not interpreter.exists():
         status, reason = "stale", f"interpreter {argv[0]} is gone"
+    elif overlay is not None and not os.path.isdir(os.path.join(overlay.group(1), "ipykernel")):
+        status, reason = "stale", f"its ipykernel overlay {overlay.group(1)} is gone (`kernelkeeper overlay build`)"
     else:
         prefix = env_prefix_of(interpreter)
         uses_ipykernel = any(a in ("ipykernel_launcher", "ipykernel") for a in argv)

@@ -37,7 +37,8 @@ from .discovery import Discovery, Snapshot, changed, discover, snapshot
 from .environments import Environment
 from .kernel import display_name, kernel_json, kernel_name
 from .kernelspecs import MARKER
-from .plan import Filters
+from .overlay import Overlay, list_overlays, overlays_dir
+from .plan import Filters, overlay_for
 
 # Names other tools gave the same environments, so their saved notebooks open here.
 _NB_CONDA = re.compile(r"^conda-(?:env-(?P<name>.+)|(?P<root>root|base))-py$")
@@ -107,6 +108,9 @@ class KernelKeeperSpecManager(KernelSpecManager):
     include_names = List(Unicode(), help="Only environments whose name matches one of these globs.").tag(config=True)
     exclude_names = List(Unicode(), help="Never environments whose name matches one of these globs.").tag(config=True)
     exclude_paths = List(Unicode(), help="Never environments whose folder matches one of these globs.").tag(config=True)
+    use_overlays = Bool(
+        True, help="Environments without ipykernel get a kernel on an ipykernel overlay built for their Python."
+    ).tag(config=True)
     show_without_ipykernel = Bool(
         False, help="Also list environments without ipykernel (their kernels cannot start until it is installed)."
     ).tag(config=True)
@@ -131,6 +135,12 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._cache = DiscoveryCache(self._context, self.cache_seconds, self.refresh_timeout, self.first_scan_timeout)
         self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._dynamic: dict[str, Environment] = {}
+        self._overlay_of: dict[str, Overlay] = {}
+        self._entries: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self._dynamic_key: tuple[Any, ...] | None = None
+        self._kernels_key: tuple[Any, ...] | None = None
+        self._dynamic_result: dict[str, Any] = {}
+        self._ctx = self._context()
 
     # --- what discovery sees -----------------------------------------------------
 
@@ -194,14 +204,22 @@ class KernelKeeperSpecManager(KernelSpecManager):
         found = self._cache.get()
         if found is None:
             return {}
+        key = (id(found), tuple(sorted(stock)), self._overlay_state())
+        if self._kernels_key == key:
+            return self._dynamic
         filters = self._filters()
         prefixes, interpreters = self._covered(stock)
         taken = set(stock)
         out: dict[str, Environment] = {}
+        overlays = {o.key: o for o in list_overlays(self._ctx)} if self.use_overlays else {}
+        overlay_of: dict[str, Overlay] = {}
         for env in found.environments:
             if not env.healthy or env.python is None or not filters.admits(env):
                 continue
-            if not env.has_ipykernel and not self.show_without_ipykernel:
+            overlay = overlay_for(env, overlays) if overlays else None
+            if overlay is not None:
+                overlay_of[str(env.prefix)] = overlay
+            elif not env.has_ipykernel and not self.show_without_ipykernel:
                 continue
             if str(env.prefix) in prefixes or os.path.normpath(str(env.python)) in interpreters:
                 continue  # one interpreter, one kernel
@@ -209,6 +227,8 @@ class KernelKeeperSpecManager(KernelSpecManager):
             taken.add(name)
             out[name] = env
         self._dynamic = out
+        self._overlay_of = overlay_of
+        self._kernels_key = key
         return out
 
     # --- KernelSpecManager API ------------------------------------------------------
@@ -243,16 +263,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
         stock: dict[str, str] = super().find_kernel_specs()
         result: dict[str, Any] = {}
         for name, resource_dir in stock.items():
-            try:
-                spec = self._get_kernel_spec_by_name(name, resource_dir)
-            except NoSuchKernel:
-                continue
-            except Exception:
-                self.log.warning("Error loading kernelspec %r", name, exc_info=True)
-                continue
-            result[name] = {"resource_dir": resource_dir, "spec": spec.to_dict()}
-        for name, env in self._dynamic_kernels(stock).items():
-            result[name] = {"resource_dir": str(self._resource_dir(env)), "spec": self._spec_for(env).to_dict()}
+            entry = self._stock_entry(name, resource_dir)
+            if entry is not None:
+                result[name] = entry
+        result.update(self._dynamic_entries(stock))
         if self.allowed_kernelspecs:
             result = {name: s for name, s in result.items() if name in self.allowed_kernelspecs}
         return result
@@ -264,6 +278,48 @@ class KernelKeeperSpecManager(KernelSpecManager):
         return path
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _stock_entry(self, name: str, resource_dir: str) -> dict[str, Any] | None:
+        """A written kernelspec as get_all_specs returns it, rebuilt only when its kernel.json changes."""
+        try:
+            mtime = os.stat(os.path.join(resource_dir, "kernel.json")).st_mtime_ns
+        except OSError:
+            mtime = -1  # ipykernel's built-in python3 has its kernel.json made on the fly
+        key = (name, resource_dir)
+        cached = self._entries.get(key)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        try:
+            spec = self._get_kernel_spec_by_name(name, resource_dir)
+        except NoSuchKernel:
+            return None
+        except Exception:
+            self.log.warning("Error loading kernelspec %r", name, exc_info=True)
+            return None
+        entry = {"resource_dir": resource_dir, "spec": spec.to_dict()}
+        self._entries[key] = (mtime, entry)
+        return entry
+
+    def _dynamic_entries(self, stock: dict[str, str]) -> dict[str, Any]:
+        """The dynamic kernels as get_all_specs returns them, rebuilt only when discovery or the list changes."""
+        found = self._cache.get()
+        key = (id(found), tuple(sorted(stock)), self._overlay_state())
+        if self._dynamic_key == key:
+            return self._dynamic_result
+        result = {
+            name: {"resource_dir": str(self._resource_dir(env)), "spec": self._spec_for(env).to_dict()}
+            for name, env in self._dynamic_kernels(stock).items()
+        }
+        self._dynamic_key, self._dynamic_result = key, result
+        return result
+
+    def _overlay_state(self) -> tuple[str, ...]:
+        if not self.use_overlays:
+            return ()
+        try:
+            return tuple(sorted(os.listdir(overlays_dir(self._ctx))))
+        except OSError:
+            return ()
 
     def _lookup(self, kernel_name: str) -> str | Environment:
         """A written kernelspec's name, or the environment behind a dynamic name.
@@ -314,14 +370,16 @@ class KernelKeeperSpecManager(KernelSpecManager):
         return None
 
     def _resource_dir(self, env: Environment) -> Path:
-        """ipykernel's own resources in the environment: the logos, nothing written."""
-        if env.site_packages is not None:
-            resources = env.site_packages / "ipykernel" / "resources"
+        """ipykernel's own resources in the environment (or its overlay): the logos, nothing written."""
+        overlay = self._overlay_of.get(str(env.prefix))
+        site = overlay.site_packages if overlay is not None else env.site_packages
+        if site is not None:
+            resources = site / "ipykernel" / "resources"
             if resources.is_dir():
                 return resources
         return env.prefix
 
     def _spec_for(self, env: Environment) -> KernelSpec:
         display = display_name(env, self.display_name_format)
-        data = kernel_json(env, display=display)
+        data = kernel_json(env, display=display, overlay=self._overlay_of.get(str(env.prefix)))
         return KernelSpec(resource_dir=str(self._resource_dir(env)), **data)

@@ -17,6 +17,8 @@ from ..environments import Found, cfg_kind, read_pyvenv_cfg
 from ..projects import ProjectScan, is_env_dir, iter_env_dirs
 
 KIND = "venv"
+# Folders people keep environments in by hand (`python -m venv ~/venvs/x`).
+ENV_FOLDERS_IN_HOME = ("venvs", ".venvs", "envs", "virtualenvs", ".local/venvs")
 _PROJECT_TOOLS = ("poetry", "pdm", "uv", "pipenv", "hatch")
 
 
@@ -40,6 +42,8 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         if kind is not None:
             yield Found(prefix, kind)
     candidates: list[Path] = []
+    for folder in ENV_FOLDERS_IN_HOME:
+        candidates += iter_env_dirs(ctx.home / folder)
     for path in ctx.extra_paths:  # named in the config: an env, or a folder of envs
         candidates += [path] if is_env_dir(str(path)) else list(iter_env_dirs(path))
     active = ctx.path_var("VIRTUAL_ENV")
@@ -52,4 +56,4 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
 
 
 def watch(ctx: Context) -> list[Path]:
-    return list(ctx.extra_paths)
+    return [*(ctx.home / f for f in ENV_FOLDERS_IN_HOME), *ctx.extra_paths]
