@@ -74,6 +74,17 @@ def _mtime(dirpath: str, name: str) -> float:
         return 0.0
 
 
+SHIM = Path(__file__).parent / "shim"
+
+
+def hermetic(env: dict[str, str], root: Path) -> dict[str, str]:
+    """An environment for a Python subprocess whose jupyter_core system/env folders live under root."""
+    out = dict(env)
+    out["KK_TEST_JUPYTER_ROOT"] = str(root)
+    out["PYTHONPATH"] = os.pathsep.join([str(SHIM), *[p for p in out.get("PYTHONPATH", "").split(os.pathsep) if p]])
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _system_jupyter_dirs_untouched() -> Iterator[None]:
     before = _snapshot()

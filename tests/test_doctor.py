@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from conftest import hermetic
+
 pytestmark = pytest.mark.realtools
 
 
@@ -29,13 +31,20 @@ def machine(messy_machine: Any, tmp_path: Path) -> dict[str, Any]:
         JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
     )
-    return {"env": env, "data": data, "shared": shared, "envs": messy_machine.envs, "home": messy_machine.home}
+    return {
+        "env": env,
+        "data": data,
+        "shared": shared,
+        "envs": messy_machine.envs,
+        "home": messy_machine.home,
+        "root": tmp_path / "jupyter-root",
+    }
 
 
 def kk(machine: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kernelkeeper", *args],
-        env=machine["env"],
+        env=hermetic(machine["env"], machine["root"]),
         cwd=str(machine["home"]),
         capture_output=True,
         text=True,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import fakes
+from conftest import hermetic
 from kernelkeeper.cli import main
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import discover
@@ -285,7 +286,7 @@ def _many_envs(home: Path, n: int) -> None:
 
 def test_two_syncs_at_once_do_not_interleave(fake_home: Path) -> None:
     _many_envs(fake_home, 120)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env = hermetic(dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), fake_home.parent / "jupyter-root")
     procs = [
         subprocess.Popen(_sync_cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -299,7 +300,7 @@ def test_two_syncs_at_once_do_not_interleave(fake_home: Path) -> None:
 
 def test_killed_sync_leaves_no_half_written_kernel(fake_home: Path) -> None:
     _many_envs(fake_home, 300)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    env = hermetic(dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), fake_home.parent / "jupyter-root")
     for delay in (0.4, 0.6, 0.8):
         proc = subprocess.Popen(_sync_cmd(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
