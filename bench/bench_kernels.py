@@ -509,6 +509,20 @@ def bench_kernels(
 # --------------------------------------------------------------------------- report
 
 
+def source_state() -> str:
+    """The commit kernelkeeper's source is at, and whether src/ differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return f"{head}{' + uncommitted changes in src/' if dirty else ''}" if head else "?"
+
+
 def machine_facts(box: Sandbox, kk_version: str) -> list[str]:
     try:
         debian = f"Debian {Path('/etc/debian_version').read_text().strip()}"
@@ -532,7 +546,8 @@ def machine_facts(box: Sandbox, kk_version: str) -> list[str]:
         )
     return [
         f"- {debian}, {platform.machine()}, {cpu}, {os.cpu_count()} cores, load average at start {load}",
-        f"- {kk_version} and jupyter_client {version('jupyter_client')} / jupyter_core "
+        f"- {kk_version} (source at commit {source_state()}) and "
+        f"jupyter_client {version('jupyter_client')} / jupyter_core "
         f"{version('jupyter_core')} (the `jupyter` command) run by Python {platform.python_version()} "
         f"(`{sys.executable}`)",
         f"- sandbox (HOME, farm, every Jupyter/XDG folder) under `{box.root.parent}` ({fs})",
@@ -546,7 +561,7 @@ def report(
     li: ListResult,
     ke: KernelResult,
     args: argparse.Namespace,
-    guard_ok: bool,
+    changed: list[str],
     phases: dict[str, float],
 ) -> str:
     n_adds = s.adds
@@ -574,8 +589,9 @@ def report(
         f"| second `sync` (no-op, {n_adds} kernels present) | {fmt(s.noop.median)} "
         f"(median of {len(s.noop.times)}; {s.noop.spread()}) | no peer: the manual way has no check, "
         f"it re-runs the installs | — | — |",
-        f"| `list --json`, {li.total} kernelspecs | {fmt(li.kk.median)} (median of {len(li.kk.times)}; "
-        f"{li.kk.spread()}) | `jupyter kernelspec list --json`, same kernels | {fmt(li.jupyter.median)} "
+        f"| `list --json`, {li.total} kernelspecs in the user folder | {fmt(li.kk.median)} "
+        f"(median of {len(li.kk.times)}; {li.kk.spread()}) | `jupyter kernelspec list --json`, same kernels "
+        f"| {fmt(li.jupyter.median)} "
         f"(median of {len(li.jupyter.times)}; {li.jupyter.spread()}) | {ratio(li.kk.median, li.jupyter.median)} |",
         f"| kernel start → `1+1` result | {fmt(ke.kk.median)} (median of {len(ke.kk.times)}; {ke.kk.spread()}) "
         f"| kernelspec of `python -m ipykernel install --user --name plain`, same venv "
@@ -613,8 +629,9 @@ def report(
         "JUPYTER_CONFIG_DIR, JUPYTER_RUNTIME_DIR, IPYTHONDIR and PYTHONPYCACHEPREFIX point into the sandbox. "
         + (
             "The real home's and the system's Jupyter folders were the same after the run as before."
-            if guard_ok
-            else "**WARNING: a real-home or system Jupyter folder changed during the run (see stderr).**"
+            if not changed
+            else "**WARNING: these folders outside the sandbox changed during the run (by this run or by another "
+            f"process; stderr lists the entries): {', '.join(f'`{c}`' for c in changed)}.**"
         ),
         "- Wall time of the run: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items())
@@ -706,6 +723,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(box.root, ignore_errors=True)
     after = snapshot(guarded)
     changed = [p for p in before if before[p] != after[p]]
+    source_after = source_state()
+    if source_after not in facts[1]:
+        facts.append(f"- **kernelkeeper's source changed during the run: now at {source_after}**")
     for p in changed:
         old = {e[0]: e for e in before[p] or []}
         new = {e[0]: e for e in after[p] or []}
@@ -714,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "/work/venv-dev/bin/python bench/bench_kernels.py"
     extra = " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     phases["total"] = time.perf_counter() - started
-    text = report(f"{cmd} {extra}".strip(), facts, s, li, ke, args, not changed, phases)
+    text = report(f"{cmd} {extra}".strip(), facts, s, li, ke, args, changed, phases)
     args.output.write_text(text)
     print(text)
     return 1 if changed else 0

@@ -191,8 +191,8 @@ def test_add_targets_and_refusals(three_envs: dict[str, Path], fake_home: Path, 
     assert main(["add", str(fake_home / "projects" / "beta")]) == 0
     capsys.readouterr()
 
-    # Without ipykernel: refused with the exact command that fixes it.
-    assert main(["add", str(three_envs["bare"])]) == 1
+    # Without ipykernel and without an overlay: refused with the exact command that fixes it.
+    assert main(["add", str(three_envs["bare"]), "--no-overlay"]) == 1
     err = capsys.readouterr().err
     assert f"{three_envs['bare'] / 'bin' / 'python'} -m pip install ipykernel" in err
     assert "--install-ipykernel" in err
