@@ -193,6 +193,8 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .plan import Action, Plan, taken_names
     from .targets import resolve
 
+    if args.this_project:
+        return _add_this_project(args)
     ctx, found = _discover(args, env)
     target = resolve(args.target, found, ctx)
     if not target.healthy:
@@ -270,6 +272,57 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     else:
         for line in ran:
             print(f"{'would run' if args.dry_run else 'ran'}: {line}")
+        print(f"{'would ' if args.dry_run else ''}{verb} kernel {name!r} ({spec['display_name']}) in {folder}")
+    return 0
+
+
+THIS_PROJECT = "python-this-project"
+
+
+def this_project_spec() -> dict[str, Any]:
+    """One kernel that runs whichever environment the notebook's project has (see launch.py)."""
+    from . import __version__, launch
+    from .kernelspecs import MARKER
+
+    return {
+        "argv": [sys.executable, "-I", "-S", launch.__file__, "-f", "{connection_file}"],
+        "display_name": "Python (this project)",
+        "language": "python",
+        "interrupt_mode": "signal",
+        "metadata": {"debugger": True, MARKER: {"kind": "this-project", "tool_version": __version__}},
+    }
+
+
+def _add_this_project(args: argparse.Namespace) -> int:
+    from .apply import apply
+    from .kernelspecs import check_name, scope_dir
+    from .plan import Action, Plan
+
+    if args.target:
+        raise UserError("--this-project takes no TARGET: the kernel finds the project at launch")
+    name = check_name(args.name or THIS_PROJECT)
+    folder = scope_dir(args.scope)
+    spec = this_project_spec()
+    if args.display_name:
+        spec["display_name"] = args.display_name
+    verb = "update" if (folder / name).exists() else "add"
+    if (folder / name).exists():
+        import json as _json
+
+        try:
+            current = _json.loads((folder / name / "kernel.json").read_text())
+        except (OSError, ValueError):
+            current = {}
+        if (current.get("metadata") or {}).get("kernelkeeper", {}).get("kind") != "this-project":
+            raise UserError(f"{folder / name} is another kernel; it is not overwritten", hint="choose --name")
+    action = Action(verb, name, folder, "one kernel for every project: the environment is found at launch", None, spec)
+    if not args.dry_run:
+        (applied,) = apply(Plan((action,)))
+        if applied.error:
+            raise UserError(f"could not write {action.path}: {applied.error}")
+    if args.json:
+        _print_json({**action.to_json(), "dry_run": bool(args.dry_run), "spec": spec})
+    else:
         print(f"{'would ' if args.dry_run else ''}{verb} kernel {name!r} ({spec['display_name']}) in {folder}")
     return 0
 
@@ -832,6 +885,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add.add_argument(
         "--no-overlay", action="store_true", help="refuse an environment without ipykernel instead of using an overlay"
+    )
+    add.add_argument(
+        "--this-project",
+        action="store_true",
+        help="write the one 'Python (this project)' kernel, which runs the environment of the notebook's project",
     )
     _add_change_options(add, yes=False)
     _add_discovery_options(add)
