@@ -17,16 +17,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+REAL_HOME_DIRS = [Path(os.path.expanduser(p)) for p in ("~/.jupyter", "~/.local/share/jupyter", "~/.ipython")]
 SYSTEM_JUPYTER_DIRS = [
-    Path(p)
-    for p in (
-        "/usr/local/share/jupyter",
-        "/usr/share/jupyter",
-        "/etc/jupyter",
-        "/usr/local/etc/jupyter",
-        os.path.join(sys.prefix, "share", "jupyter"),
-        os.path.join(sys.prefix, "etc", "jupyter"),
-    )
+    *REAL_HOME_DIRS,
+    *(
+        Path(p)
+        for p in (
+            "/usr/local/share/jupyter",
+            "/usr/share/jupyter",
+            "/etc/jupyter",
+            "/usr/local/etc/jupyter",
+            os.path.join(sys.prefix, "share", "jupyter"),
+            os.path.join(sys.prefix, "etc", "jupyter"),
+        )
+    ),
 ]
 REAL_HOME = Path(os.path.expanduser("~")).resolve()
 # Variables of the tools discovery mirrors: unset unless a test sets them.
@@ -90,7 +94,7 @@ def _system_jupyter_dirs_untouched() -> Iterator[None]:
     before = _snapshot()
     yield
     changed = _snapshot() ^ before
-    assert not changed, f"tests wrote to the system-wide Jupyter dirs: {sorted(changed)[:5]}"
+    assert not changed, f"tests wrote to the real home's or the system-wide Jupyter dirs: {sorted(changed)[:5]}"
 
 
 @pytest.fixture(autouse=True)

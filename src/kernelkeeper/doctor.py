@@ -455,6 +455,20 @@ def diagnose(
                     f"kernelkeeper add {q(env.prefix)}",
                 )
             )
+        elif env.project is not None and not env.has_ipykernel and overlay_clashes(ctx, env):
+            found_clashes = overlay_clashes(ctx, env)
+            findings.append(
+                Finding(
+                    "overlay-clash",
+                    "warning",
+                    "environments",
+                    str(env.prefix),
+                    f"{env.name}: a kernel on the ipykernel overlay would die at start: "
+                    + "; ".join(str(c) for c in found_clashes),
+                    f"{q(env.python)} -m pip install --upgrade "
+                    + " ".join(q(f"{c.package}{c.needed}") for c in found_clashes),
+                )
+            )
         elif env.project is not None and not env.has_ipykernel:
             from .cli import install_ipykernel_command
 
@@ -466,10 +480,20 @@ def diagnose(
                     "environments",
                     str(env.prefix),
                     f"project {env.project.name} has an environment ({env.kind}) without ipykernel, so no kernel",
-                    f"kernelkeeper add {q(env.project)} --install-ipykernel   # runs: {command}",
+                    f"kernelkeeper add {q(env.project)}   # on the ipykernel overlay, the env untouched "
+                    f"(or --install-ipykernel, which runs: {command})",
                 )
             )
     return Report(tuple(findings), facts)
+
+
+def overlay_clashes(ctx: Context, env: Environment) -> list[Any]:
+    """Clashes between an environment and the built overlay for its Python (none when no overlay)."""
+    from .overlay import clashes, find_overlay, key_of
+
+    key = key_of(env)
+    overlay = find_overlay(ctx, key) if key else None
+    return clashes(env, overlay) if overlay is not None else []
 
 
 def _major(version: str) -> int:

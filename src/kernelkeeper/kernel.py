@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def prefix_hash(prefix: Path) -> str:
     return hashlib.sha256(str(prefix).encode()).hexdigest()[:6]
 
 
-def kernel_name(env: Environment, taken: Collection[str], fmt: str = NAME_FORMAT) -> str:
+def kernel_name(env: Environment, taken: Container[str], fmt: str = NAME_FORMAT) -> str:
     """The stable name, or with a short hash of the prefix when another kernel has it."""
     name = base_name(env, fmt)
     if name in taken:

@@ -123,7 +123,7 @@ class KernelSpecInfo:
     def overlay(self) -> str | None:
         """The ipykernel overlay this kernel runs on (an env without ipykernel), or None."""
         m = _OVERLAY_RE.search(" ".join(self.argv)) if "-c" in self.argv else None
-        return m.group(1) if m else None
+        return Path(m.group(1)).parent.name if m else None
 
 
 def env_prefix_of(interpreter: Path) -> Path | None:
@@ -154,6 +154,9 @@ def _interpreter(argv: tuple[str, ...], path_env: str | None) -> Path | None:
     if not argv:
         return None
     exe = argv[0]
+    if exe in ("python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])):
+        # jupyter_client runs these with its own sys.executable (KernelManager.format_kernel_cmd).
+        return Path(sys.executable)
     if os.sep in exe:
         return Path(exe)
     which = shutil.which(exe, path=path_env)
@@ -162,7 +165,7 @@ def _interpreter(argv: tuple[str, ...], path_env: str | None) -> Path | None:
 
 def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     """One kernelspec folder, with its status (never raises on bad input)."""
-    if os.path.islink(resource_dir) and not resource_dir.exists():
+    if os.path.islink(resource_dir) and not os.path.exists(resource_dir):
         return KernelSpecInfo(name, resource_dir, status="invalid", reason="dangling symlink")
     try:
         with open(resource_dir / "kernel.json", encoding="utf-8") as f:
@@ -182,7 +185,7 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     reason: str | None = None
     prefix: Path | None = None
     overlay = _OVERLAY_RE.search(" ".join(argv)) if "-c" in argv else None
-    if interpreter is None or not interpreter.exists():
+    if interpreter is None or not os.path.exists(interpreter):
         status, reason = "stale", f"interpreter {argv[0]} is gone"
     elif overlay is not None and not os.path.isdir(os.path.join(overlay.group(1), "ipykernel")):
         status, reason = "stale", f"its ipykernel overlay {overlay.group(1)} is gone (`kernelkeeper overlay build`)"
@@ -253,7 +256,7 @@ def list_kernelspecs(dirs: list[Path] | None = None, *, native: bool = True, als
             path = folder / entry
             if entry.startswith(".") or not (os.path.isdir(path) or os.path.islink(path)):
                 continue
-            if not os.path.lexists(path / "kernel.json") and not (os.path.islink(path) and not path.exists()):
+            if not os.path.lexists(path / "kernel.json") and not (os.path.islink(path) and not os.path.exists(path)):
                 continue
             name = entry.lower()
             info = read_kernelspec(name, path)

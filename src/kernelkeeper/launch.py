@@ -249,7 +249,9 @@ def plan(cwd: str, argv: list[str]) -> tuple[str, list[str], dict[str, str], str
                 f"import site, sys; site.addsitedir({overlay!r}); sys.path[0] == '' and sys.path.pop(0); "
                 "from ipykernel import kernelapp as app; app.launch_new_instance()"
             )
-            return python, [python, "-c", code, *argv], activation(prefix, python), None
+            env = activation(prefix, python)
+            env["PYTHONDONTWRITEBYTECODE"] = "1"  # the environment stays as it was
+            return python, [python, "-c", code, *argv], env, None
         notice = (
             f"kernelkeeper: {prefix} has no ipykernel and no overlay is built for its Python, so this kernel "
             f"runs {sys.executable} instead. Fix: kernelkeeper overlay build {prefix}"

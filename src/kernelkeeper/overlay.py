@@ -110,7 +110,8 @@ def list_overlays(ctx: Context) -> list[Overlay]:
 def build_command(python: Path, target: Path, env: dict[str, str], offline: bool = False) -> list[str]:
     uv = shutil.which("uv", path=env.get("PATH"))
     if uv:
-        cmd = [uv, "pip", "install", "--quiet", "--python", str(python), "--target", str(target), "ipykernel"]
+        cmd = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
+        cmd += ["--target", str(target), "ipykernel"]
         return [*cmd, "--offline"] if offline else cmd
     cmd = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(target)]
     return [*cmd, "--no-index", "ipykernel"] if offline else [*cmd, "ipykernel"]
