@@ -392,20 +392,19 @@ def summarize(n: int, manifest: Manifest, results: list[Result], timeout: float)
 
 def missed_report(manifest: Manifest, kk: Result) -> list[str]:
     if kk.found is None:
-        return [f"kernelkeeper gave no result at N={manifest.n}: "
-                + ("timed out" if kk.timed_out else kk.error)]
+        return ["- kernelkeeper gave no result: " + ("timed out" if kk.timed_out else kk.error)]
     missed = [e for e in manifest.envs if e.prefix not in kk.found]
     if not missed:
-        return [f"N={manifest.n}: kernelkeeper found every environment."]
+        return ["- kernelkeeper found every environment."]
     by_layout: dict[str, list[str]] = {}
     for e in missed:
         extra = " (broken)" if e.broken else ""
         by_layout.setdefault(e.layout, []).append(e.prefix + extra)
-    lines = [f"N={manifest.n}: kernelkeeper missed {len(missed)}:"]
+    lines = [f"- kernelkeeper missed {len(missed)}:"]
     for layout, prefixes in sorted(by_layout.items(), key=lambda kv: -len(kv[1])):
         shown = ", ".join(f"`{p}`" for p in prefixes[:3])
         more = f" … and {len(prefixes) - 3} more" if len(prefixes) > 3 else ""
-        lines.append(f"- {layout}: {len(prefixes)} — {shown}{more}")
+        lines.append(f"  - {layout}: {len(prefixes)} — {shown}{more}")
     return lines
 
 
@@ -443,11 +442,11 @@ def field_report(manifest: Manifest, kk_envs: list[dict[str, Any]]) -> list[str]
                            + f", got {'none' if got is None else 'another path'}")
                 diffs.setdefault(key, []).append(prefix)
     if not diffs:
-        return [f"N={manifest.n}: every found environment has the expected kind, version, "
-                "has_ipykernel, healthy and project."]
-    lines = [f"N={manifest.n}: fields that differ from the farm's truth (layout: what — count, e.g.):"]
+        return ["- every found environment has the expected kind, version, has_ipykernel, "
+                "healthy and project."]
+    lines = ["- fields that differ from the farm's truth (layout: what — count, e.g.):"]
     for (layout, what), prefixes in sorted(diffs.items()):
-        lines.append(f"- {layout}: {what} — {len(prefixes)}, e.g. `{prefixes[0]}`")
+        lines.append(f"  - {layout}: {what} — {len(prefixes)}, e.g. `{prefixes[0]}`")
     return lines
 
 
@@ -515,7 +514,15 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
     path.write_text(text)
 
 
-def machine_facts(kk_python: str, versions: dict[str, Any], farm_dir: Path) -> list[str]:
+def load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def machine_facts(kk_python: str, versions: dict[str, Any], farm_dir: Path,
+                  load_at_start: str) -> list[str]:
     kk_version = subprocess.run(
         [kk_python, "-c", "import sys; print(sys.version.split()[0])"],
         capture_output=True, text=True,
@@ -525,16 +532,13 @@ def machine_facts(kk_python: str, versions: dict[str, Any], farm_dir: Path) -> l
             debian = f"Debian {f.read().strip()}"
     except OSError:
         debian = platform.platform()
-    try:
-        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        load = "?"
     peers = ", ".join(f"{n} {versions.get(n, '?')}" for n in PEER_PACKAGES)
     commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip() or "?"
     return [
         f"- kernelkeeper at commit `{commit}`",
-        f"- {debian}, {platform.machine()}, {os.cpu_count()} cores, load average at start {load}",
+        f"- {debian}, {platform.machine()}, {os.cpu_count()} cores; load average (1, 5, 15 min) "
+        f"{load_at_start} at start, {load_average()} at end (other work shares the machine)",
         f"- kernelkeeper run by Python {kk_version} (`{kk_python}`)",
         f"- peers run by Python {versions.get('python', '?')} in bench/.peers-venv: {peers}",
         f"- farms under `{farm_dir}` "
@@ -577,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kernelkeeper is not runnable with {args.kk_python}: {why}", file=sys.stderr)
         return 2
 
+    load_at_start = load_average()
     versions: dict[str, Any] = ensure_peers_venv() if args.peers else {}
     command = "python bench/run.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     rows: list[str] = []
@@ -585,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.sizes:
         t0 = time.perf_counter()
         manifest = get_farm(args.farm_dir, n, args.seed, args.rebuild)
-        notes.append(f"- N={n}: farm `{manifest.root}` built in {manifest.build_seconds} s")
+        notes += [f"### N = {n}", "",
+                  f"- farm `{manifest.root}` built in {manifest.build_seconds} s"]
         print(f"N={n}: farm {manifest.root} ready ({time.perf_counter() - t0:.1f} s, "
               f"built in {manifest.build_seconds} s); warmed {warm(Path(manifest.home))} entries",
               flush=True)
@@ -599,12 +605,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {tool.name:32s} {fmt_time(r, args.timeout):>16s}  found {found}"
                   + (f"  ERROR {r.error}" if r.error else ""), flush=True)
             if r.error:
-                notes.append(f"- N={n}, {tool.name}: {r.error}")
+                notes.append(f"- {tool.name} failed: {r.error}")
         rows += summarize(n, manifest, results, args.timeout)
         notes += missed_report(manifest, results[0])
         if results[0].found is not None:
             notes += field_report(manifest, json.loads(results[0].stdout))
-    facts = machine_facts(args.kk_python, versions, args.farm_dir)
+        notes.append("")
+    facts = machine_facts(args.kk_python, versions, args.farm_dir, load_at_start)
     write_results(args.out, command, facts, rows, all_tools, notes)
     print(f"wrote {args.out}")
     print("\n".join(rows))
