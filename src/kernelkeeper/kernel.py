@@ -128,6 +128,9 @@ def kernel_json(
     """
     python = str(env.python if env.python is not None else env.prefix / "bin" / "python")
     variables = activation_env(env)
+    if overlay is not None:
+        # The environment stays byte-for-byte as it was: no __pycache__ written into it.
+        variables["PYTHONDONTWRITEBYTECODE"] = "1"
     variables.update(extra_env or {})
     argv = (
         bootstrap_argv(env, overlay)

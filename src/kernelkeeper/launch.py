@@ -17,11 +17,11 @@ looked for and the command that fixes it.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
-import re
 import sys
+
+# base64, hashlib and re are imported where needed: the common case (a .venv with ipykernel)
+# needs none of them, and hashlib alone costs ~20 ms of the launcher's start.
 
 ENV_DIRS = (".venv", "venv", "env")
 NOTICE = (
@@ -49,6 +49,8 @@ def data_home() -> str:
 
 
 def _b64(digest: bytes) -> str:
+    import base64
+
     return base64.urlsafe_b64encode(digest).decode()[:8]
 
 
@@ -65,6 +67,9 @@ def _read(path: str) -> str:
 
 
 def _poetry(folder: str, pyproject: str) -> str | None:
+    import hashlib
+    import re
+
     m = re.search(r'(?ms)^\[(?:tool\.poetry|project)\][^\[]*?^name\s*=\s*"([^"]+)"', pyproject)
     if not m:
         return None
@@ -99,6 +104,9 @@ def _pipenv(folder: str) -> str | None:
 
 
 def _hatch(folder: str, pyproject: str) -> str | None:
+    import hashlib
+    import re
+
     m = re.search(r'(?ms)^\[project\][^\[]*?^name\s*=\s*"([^"]+)"', pyproject)
     if not m:
         return None
@@ -109,6 +117,8 @@ def _hatch(folder: str, pyproject: str) -> str | None:
 
 
 def _pdm(folder: str) -> str | None:
+    import hashlib
+
     venvs = os.path.join(data_home(), "pdm", "venvs")
     key = f"{os.path.basename(folder)}-{_b64(hashlib.md5(folder.encode()).digest())}-"
     try:
@@ -122,6 +132,8 @@ def _pdm(folder: str) -> str | None:
 
 
 def _conda(folder: str) -> str | None:
+    import re
+
     m = re.search(r"(?m)^name:\s*['\"]?([^'\"\s]+)", _read(os.path.join(folder, "environment.yml")))
     if not m:
         return None
@@ -211,6 +223,8 @@ def _has_ipykernel(prefix: str) -> bool:
 
 
 def _overlay(prefix: str) -> str | None:
+    import re
+
     minor = None
     for site in _site_packages(prefix):
         m = re.search(r"(python|pypy)(\d+\.\d+)", site)
