@@ -53,7 +53,9 @@ def overlay_world(
     base = tmp_path_factory.mktemp("overlay-world")
     home = base / "home"
     tools = Path(sys.executable).parent
-    build_env = dict(real_home.build_env, HOME=str(home), UV_CACHE_DIR=str(base / "uv-cache"))
+    # real_home's build environment (certificates, proxies), with every folder moved into this world's HOME.
+    build_env = {k: v.replace(str(real_home.home), str(home)) for k, v in real_home.build_env.items()}
+    build_env.update(HOME=str(home), UV_CACHE_DIR=str(base / "uv-cache"))
     build_env.update(
         XDG_DATA_HOME=str(home / ".local/share"),
         XDG_CACHE_HOME=str(home / ".cache"),

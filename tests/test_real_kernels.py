@@ -152,7 +152,7 @@ def test_install_ipykernel_the_way_uv_would(real_home: Any, tmp_path: Path, caps
     )
     env.pop("UV_OFFLINE", None)  # this one step needs PyPI
     capsys.readouterr()
-    assert main(["add", str(project), "--json"], env=env) == 1
+    assert main(["add", str(project), "--json", "--no-overlay"], env=env) == 1
     assert "uv pip install --python" in capsys.readouterr().err
     assert main(["add", str(project), "--install-ipykernel", "--json"], env=env) == 0
     result = json.loads(capsys.readouterr().out)
