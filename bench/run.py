@@ -5,7 +5,7 @@ For each farm size N (default 100, 1000, 10000) this builds an environment farm
 the farm as HOME, times it (median of k runs, warm file cache, same farm),
 counts how many of the N manifest environments it reported (matched by the
 realpath of the prefix, or of the interpreter's prefix), and writes the table
-to bench/RESULTS.md.
+to bench/RESULTS-discovery.md (bench/collect.py assembles bench/RESULTS.md).
 
     python bench/run.py                       # N = 100, 1000, 10000; k = 5
     python bench/run.py --sizes 100 1000 -k 3 --timeout 120
@@ -160,7 +160,9 @@ def base_env(home: Path) -> dict[str, str]:
 KK_PYTHONPATH: dict[str, str] = {}
 
 
-def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: bool) -> list[Tool]:
+def make_tools(
+    manifest: Manifest, kk_python: str, peers: list[str], defaults: bool
+) -> tuple[list[Tool], int]:
     root, home = Path(manifest.root), Path(manifest.home)
     tools = [
         Tool(
@@ -178,7 +180,7 @@ def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: b
     path_file = cfg_dir / "PATH"
     path_value = favourable_path(home)
     path_file.write_text(path_value + "\n")
-    n_dirs = path_value.count(":") + 1
+    n_dirs = path_value.count(":") + 1 - 4  # less ~/.pyenv/bin and BASE_PATH
     jupyter_dir = cfg_dir / "jupyter"
     jupyter_dir.mkdir(exist_ok=True)
     (jupyter_dir / "jupyter_server_config.json").write_text(
@@ -196,15 +198,17 @@ def make_tools(manifest: Manifest, kk_python: str, peers: list[str], defaults: b
         else:
             env = {**base_env(home), "KK_BENCH_PATH_FILE": str(path_file),
                    "PYENV_ROOT": str(home / ".pyenv")}
-            how = (f"PATH = ~/.pyenv/bin + {n_dirs - 4} env bin dirs globbed from every tool's "
-                   "env location and <code folder>/*{1,3}/{.venv,venv,env,.pixi/envs/*}; "
-                   "PYENV_ROOT=~/.pyenv")
+            how = ("PATH = ~/.pyenv/bin + the bin dir of every env, globbed from every tool's "
+                   "env location and <code folder>/*{1,3}/{.venv,venv,env,.pixi/envs/*} "
+                   "(see notes for the count); PYENV_ROOT=~/.pyenv")
         tools.append(Tool(peer, argv, env, parse_peer, how))
         if defaults:
             env = {**base_env(home), "JUPYTER_CONFIG_DIR": str(empty_jupyter)}
-            tools.append(Tool(f"{peer} (defaults)", argv, env, parse_peer,
-                              "defaults: HOME, pyenv on PATH"))
-    return tools
+            how = ("its own defaults (~/.conda/envs, ~/.virtualenvs; conda not on PATH), "
+                   "no config file" if peer == "environment_kernels"
+                   else "its own defaults: HOME, ~/.pyenv/bin on PATH")
+            tools.append(Tool(f"{peer} (defaults)", argv, env, parse_peer, how))
+    return tools, n_dirs
 
 
 # --------------------------------------------------------------------------- running
@@ -450,6 +454,23 @@ def field_report(manifest: Manifest, kk_envs: list[dict[str, Any]]) -> list[str]
     return lines
 
 
+PEER_NOTES: tuple[str, ...] = (
+    (
+        '- Why peers miss what they miss: findpython and pythonfinder run every `python*` '
+        'file they see (2–3 per env) to read its version, so their time grows with N; '
+        "findpython's `-I` probe fails on Python 2.7; environment_kernels globs `BASE/*/` "
+        '(dot folders such as `.venv` are never matched), keeps one kernel per folder name '
+        '(all the `venv`, `env`, `default` folders collapse into one), and only lists envs '
+        'with `bin/ipython` whose python imports ipykernel.'
+    ),
+    (
+        '- environment_kernels 1.2.0 (its last release) installs on Python 3.11 but imports '
+        'jupyter_client and traitlets without declaring them; with jupyter_client 8.10.0 its '
+        '`get_all_specs()` works unpatched.'
+    ),
+)
+
+
 def write_results(path: Path, command: str, facts: list[str], rows: list[str],
                   tools_used: list[Tool], notes: list[str]) -> None:
     configs = []
@@ -460,7 +481,7 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
             configs.append(f"- **{t.name}**: {t.config}")
     text = "\n".join(
         [
-            "# kernelkeeper discovery benchmark",
+            "## Discovery: `kernelkeeper envs --json` vs findpython, pythonfinder, environment_kernels",
             "",
             "Reproduce with:",
             "",
@@ -468,11 +489,11 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
             command,
             "```",
             "",
-            "## Machine",
+            "### Machine",
             "",
             *facts,
             "",
-            "## Results",
+            "### Results",
             "",
             "Time is the wall-clock median of the timed runs of a fresh process (after one "
             "untimed warm-up run; a tool slower than the `--slow` limit is run once). "
@@ -485,11 +506,11 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
             "| ---: | --- | ---: | ---: | ---: | ---: |",
             *rows,
             "",
-            "## How each tool was configured",
+            "### How each tool was configured",
             "",
             *configs,
             "",
-            "## Method",
+            "### Method",
             "",
             "- `bench/farm.py` writes N environments as on-disk copies of what venv, virtualenv, "
             "uv, poetry, pipenv, virtualenvwrapper, conda, pyenv, pyenv-virtualenv, hatch, pdm "
@@ -504,8 +525,9 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
             "and uv-python prefixes are not real installs: their interpreter is a symlink to a "
             "pyenv Python, so a peer that runs `import ipykernel` through them cannot see the "
             "farm's ipykernel there (only environment_kernels does this).",
+            *PEER_NOTES,
             "",
-            "## Notes",
+            "### Notes",
             "",
             *notes,
             "",
@@ -567,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="interpreter with kernelkeeper installed (default: this one)")
     parser.add_argument("--kk-src", type=Path,
                         help="run kernelkeeper from this source dir (PYTHONPATH) instead")
-    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS.md")
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS-discovery.md")
     parser.add_argument("--wait", type=float, default=0,
                         help="seconds to wait for kernelkeeper to become runnable")
     args = parser.parse_args(argv)
@@ -595,7 +617,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"N={n}: farm {manifest.root} ready ({time.perf_counter() - t0:.1f} s, "
               f"built in {manifest.build_seconds} s); warmed {warm(Path(manifest.home))} entries",
               flush=True)
-        tools = make_tools(manifest, args.kk_python, args.peers, not args.no_defaults)
+        tools, n_dirs = make_tools(manifest, args.kk_python, args.peers, not args.no_defaults)
+        notes.append(f"- the favourable PATH holds {n_dirs} env bin dirs")
         all_tools += tools
         results = []
         for tool in tools:

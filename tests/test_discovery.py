@@ -314,3 +314,28 @@ def test_hand_made_env_folders_in_home(fake_home: Path) -> None:
     for prefix in made:
         env = by_prefix(found, prefix)
         assert env.kinds == ("venv",) and env.name == "tool"
+
+
+def test_tool_first_even_when_uv_made_the_folder(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = fakes.project(fake_home / "projects" / "hat")
+    data = fake_home / "hatchdata"
+    monkeypatch.setenv("HATCH_DATA_DIR", str(data))
+    env = fakes.venv(data / "env" / "virtual" / "hat" / path_hash(proj, resolve=False) / "hat", tool="uv")
+    poe = fakes.venv(fakes.project(fake_home / "projects" / "p", files={"poetry.lock": ""}) / ".venv", tool="uv")
+    uvp = fakes.venv(fakes.project(fake_home / "projects" / "u", files={"uv.lock": ""}) / ".venv", tool="uv")
+    found = run_discover()
+    assert by_prefix(found, env).kinds == ("hatch", "uv")
+    assert by_prefix(found, poe).kinds == ("poetry", "uv")
+    assert by_prefix(found, uvp).kinds == ("uv",)
+
+
+def test_uv_managed_python_full_version_from_its_name(fake_home: Path) -> None:
+    root = fake_home / ".local/share/uv/python"
+    full = root / "cpython-3.12.1-linux-x86_64-gnu"
+    fakes.venv(full, version="3.12.1")  # lay out bin/ and lib/ ...
+    (full / "pyvenv.cfg").unlink()  # ... but a managed Python is a base install, not a venv
+    (root / "cpython-3.12-linux-x86_64-gnu").symlink_to(full)
+    found = run_discover()
+    env = by_prefix(found, full)
+    assert env.version == "3.12.1" and env.kinds == ("uv-python",)
+    assert len([e for e in found.environments if e.kind == "uv-python"]) == 1

@@ -34,6 +34,8 @@ KINDS: tuple[str, ...] = (
     "system",
 )
 _KIND_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
+# Tools that manage an environment someone else's code may have created.
+MANAGERS = ("poetry", "pipenv", "hatch", "pdm", "pixi", "pyenv-virtualenv", "virtualenvwrapper")
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,10 @@ def _version_from_name(name: str, minor: str) -> str | None:
     version = _clean_version(name)
     if version and version.startswith(minor + ".") and re.fullmatch(r"\d+\.\d+\.\d+\w*", name):
         return version
+    # uv names its Pythons cpython-3.11.7-linux-x86_64-gnu.
+    m = re.match(r"^(?:cpython|pypy|graalpy)-(\d+\.\d+\.\d+)", name)
+    if m and m.group(1).startswith(minor + "."):
+        return m.group(1)
     return None
 
 
@@ -304,6 +310,10 @@ def merge(records: Iterable[Found], user_home: Path | None = None) -> Environmen
     if base is not None and base not in all_kinds:
         all_kinds.append(base)
     kinds = tuple(sorted(dict.fromkeys(all_kinds), key=kind_rank))
+    if base is not None and len(kinds) > 1 and set(kinds) & set(MANAGERS):
+        # The tool that manages the env comes first, whatever made the folder: a hatch env
+        # that hatch created with uv is ["hatch", "uv"], a poetry project's uv-made .venv too.
+        kinds = (*(k for k in kinds if k != base), base)
     name = next((f.name for f in ordered if f.name), None)
     project = next((f.project for f in ordered if f.project), None)
     python = next((f.python for f in ordered if f.python), None)
