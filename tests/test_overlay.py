@@ -18,8 +18,6 @@ from typing import Any
 
 import pytest
 
-from kernelkeeper.cli import main
-
 pytestmark = pytest.mark.realtools
 MINORS = ("3.8", "3.11", "3.13")
 
