@@ -210,3 +210,14 @@ def test_real_jupyter_server_lists_starts_and_follows_envs(real_home: Any, tmp_p
             assert name in server.kernelspecs()
     finally:
         shutil.rmtree(fresh_project, ignore_errors=True)
+
+
+def test_written_kernel_of_a_deleted_env_leaves_the_list(envs: dict[str, Path]) -> None:
+    assert main(["add", str(envs["alpha"]), "--name", "alpha-written"]) == 0
+    m = manager()
+    assert "alpha-written" in m.get_all_specs()
+    shutil.rmtree(envs["alpha"])
+    assert "alpha-written" not in m.get_all_specs()
+    assert "alpha-written" not in m.find_kernel_specs()
+    assert m.get_kernel_spec("alpha-written").argv[0] == str(envs["alpha"] / "bin" / "python"), "asked by name"
+    assert "alpha-written" in manager(hide_stale=False).get_all_specs()

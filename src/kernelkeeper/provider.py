@@ -120,6 +120,12 @@ class KernelKeeperSpecManager(KernelSpecManager):
     display_name_format = Unicode(
         "Python {minor} ({name} · {kind})", help="Display name: fields kind, name, minor, version, project."
     ).tag(config=True)
+    hide_stale = Bool(
+        True,
+        help="Leave out written kernelspecs whose interpreter is gone (an environment deleted under them): "
+        "the list stays true before anyone runs `kernelkeeper prune`. A notebook asking for one by name "
+        "still gets it, and fails to start as it would have.",
+    ).tag(config=True)
     cache_seconds = Float(1.0, help="Serve discovery from cache this long before checking for changes.").tag(
         config=True
     )
@@ -233,9 +239,22 @@ class KernelKeeperSpecManager(KernelSpecManager):
 
     # --- KernelSpecManager API ------------------------------------------------------
 
+    def _live(self, stock: dict[str, str]) -> dict[str, str]:
+        """The written kernelspecs whose interpreter still exists (all of them with hide_stale off)."""
+        if not self.hide_stale:
+            return stock
+        live = {}
+        for name, resource_dir in stock.items():
+            argv = (self._read_spec(resource_dir) or {}).get("argv")
+            exe = str(argv[0]) if isinstance(argv, list) and argv else ""
+            if os.path.isabs(exe) and not os.path.exists(exe):
+                continue
+            live[name] = resource_dir
+        return live
+
     def find_kernel_specs(self) -> dict[str, str]:
         stock: dict[str, str] = super().find_kernel_specs()
-        specs = dict(stock)
+        specs = self._live(stock)
         for name, env in self._dynamic_kernels(stock).items():
             specs[name] = str(self._resource_dir(env))
         if self.allowed_kernelspecs:
@@ -262,7 +281,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             return specs
         stock: dict[str, str] = super().find_kernel_specs()
         result: dict[str, Any] = {}
-        for name, resource_dir in stock.items():
+        for name, resource_dir in self._live(stock).items():
             entry = self._stock_entry(name, resource_dir)
             if entry is not None:
                 result[name] = entry
