@@ -587,7 +587,9 @@ class _Builder:
         _run([self.tools / "poetry", "-n", "env", "use", exe], self.build_env, cwd=proj)
         name = poetry_env_name("My_Cool.Project", proj, "3.12")
         prefix = _must_exist(self.home / ".cache/pypoetry/virtualenvs" / name, "poetry")
-        return [_entry(prefix, version, ["poetry", "virtualenv"], name.rsplit("-", 2)[0], proj)]
+        # The project part of <name>-<hash8>-pyX.Y; the hash itself may hold "-", so cut by length.
+        project_part = name[: -len("-XXXXXXXX-py3.12")]
+        return [_entry(prefix, version, ["poetry", "virtualenv"], project_part, proj)]
 
     # -- pipenv: `pipenv --python X` -> $XDG_DATA_HOME/virtualenvs/<dir>-<hash>
     def pipenv(self) -> list[dict]:
