@@ -239,7 +239,7 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     folder = scope_dir(args.scope)
     extra = _parse_env_pairs(args.env)
     spec = kernel_json(target, display=args.display_name, extra_env=extra, overlay=overlay)
-    with locked(folder) if not args.dry_run else _nullcontext():
+    with locked(folder) if not args.dry_run else contextlib.nullcontext():
         present = list_kernelspecs(also=folder)
         existing = next(
             (k for k in present.in_dir(folder) if k.managed and k.marker.get("prefix") == str(target.prefix)),
@@ -380,12 +380,6 @@ def _status(message: str) -> Any:
             status.update(text[:100])
 
         yield say
-
-
-def _nullcontext() -> Any:
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _select_by_name(names: list[str]) -> list[Any]:

@@ -120,17 +120,6 @@ def spec_changes(old: KernelSpecInfo, new: dict[str, Any]) -> str | None:
     return "kernel.json differs from what the environment needs"
 
 
-def _same_interpreter(a: Path | None, b: Path | None) -> bool:
-    if a is None or b is None:
-        return False
-    if a == b:
-        return True
-    try:
-        return os.path.samefile(a, b) and a.parent.parent == b.parent.parent
-    except OSError:
-        return False
-
-
 class Taken:
     """Names a new kernel must not use: every kernel's in Jupyter's path and in the target folder,
     except a kernel of the same environment in another scope (it is the same kernel).
