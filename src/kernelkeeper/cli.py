@@ -186,6 +186,7 @@ def _parse_env_pairs(pairs: list[str]) -> dict[str, str]:
 def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .apply import apply
     from .environments import Found, merge
+    from .install import install_ipykernel
     from .kernel import kernel_json, kernel_name, logo_files
     from .kernelspecs import check_name, list_kernelspecs, locked, scope_dir
     from .overlay import build as build_overlay
@@ -325,46 +326,6 @@ def _add_this_project(args: argparse.Namespace) -> int:
     else:
         print(f"{'would ' if args.dry_run else ''}{verb} kernel {name!r} ({spec['display_name']}) in {folder}")
     return 0
-
-
-def install_ipykernel_command(target: Any, env: dict[str, str]) -> list[str]:
-    return install_ipykernel(target, env)[0]
-
-
-def install_ipykernel(target: Any, env: dict[str, str]) -> tuple[list[str], str | None]:
-    """How the environment's own tool installs ipykernel, and the folder to run it in.
-
-    uv project -> `uv add --dev`, poetry -> `poetry add --group dev`, pdm -> `pdm add -dG dev`,
-    pipenv -> `pipenv install --dev` (all in the project, so its lock file records it),
-    conda -> `conda install -p`, other uv envs -> `uv pip install --python`, else the env's pip.
-    """
-    import shutil
-
-    def which(tool: str) -> str | None:
-        return shutil.which(tool, path=env.get("PATH"))
-
-    python = str(target.python)
-    project = target.project
-    kinds = set(target.kinds)
-    if project is not None:
-        files = {p.name for p in project.iterdir()} if project.is_dir() else set()
-        pyproject = (project / "pyproject.toml").read_text(errors="replace") if "pyproject.toml" in files else ""
-        if "uv" in kinds and ("uv.lock" in files or "[tool.uv" in pyproject) and which("uv"):
-            return [str(which("uv")), "add", "--dev", "ipykernel"], str(project)
-        if "poetry" in kinds and which("poetry"):
-            return [str(which("poetry")), "add", "--group", "dev", "ipykernel"], str(project)
-        if "pdm" in kinds and which("pdm"):
-            return [str(which("pdm")), "add", "-dG", "dev", "ipykernel"], str(project)
-        if "pipenv" in kinds and which("pipenv"):
-            return [str(which("pipenv")), "install", "--dev", "ipykernel"], str(project)
-    if kinds & {"conda", "pixi"}:
-        conda = env.get("CONDA_EXE") or which("conda") or which("mamba")
-        if conda:
-            return [conda, "install", "-y", "-p", str(target.prefix), "ipykernel"], None
-    has_pip = target.site_packages is not None and (target.site_packages / "pip").is_dir()
-    if ("uv" in kinds or not has_pip) and which("uv"):
-        return [str(which("uv")), "pip", "install", "--python", python, "ipykernel"], None
-    return [python, "-m", "pip", "install", "ipykernel"], None
 
 
 @contextlib.contextmanager

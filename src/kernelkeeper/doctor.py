@@ -20,6 +20,7 @@ from typing import Any
 from .context import Context
 from .discovery import Discovery
 from .environments import Environment, has_dist
+from .install import install_ipykernel
 from .kernelspecs import KernelList, KernelSpecInfo, kernel_dirs
 from .plan import Filters, display_mismatch, env_of_kernel
 
@@ -470,9 +471,7 @@ def diagnose(
                 )
             )
         elif env.project is not None and not env.has_ipykernel:
-            from .cli import install_ipykernel_command
-
-            command = " ".join(q(c) for c in install_ipykernel_command(env, dict(ctx.env)))
+            command = " ".join(q(c) for c in install_ipykernel(env, ctx.env)[0])
             findings.append(
                 Finding(
                     "project-env-without-ipykernel",
