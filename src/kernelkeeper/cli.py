@@ -545,18 +545,18 @@ def _doctor_fix_plan(report: Any, ctx: Context, found: Any, filters: Any, *, yes
     codes = {"kernel-without-activation", "display-name-version-mismatch"}
     to_adopt = {f.subject for f in report.findings if f.code in codes}
     removals = {f.subject for f in report.findings if f.code in ("stale-kernel", "duplicate-kernel") and f.needs_yes}
-    paths = {f.message.split(" ")[0] for f in report.findings if f.code in ("shadowed-kernel", "invalid-kernel")}
     visible = present.visible()
     adopt, _ = plan_adopt([visible[n] for n in sorted(to_adopt) if n in visible], found.environments)
     adopted = {a.kernel for a in adopt.actions}
-    actions = [a for a in sync.actions] + list(adopt.actions)
+    actions = [*sync.actions, *adopt.actions]
     if yes:
         for name in sorted(removals - adopted):
             k = visible.get(name)
             if k is not None:
                 actions.append(Action("remove", k.name, k.resource_dir.parent, k.reason or "doctor", k.env_prefix))
+        # Every shadowed or invalid kernelspec is a doctor finding (shadowed-kernel, invalid-kernel).
         for k in present.kernels:
-            if str(k.resource_dir) in {p.rstrip(":") for p in paths} and (k.status in ("shadowed", "invalid")):
+            if k.status in ("shadowed", "invalid"):
                 actions.append(Action("remove", k.name, k.resource_dir.parent, k.reason or k.status, k.env_prefix))
     return Plan(tuple(actions), sync.notes)
 
