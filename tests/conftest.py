@@ -166,3 +166,21 @@ def messy_machine(
 
     build_env = dict(real_home.build_env)  # type: ignore[attr-defined]
     return build_messy(tmp_path_factory.mktemp("messy"), Path(sys.executable).parent, pyenv_pythons, build_env)
+
+
+def readable_site(base: Path) -> str:
+    """A PYTHONPATH that `nobody` can read: copies of kernelkeeper and what its listing imports.
+
+    The unreadable-folder tests run kernelkeeper as `nobody`; a checkout or venv in a 0700 folder
+    (as `mktemp -d` makes) would hide the package from that user, so it runs from these copies.
+    """
+    import importlib
+    import shutil
+
+    site = base / "site"
+    for name in ("kernelkeeper", "jupyter_core", "platformdirs"):
+        source = Path(importlib.import_module(name).__file__).parent  # type: ignore[arg-type]
+        shutil.copytree(source, site / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [site, *site.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return str(site)

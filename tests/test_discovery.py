@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import fakes
+from conftest import readable_site
 from kernelkeeper.cli import main
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import Discovery, discover
@@ -269,7 +270,7 @@ def test_unreadable_folder_is_skipped_with_a_reason(tmp_path: Path) -> None:
         secret = home / "projects" / "secret"
         fakes.venv(fakes.project(secret) / ".venv")
         secret.chmod(0o000)
-        env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": os.pathsep.join(sys.path)}
+        env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": readable_site(base)}
         cmd = [sys.executable, "-m", "kernelkeeper", "envs", "--json"]
         if os.geteuid() == 0:
             if not shutil.which("setpriv"):

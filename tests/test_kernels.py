@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import fakes
-from conftest import hermetic
+from conftest import hermetic, readable_site
 from kernelkeeper.cli import main
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import discover
@@ -342,7 +342,7 @@ def test_unreadable_kernels_folder_is_reported(three_envs: dict[str, Path]) -> N
             "PATH": "/usr/bin:/bin",
             "JUPYTER_PATH": f"{secret.parent}:{visible.parent.parent}",
             "JUPYTER_DATA_DIR": str(base / "data"),
-            "PYTHONPATH": os.pathsep.join(sys.path),
+            "PYTHONPATH": readable_site(base),
         }
         cmd = [sys.executable, "-m", "kernelkeeper", "list", "--json"]
         if os.geteuid() == 0:
