@@ -24,11 +24,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, port: int, token: str, log: Path) -> None:
+    def __init__(self, port: int, token: str, log: Path, base_url: str = "/") -> None:
         self.port = port
         self.token = token
         self.log = log
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}{base_url.rstrip('/')}"
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 30) -> Any:
         data = json.dumps(body).encode() if body is not None else None
@@ -54,7 +54,7 @@ class Server:
         from tornado.websocket import websocket_connect
 
         async def run() -> str:
-            url = f"ws://127.0.0.1:{self.port}/api/kernels/{kernel_id}/channels"
+            url = self.url.replace("http://", "ws://", 1) + f"/api/kernels/{kernel_id}/channels"
             ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {self.token}"}))
             msg_id = uuid.uuid4().hex
             ws.write_message(
@@ -99,7 +99,9 @@ class Server:
 
 
 @contextmanager
-def jupyter_server(env: dict[str, str], root_dir: Path, log: Path, timeout: float = 60) -> Iterator[Server]:
+def jupyter_server(
+    env: dict[str, str], root_dir: Path, log: Path, timeout: float = 60, base_url: str = "/"
+) -> Iterator[Server]:
     """Start `jupyter server` with env (its config dirs decide the kernel spec manager)."""
     port = free_port()
     token = uuid.uuid4().hex
@@ -114,10 +116,11 @@ def jupyter_server(env: dict[str, str], root_dir: Path, log: Path, timeout: floa
         "--ServerApp.open_browser=False",
         f"--ServerApp.root_dir={root_dir}",
         "--allow-root",
+        f"--ServerApp.base_url={base_url}",
     ]
     with open(log, "w") as log_file:
         proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(root_dir))
-    server = Server(port, token, log)
+    server = Server(port, token, log, base_url)
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -210,6 +212,63 @@ def test_real_jupyter_server_lists_starts_and_follows_envs(real_home: Any, tmp_p
             assert name in server.kernelspecs()
     finally:
         shutil.rmtree(fresh_project, ignore_errors=True)
+
+
+@pytest.mark.realtools
+def test_server_answers_the_same_models_as_stock_over_written_kernelspecs(real_home: Any, tmp_path: Path) -> None:
+    """The provider hands jupyter_server ready REST models; they must be the stock handler's, byte for byte.
+
+    Two real servers under a hub-style base_url: the provider over nothing written, and the
+    stock manager over the kernelspecs `kernelkeeper sync` writes for the same machine. Both
+    also see a foreign kernel with its own logo and kernel.js.
+    """
+    from jupyter_server_proc import jupyter_server
+
+    base_url = "/user/alice/"
+    env = dict(real_home.env, JUPYTER_PATH="", JUPYTER_CONFIG_PATH="", JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
+    foreign = tmp_path / "ir"
+    foreign.mkdir()
+    (foreign / "kernel.json").write_text(json.dumps({"argv": ["/bin/sh", "{connection_file}"], "display_name": "R"}))
+    (foreign / "logo-64x64.png").write_bytes(b"png")
+    (foreign / "kernel.js").write_text("// js")
+
+    answers = {}
+    for who in ("provider", "stock"):
+        data, config = tmp_path / who / "data", tmp_path / who / "config"
+        config.mkdir(parents=True)
+        shutil.copytree(foreign, data / "kernels" / "ir")
+        server_env = dict(env, JUPYTER_DATA_DIR=str(data), JUPYTER_CONFIG_DIR=str(config))
+        if who == "provider":
+            (config / "jupyter_server_config.json").write_text(
+                json.dumps({"ServerApp": {"kernel_spec_manager_class": PROVIDER}})
+            )
+        else:
+            subprocess.run(
+                [sys.executable, "-m", "kernelkeeper", "sync"], env=server_env, cwd=tmp_path, check=True, timeout=120
+            )
+        with jupyter_server(server_env, tmp_path, tmp_path / f"{who}.log", base_url=base_url) as server:
+            answers[who] = server.kernelspecs()
+            assert answers[who] == server.kernelspecs(), "a second (cached) answer is the same"
+
+    provider, stock = answers["provider"], answers["stock"]
+    assert len(stock) > 3 and sorted(provider) == sorted(stock), "the same kernels, under the same names"
+    assert stock["ir"]["resources"] == {
+        "kernel.js": f"{base_url}kernelspecs/ir/kernel.js",
+        "logo-64x64": f"{base_url}kernelspecs/ir/logo-64x64.png",
+    }
+    target = _runnable(real_home)
+    name = f"venv-{Path(target['project']).name}-py{'.'.join(target['version'].split('.')[:2])}"
+    assert "logo-64x64" in stock[name]["resources"], "ipykernel's logos, copied by sync"
+    for kernel, model in stock.items():
+        mine = dict(provider[kernel])
+        # Only a ready model reaches the client with resource_dir (kept for get_all_specs' other
+        # callers): the server's handler did not rebuild it.
+        assert "resource_dir" in mine and "resource_dir" not in model, kernel
+        mine.pop("resource_dir")
+        if kernel != "python3":
+            assert mine == model, kernel
+        else:  # the server's own ipykernel kernel: same everywhere but the argv's interpreter
+            assert mine["resources"] == model["resources"] and mine["spec"]["argv"][0] == model["spec"]["argv"][0]
 
 
 def test_written_kernel_of_a_deleted_env_leaves_the_list(envs: dict[str, Path]) -> None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import os
 import re
 import threading
 import time
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Float, Integer, List, Unicode
@@ -44,12 +46,30 @@ from .plan import Filters, overlay_for
 _NB_CONDA = re.compile(r"^conda-(?:env-(?P<name>.+)|(?P<root>root|base))-py$")
 _NB_VENV = re.compile(r"^venv-(?P<name>.+)-py$")
 
+# Makes the REST model of one kernel: (name, spec dict, resource_dir) -> model.
+_Model = Callable[[str, dict[str, Any], str], dict[str, Any]]
+
+
+def _entry(name: str, resource_dir: str, spec: dict[str, Any], model: _Model | None) -> dict[str, Any]:
+    """One get_all_specs() entry: resource_dir and spec, plus the REST model's keys inside a server."""
+    entry = model(name, spec, resource_dir) if model is not None else {}
+    entry.update(resource_dir=resource_dir, spec=spec)
+    return entry
+
 
 class DiscoveryCache:
     """Discovery results, revalidated by mtimes in a worker thread."""
 
-    def __init__(self, make_context: Any, cache_seconds: float, refresh_timeout: float, first_timeout: float) -> None:
+    def __init__(
+        self,
+        make_context: Any,
+        cache_seconds: float,
+        refresh_timeout: float,
+        first_timeout: float,
+        log: logging.Logger | None = None,
+    ) -> None:
         self._make_context = make_context
+        self.log = log or logging.getLogger(__name__)
         self.cache_seconds = cache_seconds
         self.refresh_timeout = refresh_timeout
         self.first_timeout = first_timeout
@@ -82,15 +102,26 @@ class DiscoveryCache:
             self._checked = time.monotonic()
 
     def _rescan_if_changed(self) -> None:
-        if self._found is not None and changed(self._snapshot) is None:
-            self._checked = time.monotonic()
-            return
+        moved = None
+        if self._found is not None:
+            moved = changed(self._snapshot)
+            if moved is None:
+                self._checked = time.monotonic()
+                return
+        start = time.monotonic()
         found = discover(self._make_context())
         # Snapshot after the scan: a change during the scan shows on the next check.
         self._snapshot = snapshot(found.watched)
         self._found = found
         self._checked = time.monotonic()
         self.scans += 1
+        self.log.info(
+            "kernelkeeper: %s %d environments in %.2f s%s",
+            "rescanned" if moved else "found",
+            len(found.environments),
+            self._checked - start,
+            f" ({moved} changed)" if moved else "",
+        )
 
     def close(self) -> None:
         self._executor.shutdown(wait=False)
@@ -138,11 +169,13 @@ class KernelKeeperSpecManager(KernelSpecManager):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._cache = DiscoveryCache(self._context, self.cache_seconds, self.refresh_timeout, self.first_scan_timeout)
+        self._cache = DiscoveryCache(
+            self._context, self.cache_seconds, self.refresh_timeout, self.first_scan_timeout, self.log
+        )
         self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._dynamic: dict[str, Environment] = {}
         self._overlay_of: dict[str, Overlay] = {}
-        self._entries: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self._entries: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
         self._dynamic_key: tuple[Any, ...] | None = None
         self._kernels_key: tuple[Any, ...] | None = None
         self._dynamic_result: dict[str, Any] = {}
@@ -280,12 +313,13 @@ class KernelKeeperSpecManager(KernelSpecManager):
             specs: dict[str, Any] = super().get_all_specs()
             return specs
         stock: dict[str, str] = super().find_kernel_specs()
+        model = self._server_model()
         result: dict[str, Any] = {}
         for name, resource_dir in self._live(stock).items():
-            entry = self._stock_entry(name, resource_dir)
+            entry = self._stock_entry(name, resource_dir, model)
             if entry is not None:
                 result[name] = entry
-        result.update(self._dynamic_entries(stock))
+        result.update(self._dynamic_entries(stock, model))
         if self.allowed_kernelspecs:
             result = {name: s for name, s in result.items() if name in self.allowed_kernelspecs}
         return result
@@ -298,15 +332,16 @@ class KernelKeeperSpecManager(KernelSpecManager):
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _stock_entry(self, name: str, resource_dir: str) -> dict[str, Any] | None:
-        """A written kernelspec as get_all_specs returns it, rebuilt only when its kernel.json changes."""
+    def _stock_entry(self, name: str, resource_dir: str, model: _Model | None) -> dict[str, Any] | None:
+        """A written kernelspec as get_all_specs returns it, rebuilt only when it or its folder changes."""
         try:
-            mtime = os.stat(os.path.join(resource_dir, "kernel.json")).st_mtime_ns
+            # The folder's mtime moves when a logo is added or kernel.json is replaced.
+            stamp = (os.stat(resource_dir).st_mtime_ns, os.stat(os.path.join(resource_dir, "kernel.json")).st_mtime_ns)
         except OSError:
-            mtime = -1  # ipykernel's built-in python3 has its kernel.json made on the fly
+            stamp = (-1, -1)  # ipykernel's built-in python3 has its kernel.json made on the fly
         key = (name, resource_dir)
         cached = self._entries.get(key)
-        if cached is not None and cached[0] == mtime:
+        if cached is not None and cached[0] == (stamp, model is not None):
             return cached[1]
         try:
             spec = self._get_kernel_spec_by_name(name, resource_dir)
@@ -315,22 +350,42 @@ class KernelKeeperSpecManager(KernelSpecManager):
         except Exception:
             self.log.warning("Error loading kernelspec %r", name, exc_info=True)
             return None
-        entry = {"resource_dir": resource_dir, "spec": spec.to_dict()}
-        self._entries[key] = (mtime, entry)
+        entry = _entry(name, resource_dir, spec.to_dict(), model)
+        self._entries[key] = ((stamp, model is not None), entry)
         return entry
 
-    def _dynamic_entries(self, stock: dict[str, str]) -> dict[str, Any]:
+    def _dynamic_entries(self, stock: dict[str, str], model: _Model | None) -> dict[str, Any]:
         """The dynamic kernels as get_all_specs returns them, rebuilt only when discovery or the list changes."""
         found = self._cache.get()
-        key = (id(found), tuple(sorted(stock)), self._overlay_state())
+        key = (id(found), tuple(sorted(stock)), self._overlay_state(), model is not None)
         if self._dynamic_key == key:
             return self._dynamic_result
-        result = {
-            name: {"resource_dir": str(self._resource_dir(env)), "spec": self._spec_for(env).to_dict()}
-            for name, env in self._dynamic_kernels(stock).items()
-        }
+        result = {}
+        for name, env in self._dynamic_kernels(stock).items():
+            resource_dir = str(self._resource_dir(env))
+            result[name] = _entry(name, resource_dir, self._spec_for(env).to_dict(), model)
         self._dynamic_key, self._dynamic_result = key, result
         return result
+
+    def _server_model(self) -> _Model | None:
+        """The server's own REST model maker, when this manager serves a Jupyter server.
+
+        jupyter_server (like notebook 6) turns each entry of get_all_specs() into its REST
+        model in ``/api/kernelspecs`` — one thread task per kernel, each statting the
+        resource folder — unless the entry is a model already (``name``, ``spec``,
+        ``resources``: the path Jupyter's gateway client takes). Entries built here with
+        the server's own ``kernelspec_model`` and cached are that model, so a request does
+        none of that work again. They keep ``resource_dir`` for every other caller.
+        """
+        base_url = getattr(self.parent, "base_url", None)
+        if not isinstance(base_url, str):
+            return None
+        try:
+            from jupyter_server.services.kernelspecs.handlers import kernelspec_model
+        except ImportError:
+            return None
+        handler = types.SimpleNamespace(base_url=base_url)
+        return lambda name, spec, resource_dir: dict(kernelspec_model(handler, name, spec, resource_dir))  # type: ignore[no-untyped-call]
 
     def _overlay_state(self) -> tuple[str, ...]:
         if not self.use_overlays:
