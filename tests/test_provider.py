@@ -127,6 +127,35 @@ def test_slow_filesystem_never_blocks_a_request(envs: dict[str, Path], monkeypat
         time.sleep(0.2)
 
 
+def test_no_request_waits_for_a_rescan_that_cannot_end_in_time(
+    envs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scans that take longer than refresh_timeout: after a change, requests get the cached list at once."""
+    import kernelkeeper.provider as provider
+
+    real_discover = provider.discover
+
+    def slow_discover(ctx: Any) -> Any:
+        time.sleep(1.5)
+        return real_discover(ctx)
+
+    monkeypatch.setattr(provider, "discover", slow_discover)
+    m = manager(refresh_timeout=1.0)
+    first = m.get_all_specs()  # the first scan is waited for (first_scan_timeout)
+    assert m._cache.scan_seconds > 1.0
+    fakes.venv(fakes.project(envs["alpha"].parent.parent / "epsilon") / ".venv", ipykernel=True)
+    started = time.monotonic()
+    assert m.get_all_specs().keys() == first.keys()
+    waited = time.monotonic() - started
+    assert waited < 0.5, f"waited {waited:.2f} s for a rescan known to take 1.5 s"
+    deadline = time.monotonic() + 10
+    while f"venv-epsilon-py{fakes.MINOR}" not in m.get_all_specs():
+        assert time.monotonic() < deadline, "the rescan never landed"
+        time.sleep(0.1)
+    # Nothing moved since: a request waits for the (quick) check and gets the same list.
+    assert m._cache.scans == 2
+
+
 def test_reads_only(envs: dict[str, Path], fake_home: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in fake_home.rglob("*")}
     m = manager()

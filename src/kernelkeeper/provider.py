@@ -21,7 +21,6 @@ and otherwise gets the cached list, so a slow shared filesystem never stalls
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import logging
 import os
 import re
@@ -58,7 +57,14 @@ def _entry(name: str, resource_dir: str, spec: dict[str, Any], model: _Model | N
 
 
 class DiscoveryCache:
-    """Discovery results, revalidated by mtimes in a worker thread."""
+    """Discovery results, revalidated by mtimes in a worker thread.
+
+    A request past ``cache_seconds`` starts a check (or joins the running one) and
+    waits for its answer at most ``refresh_timeout``. The answer is ready when the
+    check finds nothing moved, or when the rescan it started ends — or at once when
+    the last rescan took longer than ``refresh_timeout``: a request that would wait
+    the whole timeout for nothing gets the cached list without waiting.
+    """
 
     def __init__(
         self,
@@ -76,9 +82,11 @@ class DiscoveryCache:
         self._lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kernelkeeper-scan")
         self._job: concurrent.futures.Future[None] | None = None
+        self._answer = threading.Event()
         self._found: Discovery | None = None
         self._snapshot: Snapshot = {}
         self._checked = 0.0
+        self.scan_seconds = 0.0  # how long the last scan took
         self.scans = 0  # how many full scans ran (tests and the benchmark read it)
         self.error: str | None = None
 
@@ -88,38 +96,43 @@ class DiscoveryCache:
             return self._found
         with self._lock:
             if self._job is None or self._job.done():
-                self._job = self._executor.submit(self._refresh)
-            job = self._job
-        with contextlib.suppress(concurrent.futures.TimeoutError):
-            job.result(timeout=self.refresh_timeout if self._found is not None else self.first_timeout)
+                self._answer = threading.Event()
+                self._job = self._executor.submit(self._refresh, self._answer)
+            answer = self._answer
+        answer.wait(self.refresh_timeout if self._found is not None else self.first_timeout)
         return self._found
 
-    def _refresh(self) -> None:
+    def _refresh(self, answer: threading.Event) -> None:
         try:
-            self._rescan_if_changed()
+            self._rescan_if_changed(answer)
         except Exception as e:  # a provider that raises would break the server's kernel list
             self.error = f"{type(e).__name__}: {e}"
             self._checked = time.monotonic()
+        finally:
+            answer.set()
 
-    def _rescan_if_changed(self) -> None:
+    def _rescan_if_changed(self, answer: threading.Event) -> None:
         moved = None
         if self._found is not None:
             moved = changed(self._snapshot)
             if moved is None:
                 self._checked = time.monotonic()
                 return
+            if self.scan_seconds > self.refresh_timeout:
+                answer.set()  # the rescan will not end in time: the waiting request takes the cached list
         start = time.monotonic()
         found = discover(self._make_context())
         # Snapshot after the scan: a change during the scan shows on the next check.
         self._snapshot = snapshot(found.watched)
         self._found = found
         self._checked = time.monotonic()
+        self.scan_seconds = self._checked - start
         self.scans += 1
         self.log.info(
             "kernelkeeper: %s %d environments in %.2f s%s",
             "rescanned" if moved else "found",
             len(found.environments),
-            self._checked - start,
+            self.scan_seconds,
             f" ({moved} changed)" if moved else "",
         )
 
