@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -47,55 +48,56 @@ class Server:
         return specs
 
     def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
-        """Run code over the kernel's websocket, as JupyterLab does; return its stdout."""
-        import asyncio
+        """Run code over the kernel's websocket, as JupyterLab does; return its output."""
+        ws_url = self.url.replace("http://", "ws://", 1) + f"/api/kernels/{kernel_id}/channels"
+        return ws_execute(ws_url, self.token, code, timeout)
 
-        from tornado.httpclient import HTTPRequest
-        from tornado.websocket import websocket_connect
 
-        async def run() -> str:
-            url = self.url.replace("http://", "ws://", 1) + f"/api/kernels/{kernel_id}/channels"
-            ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {self.token}"}))
-            msg_id = uuid.uuid4().hex
-            ws.write_message(
-                json.dumps(
-                    {
-                        "header": {
-                            "msg_id": msg_id,
-                            "msg_type": "execute_request",
-                            "username": "test",
-                            "session": uuid.uuid4().hex,
-                            "version": "5.3",
-                            "date": "",
-                        },
-                        "parent_header": {},
-                        "metadata": {},
-                        "content": {"code": code, "silent": False, "store_history": False},
-                        "buffers": [],
-                        "channel": "shell",
-                    }
-                )
-            )
-            out: list[str] = []
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                raw = await asyncio.wait_for(ws.read_message(), timeout=deadline - time.monotonic())
-                if raw is None:
-                    break
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind = msg["header"]["msg_type"]
-                if kind == "stream":
-                    out.append(msg["content"]["text"])
-                elif kind == "error":
-                    out.append("\n".join(msg["content"]["traceback"]))
-                elif kind == "status" and msg["content"]["execution_state"] == "idle":
-                    break
-            ws.close()
-            return "".join(out)
+def ws_execute(ws_url: str, token: str, code: str, timeout: float = 60, username: str = "test") -> str:
+    """Run code in a kernel over its websocket channel URL, as JupyterLab does; return stdout and tracebacks."""
+    return asyncio.run(_ws_execute(ws_url, token, code, timeout, username))
 
-        return asyncio.run(run())
+
+async def _ws_execute(ws_url: str, token: str, code: str, timeout: float, username: str) -> str:
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    request = HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}, request_timeout=timeout)
+    ws = await asyncio.wait_for(websocket_connect(request), timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "msg_type": "execute_request",
+            "username": username,
+            "session": uuid.uuid4().hex,
+            "version": "5.3",
+            "date": "",
+        }
+        content = {"code": code, "silent": False, "store_history": False}
+        message = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
+        ws.write_message(json.dumps({**message, "buffers": []}))
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no reply from {ws_url} within {timeout} s; output so far {out}")
+            raw = await asyncio.wait_for(ws.read_message(), left)
+            if raw is None:
+                raise AssertionError(f"{ws_url} closed; output so far {out}")
+            msg = json.loads(raw)
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["header"]["msg_type"]
+            if kind == "stream":
+                out.append(msg["content"]["text"])
+            elif kind == "error":
+                out.append("\n".join(msg["content"]["traceback"]))
+            elif kind == "status" and msg["content"]["execution_state"] == "idle":
+                return "".join(out)
+    finally:
+        ws.close()
 
 
 @contextmanager

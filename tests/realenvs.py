@@ -75,6 +75,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from procs import run_checked
+
 __all__ = ["RealHome", "build_real_home", "cleanup_real_home", "find_pyenv_pythons"]
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -168,23 +170,7 @@ def find_pyenv_pythons(root: Path | None = None) -> dict[str, tuple]:
 
 
 def _run(cmd, env, cwd=None, timeout=180) -> str:
-    try:
-        p = subprocess.run(
-            [str(c) for c in cmd],
-            cwd=str(cwd) if cwd else None,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BuildError(f"timeout after {timeout}s: {cmd}") from exc
-    if p.returncode != 0:
-        raise BuildError(
-            f"{cmd} (cwd={cwd}) exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}"
-        )
-    return p.stdout
+    return run_checked(cmd, env, cwd, timeout, error=BuildError)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -7,7 +7,6 @@ find and end whatever the hub's own shutdown left behind, even after a crash.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import json
@@ -23,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_server_proc import free_port
+from jupyter_server_proc import free_port, ws_execute
+from procs import run_checked
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -44,23 +44,7 @@ def chp_command() -> Path | None:
 
 def run(cmd: list[Any], env: dict[str, str], timeout: float = 120, cwd: Path | None = None) -> str:
     """Run a command to completion; its output in the error when it fails."""
-    try:
-        p = subprocess.run(
-            [str(c) for c in cmd],
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise RuntimeError(f"timed out after {timeout} s: {cmd}") from e
-    if p.returncode != 0:
-        raise RuntimeError(
-            f"{cmd} exited {p.returncode}\n--- stdout\n{p.stdout[-3000:]}\n--- stderr\n{p.stderr[-3000:]}"
-        )
-    return p.stdout
+    return run_checked(cmd, env, cwd, timeout)
 
 
 SHIM = REPO / "tests" / "shim"
@@ -159,49 +143,8 @@ class UserServer:
 
     def execute(self, kernel_id: str, code: str, timeout: float = 60) -> str:
         """Run code over the kernel's websocket through the proxy, as JupyterLab does; return its output."""
-        return asyncio.run(self._execute(kernel_id, code, timeout))
-
-    async def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
-        from tornado.httpclient import HTTPRequest
-        from tornado.websocket import websocket_connect
-
-        url = f"ws://127.0.0.1:{self.hub.port}{self.prefix}/api/kernels/{kernel_id}/channels"
-        request = HTTPRequest(url, headers={"Authorization": f"token {self.token}"}, request_timeout=timeout)
-        ws = await asyncio.wait_for(websocket_connect(request), timeout)
-        try:
-            msg_id = uuid.uuid4().hex
-            header = {
-                "msg_id": msg_id,
-                "msg_type": "execute_request",
-                "username": self.name,
-                "session": uuid.uuid4().hex,
-                "version": "5.3",
-                "date": "",
-            }
-            content = {"code": code, "silent": False, "store_history": False}
-            message = {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell"}
-            ws.write_message(json.dumps({**message, "buffers": []}))
-            out: list[str] = []
-            deadline = time.monotonic() + timeout
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no reply from kernel {kernel_id} within {timeout} s; output so far {out}")
-                raw = await asyncio.wait_for(ws.read_message(), left)
-                if raw is None:
-                    raise AssertionError(f"kernel {kernel_id}'s websocket closed; output so far {out}")
-                msg = json.loads(raw)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind = msg["header"]["msg_type"]
-                if kind == "stream":
-                    out.append(msg["content"]["text"])
-                elif kind == "error":
-                    out.append("\n".join(msg["content"]["traceback"]))
-                elif kind == "status" and msg["content"]["execution_state"] == "idle":
-                    return "".join(out)
-        finally:
-            ws.close()
+        ws_url = f"ws://127.0.0.1:{self.hub.port}{self.prefix}/api/kernels/{kernel_id}/channels"
+        return ws_execute(ws_url, self.token, code, timeout, username=self.name)
 
 
 HUB_CONFIG = """
