@@ -104,6 +104,54 @@ def test_cache_sees_new_and_deleted_envs_without_rescanning_otherwise(envs: dict
     assert f"venv-bare-py{fakes.MINOR}" in m.get_all_specs()
 
 
+def test_saving_files_in_a_project_causes_no_rescan(envs: dict[str, Path], fake_home: Path) -> None:
+    """Jupyter saves a notebook by writing a temporary file and renaming it: the project folder's mtime
+    moves on every save. Only what discovery reads there (subfolders, marker files) makes it scan again."""
+    time.sleep(1.1)  # the fixture's folders are older than a scan's clock slack: the first scan settles at once
+    m = manager()
+    m.get_all_specs()
+    scans = m._cache.scans
+    project = envs["alpha"].parent
+    for folder in (project, fake_home):
+        tmp = folder / ".~notes.ipynb"
+        tmp.write_text("{}")
+        os.replace(tmp, folder / "notes.ipynb")
+        assert f"venv-alpha-py{fakes.MINOR}" in m.get_all_specs()
+    assert m._cache.scans == scans, "a saved notebook is not a new environment"
+    # A marker file discovery reads changes: scan again (here: the project turns into a poetry project).
+    time.sleep(0.01)
+    (project / "poetry.lock").write_text("# poetry\n")
+    specs = m.get_all_specs()
+    assert m._cache.scans == scans + 1
+    assert any(name.startswith("poetry-alpha-") for name in specs), sorted(specs)
+
+
+def test_a_change_made_while_a_scan_runs_shows_on_the_next_check(
+    envs: dict[str, Path], fake_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kernelkeeper.provider as provider
+
+    time.sleep(1.1)
+    m = manager(cache_seconds=0.3)  # one check per request: get_all_specs asks the cache more than once
+    m.get_all_specs()
+    real_discover = provider.discover
+    made: list[Path] = []
+
+    def discover_then_change(ctx: Any) -> Any:
+        found = real_discover(ctx)
+        if not made:  # after the scan read everything, before it returns: a new environment lands
+            made.append(fakes.venv(fakes.project(fake_home / "projects" / "zeta") / ".venv", ipykernel=True))
+        return found
+
+    monkeypatch.setattr(provider, "discover", discover_then_change)
+    fakes.project(fake_home / "projects" / "eta")  # the change that starts a rescan
+    time.sleep(0.35)
+    assert f"venv-zeta-py{fakes.MINOR}" not in m.get_all_specs(), "the scan ran before zeta existed"
+    assert made and m._cache.scans == 2
+    time.sleep(0.35)
+    assert f"venv-zeta-py{fakes.MINOR}" in m.get_all_specs(), "the next check must not take zeta as already seen"
+
+
 def test_slow_filesystem_never_blocks_a_request(envs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """A shared NFS home is mimicked by a scan that takes 3 s: requests still answer at once."""
     import kernelkeeper.provider as provider

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .context import Context
 from .environments import Environment, Found, kind_rank, merge
 from .locators import LOCATORS, system
-from .projects import Skipped, scan_projects
+from .projects import Signature, Skipped, folder_signature, scan_projects
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Discovery:
     skipped: tuple[Skipped, ...] = field(default=())
     # What the scan read; if none of their mtimes changed, a new scan finds the same.
     watched: tuple[str, ...] = field(default=(), compare=False)
+    # For the walked folders among them, what the walk read there (see `projects.signature`).
+    signatures: Mapping[str, Signature] = field(default_factory=dict, compare=False)
 
     def by_kind(self, kind: str) -> tuple[Environment, ...]:
         return tuple(e for e in self.environments if kind in e.kinds)
@@ -58,7 +61,7 @@ def discover(ctx: Context) -> Discovery:
         if env.site_packages is not None:
             watched.append(str(env.site_packages))
     watched += [p for p in ctx.env.get("PATH", "").split(os.pathsep) if p]
-    return Discovery(tuple(environments), tuple(scan.skipped), tuple(dict.fromkeys(watched)))
+    return Discovery(tuple(environments), tuple(scan.skipped), tuple(dict.fromkeys(watched)), scan.signatures)
 
 
 Snapshot = dict[str, int]
@@ -75,13 +78,52 @@ def snapshot(paths: tuple[str, ...]) -> Snapshot:
     return out
 
 
-def changed(before: Snapshot) -> str | None:
-    """The first watched path whose mtime moved since the snapshot, or None."""
-    for path, mtime in before.items():
-        try:
-            now = os.stat(path).st_mtime_ns
-        except OSError:
-            now = -1
-        if now != mtime:
+def changed(before: Snapshot, signatures: Mapping[str, Signature] | None = None) -> str | None:
+    """The first watched path whose mtime moved since the snapshot, or None.
+
+    A walked folder whose mtime moved but whose signature did not (a notebook was
+    saved in it) is no change: its new mtime goes into ``before`` instead.
+    """
+    settled: Snapshot = {}
+    try:
+        for path, mtime in before.items():
+            try:
+                now = os.stat(path).st_mtime_ns
+            except OSError:
+                now = -1
+            if now == mtime:
+                continue
+            sig = signatures.get(path) if signatures is not None and now != -1 else None
+            if sig is not None and folder_signature(path) == sig:
+                settled[path] = now
+                continue
             return path
-    return None
+        return None
+    finally:
+        before.update(settled)
+
+
+# mtimes come from the kernel's coarse clock (or an NFS server's): how far before a
+# scan started a new folder's mtime may lie and still be a change during the scan.
+_CLOCK_SLACK_NS = 1_000_000_000
+
+
+def settle(after: Snapshot, before: Snapshot, scan_started_ns: int) -> Snapshot:
+    """The snapshot to keep after a scan, so that a change made while it ran is seen next time.
+
+    ``after`` is taken when the scan ends, ``before`` when it started (of the paths the
+    previous scan watched). A path that moved in between keeps its old mtime; a path
+    new to this scan that was modified about when it started gets -2. Either way the
+    next check sees a difference (for a walked folder, only its signature is compared
+    then: no rescan unless what the walk read changed).
+    """
+    out: Snapshot = {}
+    for path, mtime in after.items():
+        old = before.get(path)
+        if old is not None:
+            out[path] = old
+        elif mtime >= scan_started_ns - _CLOCK_SLACK_NS:
+            out[path] = -2
+        else:
+            out[path] = mtime
+    return out

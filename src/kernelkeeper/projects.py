@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,8 @@ PROJECT_FILES = frozenset(
         "hatch.toml",
     }
 )
+# Files in a walked folder that discovery reads: project markers, and what makes it an environment.
+_READ_FILES = PROJECT_FILES | {"pyvenv.cfg"}
 # Never descended into: they are big and hold no projects of their own.
 _PRUNE = frozenset(
     {
@@ -106,6 +108,8 @@ class ProjectScan:
     skipped: list[Skipped] = field(default_factory=list)
     # Every folder listed: a new or deleted project or env changes one of their mtimes.
     visited: list[str] = field(default_factory=list)
+    # What the walk read in each of them (see `signature`), when it listed them.
+    signatures: dict[str, Signature] = field(default_factory=dict)
     _by_hash: dict[str, Project] | None = None
 
     def by_path_hash(self) -> dict[str, Project]:
@@ -117,6 +121,37 @@ class ProjectScan:
                 self._by_hash[path_hash(p.path)] = p
                 self._by_hash.setdefault(path_hash(p.path, resolve=False), p)
         return self._by_hash
+
+
+Signature = tuple[tuple[str, int], ...]
+
+
+def signature(entries: Iterable[os.DirEntry[str]]) -> Signature:
+    """What discovery reads in a walked folder: its subfolders (name, inode) and marker files (name, mtime).
+
+    Saving a notebook in a project folder moves the folder's mtime but not its
+    signature, so the provider need not scan again; a new, deleted or
+    recreated subfolder, or a changed pyproject.toml, changes it.
+    """
+    out: list[tuple[str, int]] = []
+    for entry in entries:
+        try:
+            if entry.name in _READ_FILES:
+                out.append((entry.name, entry.stat().st_mtime_ns))
+            elif entry.is_dir():
+                out.append((entry.name, entry.inode()))
+        except OSError:
+            continue
+    return tuple(sorted(out))
+
+
+def folder_signature(folder: str) -> Signature | None:
+    """`signature` of a folder as it is now (None when it cannot be listed)."""
+    try:
+        with os.scandir(folder) as it:
+            return signature(it)
+    except OSError:
+        return None
 
 
 def path_hash(path: Path, *, resolve: bool = True) -> str:
@@ -184,6 +219,7 @@ class _Walker:
         except OSError as e:
             self.scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
             return
+        self.scan.signatures[folder] = signature(entries)
         files = frozenset(e.name for e in entries if e.name in PROJECT_FILES)
         project: Project | None = None
         subdirs: list[os.DirEntry[str]] = []

@@ -34,7 +34,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKerne
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
-from .discovery import Discovery, Snapshot, changed, discover, snapshot
+from .discovery import Discovery, Snapshot, changed, discover, settle, snapshot
 from .environments import Environment
 from .kernel import display_name, kernel_json, kernel_name
 from .kernelspecs import MARKER
@@ -113,17 +113,20 @@ class DiscoveryCache:
 
     def _rescan_if_changed(self, answer: threading.Event) -> None:
         moved = None
+        before: Snapshot = {}
         if self._found is not None:
-            moved = changed(self._snapshot)
+            moved = changed(self._snapshot, self._found.signatures)
             if moved is None:
                 self._checked = time.monotonic()
                 return
             if self.scan_seconds > self.refresh_timeout:
                 answer.set()  # the rescan will not end in time: the waiting request takes the cached list
+            before = snapshot(self._found.watched)
         start = time.monotonic()
+        started_ns = time.time_ns()
         found = discover(self._make_context())
-        # Snapshot after the scan: a change during the scan shows on the next check.
-        self._snapshot = snapshot(found.watched)
+        # A change made while the scan ran must show on the next check, not be taken as seen.
+        self._snapshot = settle(snapshot(found.watched), before, started_ns)
         self._found = found
         self._checked = time.monotonic()
         self.scan_seconds = self._checked - start
