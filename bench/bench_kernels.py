@@ -30,151 +30,48 @@ import contextlib
 import json
 import os
 import platform
-import pwd
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import common  # noqa: E402
 import farm  # noqa: E402
-
-BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
-RESULTS = BENCH / "RESULTS-kernels.md"
-PYENV = Path(os.environ.get("KK_BENCH_PYENV", "/root/.pyenv/versions"))
-# Passed to uv only, so that it can reach the package index from the sandbox.
-NETWORK_VARS = (
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "UV_INDEX_URL",
-    "UV_DEFAULT_INDEX",
-    "PIP_INDEX_URL",
+from common import (  # noqa: E402
+    BASE_PATH,
+    PYENV,
+    BenchError,
+    execute,
+    find_uv,
+    network_env,
+    run,
+    shutdown_kernel,
+    source_state,
+    warm,
 )
 
-
-class BenchError(RuntimeError):
-    pass
+RESULTS = BENCH / "RESULTS-kernels.md"
 
 
-# --------------------------------------------------------------------------- sandbox and processes
+# --------------------------------------------------------------------------- sandbox
 
 
-@dataclass
-class Sandbox:
-    root: Path
-
-    def path(self, *parts: str) -> Path:
-        p = self.root.joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-
+class Sandbox(common.Sandbox):
     def env(self, home: Path, data_dir: Path) -> dict[str, str]:
         """A clean environment: nothing of the caller's, every Jupyter/XDG folder in the sandbox."""
-        runtime = self.path("xdg-runtime")
-        runtime.chmod(0o700)
-        return {
-            "HOME": str(home),
-            "PATH": f"{home / '.pyenv' / 'bin'}:{home / '.pyenv' / 'shims'}:{BASE_PATH}",
-            "LANG": "C.UTF-8",
-            "PYENV_ROOT": str(home / ".pyenv"),
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "XDG_RUNTIME_DIR": str(runtime),
-            "JUPYTER_DATA_DIR": str(data_dir),
-            "JUPYTER_PATH": str(self.path("jupyter-path")),
-            "JUPYTER_CONFIG_DIR": str(self.path("jupyter-config")),
-            "JUPYTER_RUNTIME_DIR": str(self.path("jupyter-runtime")),
-            "IPYTHONDIR": str(home / ".ipython"),
-            # Byte-code caches of every process go to the sandbox too (warm after the warm-up runs).
-            "PYTHONPYCACHEPREFIX": str(self.path("pycache")),
-        }
-
-
-def run(argv: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None) -> tuple[float, str]:
-    """Run a fresh process; return (wall seconds, stdout). Raises BenchError on failure or timeout."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: a timeout ends its children too
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise BenchError(f"timed out after {timeout:.0f} s: {' '.join(argv)}") from None
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise BenchError(f"exit {proc.returncode}: {' '.join(argv)}\n{err.strip()[-1500:]}")
-    return elapsed, out
-
-
-def warm(folder: Path) -> None:
-    """lstat every entry once, so every tool starts from a warm file cache."""
-    for dirpath, dirnames, filenames in os.walk(folder):
-        for name in dirnames + filenames:
-            os.lstat(os.path.join(dirpath, name))
-
-
-def snapshot(paths: list[Path]) -> dict[str, Any]:
-    """Every file under each path with its size and mtime (None when the path does not exist)."""
-    state: dict[str, Any] = {}
-    for root in paths:
-        if not os.path.lexists(root):
-            state[str(root)] = None
-            continue
-        entries: list[tuple[str, int, int]] = []
-        st = root.lstat()
-        entries.append((".", st.st_mtime_ns, st.st_size))
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                p = os.path.join(dirpath, name)
-                st = os.lstat(p)
-                entries.append((os.path.relpath(p, root), st.st_mtime_ns, st.st_size))
-        state[str(root)] = sorted(entries)
-    return state
-
-
-def guarded_paths() -> list[Path]:
-    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
-    paths = [
-        real_home / ".local" / "share" / "jupyter",
-        real_home / ".jupyter",
-        real_home / ".ipython",
-        real_home / ".config" / "kernelkeeper",
-        Path("/usr/local/share/jupyter"),
-        Path("/usr/share/jupyter"),
-        Path("/etc/jupyter"),
-        Path("/usr/local/etc/jupyter"),
-        Path(sys.prefix) / "share" / "jupyter",
-        Path(sys.prefix) / "etc" / "jupyter",
-    ]
-    paths += [v / "share" / "jupyter" for v in sorted(PYENV.glob("3.*"))]
-    return paths
+        env = self.clean_env(home, data_dir, path=f"{home / '.pyenv' / 'bin'}:{home / '.pyenv' / 'shims'}:{BASE_PATH}")
+        env["PYENV_ROOT"] = str(home / ".pyenv")
+        # Byte-code caches of every process go to the sandbox too (warm after the warm-up runs).
+        env["PYTHONPYCACHEPREFIX"] = str(self.path("pycache"))
+        return env
 
 
 # --------------------------------------------------------------------------- statistics and formatting
@@ -239,11 +136,9 @@ def real_venv(box: Sandbox, home: Path, minor: str, timeout: float) -> tuple[Pat
     (prefix.parent / "pyproject.toml").write_text('[project]\nname = "realproj"\nversion = "0"\n')
     env = box.env(home, box.path("jupyter-setup"))
     run([str(base), "-m", "venv", "--without-pip", str(prefix)], env, timeout)
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    if uv is None:
-        raise BenchError("uv not found (install it in the venv that runs this benchmark)")
+    uv = find_uv()
     uv_env = dict(env, UV_CACHE_DIR=str(box.path("uv-cache")))
-    uv_env.update({k: os.environ[k] for k in NETWORK_VARS if k in os.environ})
+    uv_env.update(network_env())
     python = prefix / "bin" / "python"
     run([uv, "pip", "install", "--quiet", "--python", str(python), "ipykernel"], uv_env, timeout)
     _, version = run([str(python), "-c", "import ipykernel; print(ipykernel.__version__)"], env, timeout)
@@ -447,29 +342,13 @@ def one_kernel(name: str, timeout: float, probe: str = "1+1") -> tuple[float, fl
         km, kc = start_new_kernel(kernel_name=name, startup_timeout=timeout, stdout=log, stderr=log)
     try:
         ready = time.perf_counter() - started
-        msg_id = kc.execute(probe, store_history=False)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BenchError(f"no result from kernel {name} within {timeout:.0f} s")
-            msg = kc.get_iopub_msg(timeout=left)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "execute_result":
-                result = str(msg["content"]["data"]["text/plain"])
-                break
-            if msg["msg_type"] == "error":
-                raise BenchError(f"kernel {name}: {msg['content']['ename']}: {msg['content']['evalue']}")
+        result = execute(kc, probe, name, timeout)
         to_result = time.perf_counter() - started
         ip = str(km.ip)
     finally:
         kc.stop_channels()
         down = time.perf_counter()
-        km.shutdown_wait_time = min(float(km.shutdown_wait_time), 5.0)
-        km.shutdown_kernel(now=False)  # asks politely, kills after shutdown_wait_time
-        if km.is_alive():
-            km.shutdown_kernel(now=True)
+        shutdown_kernel(km)
         shutdown = time.perf_counter() - down
     return ready, to_result, result, ip, shutdown
 
@@ -509,48 +388,14 @@ def bench_kernels(
 # --------------------------------------------------------------------------- report
 
 
-def source_state() -> str:
-    """The commit kernelkeeper's source is at, and whether src/ differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    return f"{head}{' + uncommitted changes in src/' if dirty else ''}" if head else "?"
-
-
 def machine_facts(box: Sandbox, kk_version: str) -> list[str]:
-    try:
-        debian = f"Debian {Path('/etc/debian_version').read_text().strip()}"
-    except OSError:
-        debian = platform.platform()
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    from importlib.metadata import version
-
-    fs = "?"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        fs = (
-            subprocess.run(["df", "-T", str(box.root)], capture_output=True, text=True, timeout=10)
-            .stdout.splitlines()[-1]
-            .split()[1]
-        )
     return [
-        f"- {debian}, {platform.machine()}, {cpu}, {os.cpu_count()} cores, load average at start {load}",
+        f"- {common.machine()}, load average at start {common.load_average()}",
         f"- {kk_version} (source at commit {source_state()}) and "
         f"jupyter_client {version('jupyter_client')} / jupyter_core "
         f"{version('jupyter_core')} (the `jupyter` command) run by Python {platform.python_version()} "
         f"(`{sys.executable}`)",
-        f"- sandbox (HOME, farm, every Jupyter/XDG folder) under `{box.root.parent}` ({fs})",
+        f"- sandbox (HOME, farm, every Jupyter/XDG folder) under `{box.root.parent}` ({common.filesystem(box.root)})",
     ]
 
 
@@ -562,7 +407,7 @@ def report(
     ke: KernelResult,
     args: argparse.Namespace,
     changed: list[str],
-    phases: dict[str, float],
+    phases: common.Phases,
 ) -> str:
     n_adds = s.adds
     ipk_total = s.ipykernel_install.mean * n_adds
@@ -633,31 +478,15 @@ def report(
             else "**WARNING: these folders outside the sandbox changed during the run (by this run or by another "
             f"process; stderr lists the entries): {', '.join(f'`{c}`' for c in changed)}.**"
         ),
-        "- Wall time of the run: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items())
-        + "; load average at the end "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        + ".",
+        phases.line("Wall time of the run"),
     ]
-    return "\n".join(
-        [
-            "## Kernels: sync, list, kernel start",
-            "",
-            "Reproduce (from the repository root, about 3 minutes on 2 cores, needs PyPI for ipykernel):",
-            "",
-            "```bash",
-            command,
-            "```",
-            "",
-            *facts,
-            "",
-            *rows,
-            "",
-            "Method:",
-            "",
-            *method,
-            "",
-        ]
+    return common.section(
+        "## Kernels: sync, list, kernel start",
+        "Reproduce (from the repository root, about 3 minutes on 2 cores, needs PyPI for ipykernel):",
+        command,
+        facts,
+        rows,
+        method,
     )
 
 
@@ -674,8 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel-runs", type=int, default=10, help="kernel starts of each kernelspec (default 10)")
     parser.add_argument("--minor", default="3.12", help="pyenv Python of the real venv (default 3.12)")
     parser.add_argument("--timeout", type=float, default=120.0, help="per process / kernel (default 120 s)")
-    parser.add_argument("--tmp", type=Path, default=None, help="where the sandbox goes (default: the temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the sandbox")
+    common.sandbox_options(parser)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -684,57 +512,31 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no `jupyter` beside {sys.executable}: pip install jupyter_client into that venv")
     kk = [sys.executable, "-m", "kernelkeeper"]
     started = time.perf_counter()
-    guarded = guarded_paths()
-    before = snapshot(guarded)
-    box = Sandbox(Path(tempfile.mkdtemp(prefix="kk-bench-kernels-", dir=args.tmp)).resolve())
-    saved_env = dict(os.environ)
-    phases: dict[str, float] = {}
-    mark = time.perf_counter()
-
-    def phase(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        phases[name] = now - mark
-        mark = now
-
-    try:
+    guard = common.Guard(common.guarded_paths((".local/share/jupyter", ".jupyter", ".ipython", ".config/kernelkeeper")))
+    with common.sandbox(Sandbox, "kk-bench-kernels-", args.tmp, args.keep) as box:
+        phases = common.Phases()
         _, kk_version = run([*kk, "--version"], box.env(box.path("home0"), box.path("jupyter0")), args.timeout)
         facts = machine_facts(box, kk_version.strip())
         print(f"sandbox {box.root}", file=sys.stderr)
         print(f"real venv (python{args.minor} -m venv + uv pip install ipykernel) ...", file=sys.stderr)
         kernel_home = box.path("kernel-home")
         python, ipk_version = real_venv(box, kernel_home, args.minor, max(args.timeout, 300))
-        phase("real venv")
+        phases.done("real venv")
         print(f"sync of a {args.n}-environment farm ...", file=sys.stderr)
         s = bench_sync(box, args.n, args.rounds, args.sample, python, kk, str(jupyter), args.timeout)
-        phase("farm + sync + peers")
+        phases.done("farm + sync + peers")
         print(f"list with {args.list_total} kernelspecs ...", file=sys.stderr)
         li = bench_list(box, s, args.list_total, args.k, kk, str(jupyter), args.timeout)
-        phase("list")
+        phases.done("list")
         print("kernel starts ...", file=sys.stderr)
         ke = bench_kernels(box, kernel_home, python, ipk_version, args.kernel_runs, kk, args.timeout)
-        phase("kernel starts")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        if args.keep:
-            print(f"kept {box.root}", file=sys.stderr)
-        else:
-            shutil.rmtree(box.root, ignore_errors=True)
-    after = snapshot(guarded)
-    changed = [p for p in before if before[p] != after[p]]
+        phases.done("kernel starts")
+    changed = list(guard.changes("bench_kernels"))
     source_after = source_state()
     if source_after not in facts[1]:
         facts.append(f"- **kernelkeeper's source changed during the run: now at {source_after}**")
-    for p in changed:
-        old = {e[0]: e for e in before[p] or []}
-        new = {e[0]: e for e in after[p] or []}
-        diff = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        print(f"bench_kernels: {p} changed during the run: {diff[:10]}", file=sys.stderr)
-    cmd = "/work/venv-dev/bin/python bench/bench_kernels.py"
-    extra = " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     phases["total"] = time.perf_counter() - started
-    text = report(f"{cmd} {extra}".strip(), facts, s, li, ke, args, changed, phases)
+    text = report(common.reproduce_command("bench_kernels.py", argv), facts, s, li, ke, args, changed, phases)
     args.output.write_text(text)
     print(text)
     return 1 if changed else 0

@@ -28,47 +28,39 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import json
 import os
 import platform
-import pwd
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import timeit
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-RESULTS = BENCH / "RESULTS-overlay.md"
-PYENV = Path(os.environ.get("KK_BENCH_PYENV", "/root/.pyenv/versions"))
-BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
-HEADING = '## Overlay kernels and "Python (this project)"'
-# Passed on only so that uv (and pip) can reach the package index from the sandbox.
-NETWORK_VARS = (
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "PIP_CERT",
-    "PIP_DEFAULT_TIMEOUT",
-    "PIP_FIND_LINKS",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "UV_INDEX_URL",
-    "UV_DEFAULT_INDEX",
-    "PIP_INDEX_URL",
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+from common import (  # noqa: E402
+    BASE_PATH,
+    PYENV,
+    BenchError,
+    diff,
+    execute,
+    find_uv,
+    network_env,
+    run,
+    shutdown_kernel,
+    snapshot,
+    source_state,
 )
+
+RESULTS = BENCH / "RESULTS-overlay.md"
+HEADING = '## Overlay kernels and "Python (this project)"'
 PROBE = (
     "import sys, os, ipykernel, packaging\n"
     "'|'.join([sys.executable, sys.prefix, os.path.dirname(ipykernel.__file__), packaging.__version__, "
@@ -77,81 +69,28 @@ PROBE = (
 PROBE_FIELDS = ("sys.executable", "sys.prefix", "ipykernel from", "packaging", "packaging from", "cwd", "VIRTUAL_ENV")
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # --------------------------------------------------------------------------- sandbox and processes
 
 
-@dataclass
-class Sandbox:
-    root: Path
-
-    def path(self, *parts: str) -> Path:
-        p = self.root.joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-
+class Sandbox(common.Sandbox):
     @property
     def home(self) -> Path:
         return self.path("home")
 
     def env(self) -> dict[str, str]:
         """What kernels and the tools see: nothing of the caller's, every Jupyter/XDG folder in the sandbox."""
-        home = self.home
-        runtime = self.path("xdg-runtime")
-        runtime.chmod(0o700)
-        return {
-            "HOME": str(home),
-            # uv only (kernelkeeper builds the overlay with the uv it finds on PATH); no python, no jupyter.
-            "PATH": f"{self.path('bin')}:{BASE_PATH}",
-            "LANG": "C.UTF-8",
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "XDG_RUNTIME_DIR": str(runtime),
-            "JUPYTER_DATA_DIR": str(self.path("jupyter-data")),
-            "JUPYTER_PATH": str(self.path("jupyter-path")),
-            "JUPYTER_CONFIG_DIR": str(self.path("jupyter-config")),
-            "JUPYTER_RUNTIME_DIR": str(self.path("jupyter-runtime")),
-            "IPYTHONDIR": str(home / ".ipython"),
-            "KERNELKEEPER_OVERLAYS": str(self.root / "overlays"),
-        }
+        # PATH: uv only (kernelkeeper builds the overlay with the uv it finds on PATH); no python, no jupyter.
+        env = self.clean_env(self.home, self.path("jupyter-data"), path=f"{self.path('bin')}:{BASE_PATH}")
+        env["KERNELKEEPER_OVERLAYS"] = str(self.root / "overlays")
+        return env
 
     def tool_env(self) -> dict[str, str]:
         """For kernelkeeper, uv and pip: the sandbox, the index settings, byte-code caches in the sandbox."""
         env = self.env()
-        env.update({k: os.environ[k] for k in NETWORK_VARS if k in os.environ})
+        env.update(network_env())
         env["UV_CACHE_DIR"] = str(self.path("uv-cache"))
         env["PYTHONPYCACHEPREFIX"] = str(self.path("pycache"))  # kernelkeeper's own .pyc stay out of src/
         return env
-
-
-def run(argv: list[str], env: dict[str, str], timeout: float, cwd: Path | None = None) -> tuple[float, str]:
-    """Run a fresh process; return (wall seconds, stdout). Raises BenchError on failure or timeout."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: a timeout ends its children too
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise BenchError(f"timed out after {timeout:.0f} s: {' '.join(argv)}") from None
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise BenchError(f"exit {proc.returncode}: {' '.join(argv)}\n{(out + err).strip()[-2000:]}")
-    return elapsed, out
 
 
 def spawn_seconds(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
@@ -164,58 +103,6 @@ def spawn_seconds(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[floa
     if rc != 0:
         raise BenchError(f"exit {rc}: {' '.join(argv)}")
     return elapsed, usage.ru_utime + usage.ru_stime
-
-
-def snapshot(paths: list[Path]) -> dict[str, Any]:
-    """Every file under each path with its mtime and size (None when the path does not exist)."""
-    state: dict[str, Any] = {}
-    for root in paths:
-        if not os.path.lexists(root):
-            state[str(root)] = None
-            continue
-        st = root.lstat()
-        entries = [(".", st.st_mtime_ns, st.st_size)]
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                p = os.path.join(dirpath, name)
-                st = os.lstat(p)
-                entries.append((os.path.relpath(p, root), st.st_mtime_ns, st.st_size))
-        state[str(root)] = sorted(entries)
-    return state
-
-
-def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[str]]:
-    """Per changed root: the entries added (+), removed (-) or modified (~)."""
-    out: dict[str, list[str]] = {}
-    for root in before.keys() | after.keys():
-        old = {e[0]: e for e in before.get(root) or []}
-        new = {e[0]: e for e in after.get(root) or []}
-        if before.get(root) == after.get(root):
-            continue
-        changes = [f"+{k}" for k in sorted(new.keys() - old.keys())]
-        changes += [f"-{k}" for k in sorted(old.keys() - new.keys())]
-        changes += [f"~{k}" for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
-        out[root] = changes or ["(created or deleted)"]
-    return out
-
-
-def guarded_paths() -> list[Path]:
-    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
-    paths = [
-        real_home / ".local" / "share" / "jupyter",
-        real_home / ".local" / "share" / "kernelkeeper",
-        real_home / ".jupyter",
-        real_home / ".ipython",
-        real_home / ".config" / "kernelkeeper",
-        Path("/usr/local/share/jupyter"),
-        Path("/usr/share/jupyter"),
-        Path("/etc/jupyter"),
-        Path("/usr/local/etc/jupyter"),
-        Path(sys.prefix) / "share" / "jupyter",
-        Path(sys.prefix) / "etc" / "jupyter",
-    ]
-    paths += [v / "share" / "jupyter" for v in sorted(PYENV.glob("3.*"))]
-    return paths
 
 
 # --------------------------------------------------------------------------- statistics and formatting
@@ -264,13 +151,6 @@ def paired(a: Timing, b: Timing) -> str:
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def find_uv() -> str:
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    if uv is None:
-        raise BenchError("uv not found (install it in the venv that runs this benchmark)")
-    return uv
 
 
 def base_python(minor: str) -> Path:
@@ -332,28 +212,12 @@ def one_kernel(name: str, cwd: Path, timeout: float, code: str = "1+1") -> tuple
     with open(log_path, "ab") as log:
         km, kc = start_new_kernel(kernel_name=name, startup_timeout=timeout, cwd=str(cwd), stdout=log, stderr=log)
     try:
-        msg_id = kc.execute(code, store_history=False)
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BenchError(f"no result from kernel {name} within {timeout:.0f} s")
-            msg = kc.get_iopub_msg(timeout=left)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "execute_result":
-                result = str(msg["content"]["data"]["text/plain"])
-                break
-            if msg["msg_type"] == "error":
-                raise BenchError(f"kernel {name}: {msg['content']['ename']}: {msg['content']['evalue']}")
+        result = execute(kc, code, name, timeout)
         elapsed = time.perf_counter() - started
         ip = str(km.ip)
     finally:
         kc.stop_channels()
-        km.shutdown_wait_time = min(float(km.shutdown_wait_time), 5.0)
-        km.shutdown_kernel(now=False)  # asks politely, kills after shutdown_wait_time
-        if km.is_alive():
-            km.shutdown_kernel(now=True)
+        shutdown_kernel(km)
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return elapsed, cpu, result, ip
@@ -452,45 +316,14 @@ def bench_launcher(box: Sandbox, spec_argv: list[str], minor: str, rounds: int) 
 # --------------------------------------------------------------------------- report
 
 
-def source_state() -> str:
-    """The commit kernelkeeper's source is at, and whether src/ differs from it."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-    return f"{head}{' + uncommitted changes in src/' if dirty else ''}" if head else "?"
-
-
 def machine_facts(box: Sandbox) -> list[str]:
-    try:
-        debian = f"Debian {Path('/etc/debian_version').read_text().strip()}"
-    except OSError:
-        debian = platform.platform()
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    fs = "?"
-    with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
-        fs = subprocess.run(["df", "-T", str(box.root)], capture_output=True, text=True, timeout=10)
-        fs = fs.stdout.splitlines()[-1].split()[1]
     return [
-        f"- {debian}, {platform.machine()}, {cpu}, {os.cpu_count()} cores, load average (1, 5, 15 min) at start {load}",
-        f"- sandbox under `{box.root.parent}` ({fs})",
+        f"- {common.machine()}, load average (1, 5, 15 min) at start {common.load_average()}",
+        f"- sandbox under `{box.root.parent}` ({common.filesystem(box.root)})",
     ]
 
 
 def versions(box: Sandbox, python: Path, uv: str, timeout: float) -> str:
-    from importlib.metadata import version
-
     _, kk = run([sys.executable, "-m", "kernelkeeper", "--version"], box.tool_env(), timeout)
     _, uv_v = run([uv, "--version"], box.tool_env(), timeout)
     _, inner = run(
@@ -513,7 +346,7 @@ def report(
     la: LauncherResult,
     setup: dict[str, Any],
     changed: list[str],
-    phases: dict[str, float],
+    phases: common.Phases,
     args: argparse.Namespace,
 ) -> str:
     ov, pl, tp, tpo = cases["overlay"], cases["plain"], cases["this-project"], cases["this-project-overlay"]
@@ -616,31 +449,15 @@ def report(
             else "**WARNING: these folders outside the sandbox changed during the run (by this run or another "
             f"process): {', '.join(f'`{c}`' for c in changed)}.**"
         ),
-        "- Wall time: "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in phases.items())
-        + "; load average at the end "
-        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        + ".",
+        phases.line("Wall time"),
     ]
-    return "\n".join(
-        [
-            HEADING,
-            "",
-            "Reproduce (from the repository root, about 3-4 min on 2 cores, needs PyPI for packaging and ipykernel):",
-            "",
-            "```bash",
-            command,
-            "```",
-            "",
-            *facts,
-            "",
-            *rows,
-            "",
-            "Method:",
-            "",
-            *method,
-            "",
-        ]
+    return common.section(
+        HEADING,
+        "Reproduce (from the repository root, about 3-4 min on 2 cores, needs PyPI for packaging and ipykernel):",
+        command,
+        facts,
+        rows,
+        method,
     )
 
 
@@ -655,34 +472,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", default="packaging==23.2", help="the project's own package")
     parser.add_argument("--timeout", type=float, default=60.0, help="per kernel start / short process (default 60 s)")
     parser.add_argument("--budget", type=float, default=270.0, help="stop starting kernel rounds after this (s)")
-    parser.add_argument("--tmp", type=Path, default=None, help="where the sandbox goes (default: the temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the sandbox")
+    common.sandbox_options(parser)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    guarded = guarded_paths()
-    before = snapshot(guarded)
-    box = Sandbox(Path(tempfile.mkdtemp(prefix="kk-bench-overlay-", dir=args.tmp)).resolve())
-    uv = find_uv()
-    os.symlink(uv, box.path("bin") / "uv")
-    kk = [sys.executable, "-m", "kernelkeeper"]
-    install_timeout = max(args.timeout, 300)
-    saved_env = dict(os.environ)
-    phases: dict[str, float] = {}
-    setup: dict[str, Any] = {"root": box.root}
-    mark = time.perf_counter()
-
-    def phase(name: str) -> None:
-        nonlocal mark
-        now = time.perf_counter()
-        phases[name] = now - mark
-        mark = now
+    guard = common.Guard(
+        common.guarded_paths(
+            (".local/share/jupyter", ".local/share/kernelkeeper", ".jupyter", ".ipython", ".config/kernelkeeper")
+        )
+    )
 
     def say(msg: str) -> None:
         print(f"[{time.perf_counter() - started:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
-    try:
+    with common.sandbox(Sandbox, "kk-bench-overlay-", args.tmp, args.keep) as box:
+        uv = find_uv()
+        os.symlink(uv, box.path("bin") / "uv")
+        kk = [sys.executable, "-m", "kernelkeeper"]
+        install_timeout = max(args.timeout, 300)
+        setup: dict[str, Any] = {"root": box.root}
+        phases = common.Phases()
         facts = machine_facts(box)
         say(f"sandbox {box.root}; {facts[0][2:]}")
         base = base_python(args.minor)
@@ -714,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         if set(specs) != {"overlay", "plain", "python-this-project"}:
             raise BenchError(f"unexpected kernelspecs: {sorted(specs)}")
         facts.append(versions(box, pl_python, uv, args.timeout))
-        phase("setup")
+        phases.done("setup")
 
         cases = {
             "overlay": KernelCase("overlay", "overlay", ov_proj),
@@ -768,27 +578,16 @@ def main(argv: list[str] | None = None) -> int:
         end_changes = diff(state, snapshot(ov_env))
         if end_changes:
             setup["overlay_env_changes"]["the timed rounds"] = next(iter(end_changes.values()))
-        phase("kernel starts")
+        phases.done("kernel starts")
         say("launcher alone ...")
         la = bench_launcher(box, specs["python-this-project"]["argv"], args.minor, args.launcher_runs)
-        phase("launcher")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        if args.keep:
-            print(f"kept {box.root}", file=sys.stderr)
-        else:
-            shutil.rmtree(box.root, ignore_errors=True)
-    after = snapshot(guarded)
-    changed = diff(before, after)
-    for p, what in changed.items():
-        print(f"bench_overlay: {p} changed during the run: {what[:10]}", file=sys.stderr)
+        phases.done("launcher")
+    changed = guard.changes("bench_overlay")
     source_after = source_state()
     if source_after not in facts[2]:
         facts.append(f"- **kernelkeeper's source changed during the run: now at {source_after}**")
     phases["total"] = time.perf_counter() - started
-    extra = " ".join(argv if argv is not None else sys.argv[1:])
-    command = f"/work/venv-dev/bin/python bench/bench_overlay.py {extra}".strip()
+    command = common.reproduce_command("bench_overlay.py", argv)
     text = report(command, facts, cases, la, setup, list(changed), phases, args)
     args.output.write_text(text)
     print(text)

@@ -36,7 +36,6 @@ import json
 import math
 import os
 import platform
-import pwd
 import secrets
 import shutil
 import signal
@@ -44,155 +43,55 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import common  # noqa: E402
+from common import PYENV, REPO, STANDALONE_DIRS, BenchError, env_kernels_config, run  # noqa: E402
 from farm import Manifest, make_farm  # noqa: E402
 
 PEERS_VENV = BENCH / ".provider-peers-venv"
 PEER_PINS = {"environment_kernels": "1.2.0", "nb_venv_kernels": "1.2.46"}
-BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 KK_CLASS = "kernelkeeper.provider.KernelKeeperSpecManager"
 STOCK_CLASS = "jupyter_client.kernelspec.KernelSpecManager"
 EK_CLASS = "environment_kernels.EnvironmentKernelSpecManager"
 NBV_CLASS = "nb_venv_kernels.VEnvKernelSpecManager"
-# Folders of standalone environments that kernelkeeper does not scan by default; a user names them
-# with its documented setting (the provider's `env_paths`, the CLI's `[discovery] paths`).
-STANDALONE_DIRS = ("~/venvs", "~/.venvs", "~/envs")
-CODE_FOLDERS = ("projects", "code", "src", "dev", "work", "repos", "git", "workspace")
-
-
-class BenchError(RuntimeError):
-    pass
+# STANDALONE_DIRS (common.py): folders of standalone environments that kernelkeeper does not scan by default; a user
+# names them with its documented setting (the provider's `env_paths`, the CLI's `[discovery] paths`).
 
 
 # --------------------------------------------------------------------------- sandbox
 
 
-@dataclass
-class Sandbox:
-    root: Path
-
-    def path(self, *parts: str) -> Path:
-        p = self.root.joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-
+class Sandbox(common.Sandbox):
     def env(self, home: Path, tag: str, data_dir: Path, config_dir: Path) -> dict[str, str]:
         """A clean environment: nothing of the caller's, every Jupyter/XDG folder in the sandbox."""
-        runtime = self.path(tag, "xdg-runtime")
-        runtime.chmod(0o700)
-        return {
-            "HOME": str(home),
-            "PATH": BASE_PATH,
-            "LANG": "C.UTF-8",
-            "XDG_DATA_HOME": str(home / ".local" / "share"),
-            "XDG_CONFIG_HOME": str(home / ".config"),
-            "XDG_CACHE_HOME": str(home / ".cache"),
-            "XDG_STATE_HOME": str(home / ".local" / "state"),
-            "XDG_RUNTIME_DIR": str(runtime),
-            "JUPYTER_DATA_DIR": str(data_dir),
-            "JUPYTER_PATH": str(self.path(tag, "jupyter-path")),
-            "JUPYTER_CONFIG_DIR": str(config_dir),
-            "JUPYTER_RUNTIME_DIR": str(self.path(tag, "jupyter-runtime")),
-            "IPYTHONDIR": str(self.path(tag, "ipython")),
-            "KERNELKEEPER_CONFIG": str(self.root / "kernelkeeper.toml"),
-        }
-
-
-def run(argv: list[str], env: dict[str, str], timeout: float) -> str:
-    """Run a process to completion in its own process group; stdout, or BenchError."""
-    proc = subprocess.Popen(
-        argv,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise BenchError(f"timed out after {timeout:.0f} s: {' '.join(argv[:4])}") from None
-    if proc.returncode != 0:
-        raise BenchError(f"exit {proc.returncode}: {' '.join(argv[:4])}\n{err.strip()[-1500:]}")
-    return out
-
-
-def guarded_paths() -> list[Path]:
-    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
-    return [
-        real_home / ".local" / "share" / "jupyter",
-        real_home / ".jupyter",
-        real_home / ".venv",
-        real_home / ".uv",
-        real_home / ".config" / "kernelkeeper",
-        Path("/usr/local/share/jupyter"),
-        Path("/usr/share/jupyter"),
-        Path("/etc/jupyter"),
-        Path("/usr/local/etc/jupyter"),
-    ]
-
-
-def fs_state(paths: list[Path]) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    for root in paths:
-        if not os.path.lexists(root):
-            state[str(root)] = None
-            continue
-        entries = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                p = os.path.join(dirpath, name)
-                st = os.lstat(p)
-                entries.append((p, st.st_mtime_ns, st.st_size))
-        state[str(root)] = sorted(entries)
-    return state
+        env = self.clean_env(
+            home, data_dir, folder=(tag,), config_dir=config_dir, ipython_dir=self.path(tag, "ipython")
+        )
+        env["KERNELKEEPER_CONFIG"] = str(self.root / "kernelkeeper.toml")
+        return env
 
 
 # --------------------------------------------------------------------------- peers venv
 
 
-def peers_python() -> Path:
-    """bench/.provider-peers-venv's python, made and filled from PyPI on first use."""
-    python = PEERS_VENV / "bin" / "python"
-    want = {
-        **PEER_PINS,
-        "jupyter_server": dist_version("jupyter_server"),
-        "jupyter_client": dist_version("jupyter_client"),
-    }
-    if python.exists():
-        out = subprocess.run(
-            [
-                str(python),
-                "-c",
-                "import importlib.metadata as m, sys; print(*[m.version(n) for n in sys.argv[1:]])",
-                *want,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if out.returncode == 0 and out.stdout.split() == list(want.values()):
-            return python
-    print(f"installing {want} into {PEERS_VENV}", file=sys.stderr)
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True, timeout=120)
-    pins = [f"{name}=={v}" for name, v in want.items()]
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *pins], check=True, timeout=600)
-    return python
+def peers_venv() -> dict[str, str]:
+    """Make or check bench/.provider-peers-venv (from PyPI on first use); the versions in it and its Python's."""
+    return common.ensure_venv(
+        PEERS_VENV,
+        {
+            **PEER_PINS,
+            "jupyter_server": dist_version("jupyter_server"),
+            "jupyter_client": dist_version("jupyter_client"),
+        },
+    )
 
 
 # --------------------------------------------------------------------------- a jupyter server
@@ -395,7 +294,7 @@ def new_environment(box: Sandbox, home: Path, tag: str) -> tuple[Path, Path]:
     ``python -m venv --without-pip``, then the files ``pip install ipykernel`` leaves that the
     managers look at), so the farm sees one atomic change: a new folder in ~/projects.
     """
-    base = Path("/root/.pyenv/versions")
+    base = PYENV
     python = next(
         (p / "bin" / "python3.11" for p in sorted(base.glob("3.11.*")) if (p / "bin" / "python3.11").exists()),
         Path(sys.executable),
@@ -515,38 +414,6 @@ def kk_config() -> dict[str, Any]:
     return {"KernelKeeperSpecManager": {"env_paths": list(STANDALONE_DIRS)}}
 
 
-def env_kernels_config() -> dict[str, Any]:
-    """The most the EnvironmentKernelSpecManager traitlets can be told about the farm."""
-    venv_dirs = [
-        "~/.virtualenvs",
-        "~/.local/share/virtualenvs",
-        "~/.cache/pypoetry/virtualenvs",
-        "~/.pyenv/versions",
-        "~/.pyenv/versions/*/envs",
-        "~/.local/share/hatch/env/virtual/*/*",
-        "~/.local/share/pdm/venvs",
-        *STANDALONE_DIRS,
-    ]
-    # It globs BASE/*/, so project-local venv/ and env/ folders are reachable via ~/projects/* etc.
-    # (.venv is hidden from '*').
-    for folder in CODE_FOLDERS:
-        for depth in (1, 2, 3):
-            venv_dirs.append("/".join(["~", folder, *["*"] * depth]))
-    conda_dirs = ["~", "~/miniconda3/envs", "~/.conda/envs", "~/work/conda-envs"]
-    for folder in CODE_FOLDERS:
-        for depth in (1, 2, 3):
-            conda_dirs.append("/".join(["~", folder, *["*"] * depth, ".pixi", "envs"]))
-    return {
-        "EnvironmentKernelSpecManager": {
-            "virtualenv_env_dirs": venv_dirs,
-            "conda_env_dirs": conda_dirs,
-            "use_conda_directly": False,  # there is no conda executable to ask
-            "find_r_envs": False,
-            "refresh_interval": 0,  # scan on the first request, then serve that
-        }
-    }
-
-
 NBV_REGISTER = """
 import json, sys
 from nb_venv_kernels.registry import register_environment
@@ -633,7 +500,7 @@ def bench_size(
     # kernelkeeper's default discovery (no settings), for the record.
     env = env_for("default")
     env.pop("KERNELKEEPER_CONFIG")
-    envs = json.loads(run([str(dev_python), "-m", "kernelkeeper", "envs", "--json"], env, timeout))
+    envs = json.loads(run([str(dev_python), "-m", "kernelkeeper", "envs", "--json"], env, timeout)[1])
     found = {os.path.realpath(e["prefix"]) for e in envs if e.get("healthy") and e.get("has_ipykernel")}
     extras["kk_default_found"] = len(found & expected)
 
@@ -643,19 +510,19 @@ def bench_size(
     write_config(Path(env["JUPYTER_CONFIG_DIR"]), kk_config())
     plans.append(("kernelkeeper provider", dev_python, KK_CLASS, env))
     env = env_for("stock")  # (b) the kernelspecs `kernelkeeper sync` writes for the same environments
-    sync = json.loads(run([str(dev_python), "-m", "kernelkeeper", "sync", "--json"], env, timeout))
+    sync = json.loads(run([str(dev_python), "-m", "kernelkeeper", "sync", "--json"], env, timeout)[1])
     extras["sync_actions"] = len(sync.get("actions", []))
     extras["written"] = len(list((Path(env["JUPYTER_DATA_DIR"]) / "kernels").glob("*/kernel.json")))
     plans.append(("stock KernelSpecManager", dev_python, STOCK_CLASS, env))
     if peers is not None:
         env = env_for("ek")  # (c1) environment_kernels
-        write_config(Path(env["JUPYTER_CONFIG_DIR"]), env_kernels_config())
+        write_config(Path(env["JUPYTER_CONFIG_DIR"]), env_kernels_config(conda_extra=["~/work/conda-envs"]))
         plans.append(("environment_kernels", peers, EK_CLASS, env))
         env = env_for("nbv")  # (c2) nb_venv_kernels: every farm environment offered to its registry
         write_config(Path(env["JUPYTER_CONFIG_DIR"]), {})
         todo = box.root / f"nbv-{n}.json"
         todo.write_text(json.dumps([e.prefix for e in manifest.envs]))
-        extras["nbv_registered"] = int(run([str(peers), "-c", NBV_REGISTER, str(todo)], env, timeout).strip())
+        extras["nbv_registered"] = int(run([str(peers), "-c", NBV_REGISTER, str(todo)], env, timeout)[1].strip())
         plans.append(("nb_venv_kernels", peers, NBV_CLASS, env))
 
     results = [Result(name, n, len(expected)) for name, *_ in plans]
@@ -689,7 +556,7 @@ def server_error(log: str) -> str:
 def profile_kk(box: Sandbox, n: int, timeout: float) -> dict[str, Any]:
     home = Path(Manifest.load(box.root / f"farm-{n}").home)
     env = box.env(home, f"{n}-kk", box.path(f"{n}-kk", "data"), box.path(f"{n}-kk", "config"))
-    out = run([sys.executable, "-c", PROFILE_WORKER, str(box.path(f"{n}-stock", "data"))], env, timeout)
+    _, out = run([sys.executable, "-c", PROFILE_WORKER, str(box.path(f"{n}-stock", "data"))], env, timeout)
     result: dict[str, Any] = json.loads(out)
     return result
 
@@ -885,60 +752,21 @@ def report(
     path.write_text("\n".join(lines) + "\n")
 
 
-def machine_facts(root: Path, peers: Path | None) -> list[str]:
-    try:
-        debian = f"Debian {Path('/etc/debian_version').read_text().strip()}"
-    except OSError:
-        debian = platform.platform()
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    fs = "?"
-    with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
-        df = subprocess.run(["df", "-T", str(root)], capture_output=True, text=True, timeout=10)
-        fs = df.stdout.splitlines()[-1].split()[1]
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+def machine_facts(root: Path, peers: dict[str, str] | None) -> list[str]:
     names = ("kernelkeeper", "jupyter_server", "jupyter_client", "tornado", "traitlets")
     versions = ", ".join(f"{name} {dist_version(name)}" for name in names)
     facts = [
-        f"- {debian}, {platform.machine()}, {cpu}, {os.cpu_count()} cores, load average at start {load}",
+        f"- {common.machine()}, load average at start {common.load_average()}",
         f"- {versions}; Python {platform.python_version()} (`{sys.executable}`)",
-        f"- farms and sandbox under `{root}` ({fs}); farm seed as below",
+        f"- farms and sandbox under `{root}` ({common.filesystem(root)}); farm seed as below",
     ]
     if peers is not None:
-        out = subprocess.run(
-            [
-                str(peers),
-                "-c",
-                "import importlib.metadata as m, platform; "
-                "print(platform.python_version(), *[m.version(n) for n in "
-                "('environment_kernels', 'nb_venv_kernels', 'jupyter_server', 'jupyter_client')])",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout.split()
-        if len(out) == 5:
-            facts.append(
-                f"- peers: environment_kernels {out[1]}, nb_venv_kernels {out[2]} with jupyter_server {out[3]} / "
-                f"jupyter_client {out[4]}, Python {out[0]} (`{peers}`)"
-            )
+        facts.append(
+            f"- peers: environment_kernels {peers['environment_kernels']}, nb_venv_kernels "
+            f"{peers['nb_venv_kernels']} with jupyter_server {peers['jupyter_server']} / "
+            f"jupyter_client {peers['jupyter_client']}, Python {peers['python']} (`{PEERS_VENV / 'bin' / 'python'}`)"
+        )
     return facts
-
-
-@contextlib.contextmanager
-def sandbox(keep: bool, parent: str | None) -> Iterator[Sandbox]:
-    root = Path(tempfile.mkdtemp(prefix="kk-provider-bench-", dir=parent))
-    try:
-        yield Sandbox(root)
-    finally:
-        if keep:
-            print(f"kept {root}", file=sys.stderr)
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -949,18 +777,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=180.0, help="bound for any one step, in s")
     parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--tmp", default=None, help="where the sandbox goes (default: the system temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the sandbox")
+    common.sandbox_options(parser)
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS-provider.md")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    before = fs_state(guarded_paths())
-    peers = None if args.no_peers else peers_python()
+    guard = common.Guard(
+        common.guarded_paths(
+            (".local/share/jupyter", ".jupyter", ".venv", ".uv", ".config/kernelkeeper"), python_dirs=False
+        )
+    )
+    peer_versions = None if args.no_peers else peers_venv()
+    peers = None if peer_versions is None else PEERS_VENV / "bin" / "python"
     results: list[Result] = []
     extras: dict[int, dict[str, Any]] = {}
     prof: dict[str, Any] | None = None
-    with sandbox(args.keep, args.tmp) as box:
-        facts = machine_facts(box.root, peers)
+    with common.sandbox(Sandbox, "kk-provider-bench-", args.tmp, args.keep) as box:
+        facts = machine_facts(box.root, peer_versions)
         facts[-1] = facts[-1].replace("farm seed as below", f"farm seed {args.seed}")
         # discovery settings for `kernelkeeper sync`/`envs`, the same folders as the provider's env_paths
         paths = ", ".join(f'"{p}"' for p in STANDALONE_DIRS)
@@ -972,13 +804,10 @@ def main(argv: list[str] | None = None) -> int:
         largest = max(args.sizes)
         prof = profile_kk(box, largest, args.timeout)
         prof["n"] = largest
-    after = fs_state(guarded_paths())
-    if before != after:
-        changed_paths = [p for p in before if before[p] != after.get(p)]
-        raise BenchError(f"the run changed guarded folders: {changed_paths}")
-    command = "/work/venv-dev/bin/python bench/bench_provider.py" + (
-        " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
-    )
+    changed = guard.changes("bench_provider")
+    if changed:
+        raise BenchError(f"the run changed guarded folders: {list(changed)}")
+    command = common.reproduce_command("bench_provider.py", argv)
     report(args.out, command, facts, results, extras, prof, args.k, args.spaced, time.perf_counter() - started)
     print(args.out.read_text())
     return 0

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,9 +30,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
+import common  # noqa: E402
+from common import BASE_PATH, CODE_FOLDERS, REPO, env_kernels_config, load_average, warm  # noqa: E402
 from farm import Manifest, make_farm  # noqa: E402
 
 PEERS_VENV = BENCH / ".peers-venv"
@@ -44,7 +43,6 @@ PEER_PACKAGES = {
     "environment_kernels": "1.2.0",
     "jupyter_client": "8.10.0",  # environment_kernels imports it without declaring it
 }
-BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 # Where a user who wanted a PATH-based finder to see every environment would
 # point PATH: one glob per tool location, as a line in ~/.bashrc could do.
@@ -64,7 +62,6 @@ PATH_GLOBS = (
     ".venvs/*/bin",
     "envs/*/bin",
 )
-CODE_FOLDERS = ("projects", "code", "src", "dev", "work", "repos", "git", "workspace")
 PROJECT_ENV_DIRS = (".venv", "venv", "env", ".pixi/envs/*")
 
 
@@ -79,40 +76,6 @@ def favourable_path(home: Path) -> str:
         dirs.extend(str(p) for p in sorted(home.glob(pattern)))
     dirs = list(dict.fromkeys(dirs))
     return ":".join([str(home / ".pyenv" / "bin"), *dirs, BASE_PATH])
-
-
-def env_kernels_config(home: Path) -> dict[str, object]:
-    """The most the EnvironmentKernelSpecManager traitlets can be told."""
-    venv_dirs = [
-        "~/.virtualenvs",
-        "~/.local/share/virtualenvs",
-        "~/.cache/pypoetry/virtualenvs",
-        "~/.pyenv/versions",
-        "~/.pyenv/versions/*/envs",
-        "~/.local/share/hatch/env/virtual/*/*",
-        "~/.local/share/pdm/venvs",
-        "~/venvs",
-        "~/.venvs",
-        "~/envs",
-    ]
-    # Its base dirs are globbed as BASE/*/, so project-local venv/ and env/
-    # folders are reachable through ~/projects/* etc. (.venv is hidden from '*').
-    for folder in CODE_FOLDERS:
-        for depth in (1, 2, 3):
-            venv_dirs.append("/".join(["~", folder, *["*"] * depth]))
-    conda_dirs = ["~", "~/miniconda3/envs", "~/.conda/envs"]
-    for folder in CODE_FOLDERS:
-        for depth in (1, 2, 3):
-            conda_dirs.append("/".join(["~", folder, *["*"] * depth, ".pixi", "envs"]))
-    return {
-        "EnvironmentKernelSpecManager": {
-            "virtualenv_env_dirs": venv_dirs,
-            "conda_env_dirs": conda_dirs,
-            "use_conda_directly": False,  # there is no conda executable to ask
-            "find_r_envs": False,
-            "refresh_interval": 0,
-        }
-    }
 
 
 # --------------------------------------------------------------------------- tools
@@ -184,7 +147,7 @@ def make_tools(
     jupyter_dir = cfg_dir / "jupyter"
     jupyter_dir.mkdir(exist_ok=True)
     (jupyter_dir / "jupyter_server_config.json").write_text(
-        json.dumps(env_kernels_config(home), indent=1) + "\n"
+        json.dumps(env_kernels_config(), indent=1) + "\n"
     )
     empty_jupyter = cfg_dir / "jupyter-empty"
     empty_jupyter.mkdir(exist_ok=True)
@@ -223,27 +186,12 @@ class Run:
 
 
 def run_once(tool: Tool, cwd: Path, timeout: float) -> Run:
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        tool.argv,
-        cwd=cwd,
-        env=tool.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, so a timeout ends its children too
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return Run(time.perf_counter() - started, True)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        return Run(elapsed, False, out, f"exit {proc.returncode}: {err.strip()[-600:]}")
-    return Run(elapsed, False, out)
+    p = common.run_process(tool.argv, tool.env, timeout, cwd)
+    if p.timed_out:
+        return Run(p.seconds, True)
+    if p.returncode != 0:
+        return Run(p.seconds, False, p.stdout, f"exit {p.returncode}: {p.stderr.strip()[-600:]}")
+    return Run(p.seconds, False, p.stdout)
 
 
 @dataclass
@@ -290,42 +238,12 @@ def measure(tool: Tool, cwd: Path, k: int, timeout: float, slow: float) -> Resul
     return result
 
 
-def warm(home: Path) -> int:
-    """Walk the farm once (lstat every entry) so every tool starts from a warm cache."""
-    count = 0
-    for dirpath, dirnames, filenames in os.walk(home):
-        for name in dirnames + filenames:
-            os.lstat(os.path.join(dirpath, name))
-            count += 1
-    return count
-
-
 # --------------------------------------------------------------------------- setup
 
 
 def ensure_peers_venv() -> dict[str, Any]:
-    python = PEERS_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
-    want = [f"{name}=={version}" for name, version in PEER_PACKAGES.items()]
-    probe = (
-        "import importlib.metadata as m, json, sys\n"
-        f"names = {list(PEER_PACKAGES)!r}\n"
-        "out = {}\n"
-        "for n in names:\n"
-        "    try: out[n] = m.version(n)\n"
-        "    except m.PackageNotFoundError: pass\n"
-        "out['python'] = sys.version.split()[0]\n"
-        "print(json.dumps(out))\n"
-    )
-    versions: dict[str, Any] = json.loads(
-        subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True).stdout
-    )
-    if any(versions.get(n) != v for n, v in PEER_PACKAGES.items()):
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *want], check=True)
-        versions = json.loads(subprocess.run([str(python), "-c", probe], check=True,
-                                             capture_output=True, text=True).stdout)
-    return versions
+    """bench/.peers-venv, made and filled from PyPI on first use; the versions in it and its Python's."""
+    return common.ensure_venv(PEERS_VENV, PEER_PACKAGES)
 
 
 def kernelkeeper_ready(kk_python: str) -> str:
@@ -536,30 +454,18 @@ def write_results(path: Path, command: str, facts: list[str], rows: list[str],
     path.write_text(text)
 
 
-def load_average() -> str:
-    try:
-        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
-
-
 def machine_facts(kk_python: str, versions: dict[str, Any], farm_dir: Path,
                   load_at_start: str) -> list[str]:
     kk_version = subprocess.run(
         [kk_python, "-c", "import sys; print(sys.version.split()[0])"],
         capture_output=True, text=True,
     ).stdout.strip()
-    try:
-        with open("/etc/debian_version") as f:
-            debian = f"Debian {f.read().strip()}"
-    except OSError:
-        debian = platform.platform()
     peers = ", ".join(f"{n} {versions.get(n, '?')}" for n in PEER_PACKAGES)
     commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                             capture_output=True, text=True).stdout.strip() or "?"
     return [
         f"- kernelkeeper at commit `{commit}`",
-        f"- {debian}, {platform.machine()}, {os.cpu_count()} cores; load average (1, 5, 15 min) "
+        f"- {common.machine(cpu=False)}; load average (1, 5, 15 min) "
         f"{load_at_start} at start, {load_average()} at end (other work shares the machine)",
         f"- kernelkeeper run by Python {kk_version} (`{kk_python}`)",
         f"- peers run by Python {versions.get('python', '?')} in bench/.peers-venv: {peers}",
