@@ -1,0 +1,1 @@
+"""One module per command (pipx style): each builds values and renders them; cli.py parses and dispatches."""

@@ -1,0 +1,98 @@
+"""`kernelkeeper list`, `remove`, `prune` and `sync`: the kernel list."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+from .common import (
+    apply_and_report,
+    config_path,
+    confirm,
+    discover_args,
+    home_short,
+    make_console,
+    print_json,
+    removal,
+    render_plan,
+    report,
+    select_by_name,
+)
+
+
+def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..kernelspecs import list_kernelspecs
+
+    kernels = list_kernelspecs()
+    for folder, reason in kernels.problems:
+        print(f"kernelkeeper: skipped {folder}: {reason}", file=sys.stderr)
+    shown = [k for k in kernels.kernels if not args.status or k.status in args.status]
+    if args.json:
+        print_json([k.to_json() for k in shown])
+        return 0
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("name", "status", "display name", "interpreter", "path"):
+        table.add_column(column, overflow="fold")
+    home = Path(env.get("HOME", "/"))
+    styles = {"ok": "green", "stale": "red", "invalid": "red", "no-ipykernel": "yellow", "shadowed": "dim"}
+    for k in shown:
+        mark = "*" if k.managed else ""
+        table.add_row(
+            k.name + mark,
+            f"[{styles[k.status]}]{k.status}[/]" + (" (overlay)" if k.overlay else ""),
+            k.display_name or "",
+            home_short(k.interpreter, home) if k.interpreter else (k.argv[0] if k.argv else ""),
+            home_short(k.resource_dir, home),
+        )
+    console = make_console()
+    console.print(table)
+    for k in shown:
+        if k.status in ("stale", "invalid", "no-ipykernel"):
+            console.print(f"[yellow]{k.name}[/yellow]: {k.reason}")
+    console.print("* made by kernelkeeper", style="dim")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace, env: dict[str, str]) -> int:
+    plan = removal(select_by_name(args.names), "asked for by name")
+    return apply_and_report(plan, args)
+
+
+def cmd_prune(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..kernelspecs import list_kernelspecs
+
+    stale = [k for k in list_kernelspecs(native=False).kernels if k.status == "stale"]
+    plan = removal(stale, "interpreter is gone")
+    if plan and not args.dry_run and not args.json:
+        render_plan(plan, dry_run=True)
+        if not confirm(f"remove {len(plan.actions)} stale kernelspec(s)?", args):
+            print("nothing removed")
+            return 1
+    elif plan and not args.dry_run and not args.yes:
+        raise UserError("refusing to remove kernels without confirmation", hint="rerun with --yes")
+    return apply_and_report(plan, args)
+
+
+def cmd_sync(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..apply import apply
+    from ..config import load_config
+    from ..kernelspecs import list_kernelspecs, locked, scope_dir
+    from ..overlay import list_overlays
+    from ..plan import plan_sync
+
+    filters = load_config(config_path(env)).sync
+    folder = scope_dir(args.scope)
+    ctx, found = discover_args(args, env)
+    overlays = {} if args.no_overlay else {o.key: o for o in list_overlays(ctx)}
+    if args.dry_run:
+        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters, overlays)
+        return report(plan, [], args)
+    with locked(folder):
+        # Planned under the lock: a concurrent run sees this run's kernels, not a stale list.
+        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters, overlays)
+        results = apply(plan, lock=False)
+    return report(plan, results, args)

@@ -1,0 +1,61 @@
+"""`kernelkeeper overlay list|build|remove`: ipykernel outside the environments."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..context import Context
+from ..errors import UserError
+from .common import discover_args, make_console, print_json, spinner
+
+
+def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
+    from ..overlay import build, key_of, list_overlays, overlays_dir, remove
+
+    ctx = Context.from_environ(env=env)
+    if args.overlay_command == "list":
+        overlays = list_overlays(ctx)
+        if args.json:
+            print_json([o.to_json() for o in overlays])
+            return 0
+        console = make_console()
+        if not overlays:
+            console.print(f"no overlays yet in {overlays_dir(ctx)} (`kernelkeeper overlay build ENV` makes one)")
+        for o in overlays:
+            data = o.to_json()
+            console.print(f"{o.key}  ipykernel {data['ipykernel']}  {data['size_mb']} MB  {o.path}")
+        return 0
+    if args.overlay_command == "remove":
+        results = []
+        for key in args.keys:
+            if args.dry_run:
+                if not (overlays_dir(ctx) / key).is_dir():
+                    raise UserError(f"no overlay {key!r}", hint="`kernelkeeper overlay list` shows them")
+                results.append({"key": key, "path": str(overlays_dir(ctx) / key), "removed": False})
+            else:
+                results.append({"key": key, "path": str(remove(ctx, key)), "removed": True})
+        if args.json:
+            print_json(results)
+        else:
+            for r in results:
+                print(f"{'removed' if r['removed'] else 'would remove'} {r['key']} ({r['path']})")
+        return 0
+    # build
+    from ..targets import resolve
+
+    ctx, found = discover_args(args, env)
+    target = resolve(args.target, found, ctx)
+    key = key_of(target)
+    if key is None:
+        raise UserError(f"{target.prefix} runs Python {target.version or '?'}: ipykernel needs Python ≥ 3.8")
+    if args.dry_run:
+        result = {"key": key, "python": str(target.python), "path": str(overlays_dir(ctx) / key), "built": False}
+    else:
+        with spinner(f"building the {key} ipykernel overlay") as say:
+            overlay = build(ctx, target, progress=say, rebuild=args.rebuild)
+        result = {**overlay.to_json(), "built": True}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{'overlay' if result['built'] else 'would build overlay'} {key}: {result['path']}")
+    return 0
