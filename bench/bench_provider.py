@@ -793,7 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     prof: dict[str, Any] | None = None
     with common.sandbox(Sandbox, "kk-provider-bench-", args.tmp, args.keep) as box:
         facts = machine_facts(box.root, peer_versions)
-        facts[-1] = facts[-1].replace("farm seed as below", f"farm seed {args.seed}")
+        facts = [f.replace("farm seed as below", f"farm seed {args.seed}") for f in facts]
         # discovery settings for `kernelkeeper sync`/`envs`, the same folders as the provider's env_paths
         paths = ", ".join(f'"{p}"' for p in STANDALONE_DIRS)
         (box.root / "kernelkeeper.toml").write_text(f"[discovery]\npaths = [{paths}]\n")
