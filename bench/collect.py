@@ -21,8 +21,8 @@ HEADER = """# kernelkeeper benchmarks
 
 Every number below comes from one run of the command given in its section, on
 a 2-core machine; other jobs loaded it during some runs, so each section gives
-the load average it started with (the provider section was run last, on a
-quiet machine). Ratios are measured within one run, against the peers a
+the load average it started with (the provider section ran last, with nothing
+else running). Ratios are measured within one run, against the peers a
 person would pick instead. `python bench/collect.py` rebuilds this file from
 the per-benchmark files beside it.
 
