@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +18,18 @@ class Which:
     notebook: Path
     asks_for: str | None
     asks_display_name: str | None
-    kernelspec: str | None
-    interpreter: str | None
-    env: str | None
-    env_kind: str | None
-    starts: bool
-    reason: str | None
-    fix: str | None
+    kernelspec: str | None = None
+    interpreter: str | None = None
+    env: str | None = None
+    env_kind: str | None = None
+    starts: bool = False
+    reason: str | None = None
+    fix: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "notebook": str(self.notebook),
-            "asks_for": self.asks_for,
-            "asks_display_name": self.asks_display_name,
-            "kernelspec": self.kernelspec,
-            "interpreter": self.interpreter,
-            "env": self.env,
-            "env_kind": self.env_kind,
-            "starts": self.starts,
-            "reason": self.reason,
-            "fix": self.fix,
-        }
+        data = asdict(self)
+        data["notebook"] = str(self.notebook)
+        return data
 
 
 def read_notebook_kernel(path: Path) -> tuple[str | None, str | None]:
@@ -61,16 +52,7 @@ def which(path: Path, kernels: KernelList, found: Discovery, dynamic: dict[str, 
     name, display = read_notebook_kernel(path)
     base: dict[str, Any] = {"notebook": path, "asks_for": name, "asks_display_name": display}
     if name is None:
-        return Which(
-            **base,
-            kernelspec=None,
-            interpreter=None,
-            env=None,
-            env_kind=None,
-            starts=False,
-            reason="the notebook names no kernel: Jupyter will ask which one to use",
-            fix=None,
-        )
+        return Which(**base, starts=False, reason="the notebook names no kernel: Jupyter will ask which one to use")
     visible = kernels.visible()
     spec = visible.get(name.lower())
     if spec is None and dynamic is not None:
@@ -83,8 +65,6 @@ def which(path: Path, kernels: KernelList, found: Discovery, dynamic: dict[str, 
             env=str(env.prefix) if env else None,
             env_kind=env.kind if env else None,
             starts=True,
-            reason=None,
-            fix=None,
         )
     if spec is None:
         try:
@@ -93,14 +73,7 @@ def which(path: Path, kernels: KernelList, found: Discovery, dynamic: dict[str, 
         except UserError:
             fix = None
         return Which(
-            **base,
-            kernelspec=None,
-            interpreter=None,
-            env=None,
-            env_kind=None,
-            starts=False,
-            reason=f"no kernelspec named {name!r}: Jupyter will ask which kernel to use",
-            fix=fix,
+            **base, starts=False, reason=f"no kernelspec named {name!r}: Jupyter will ask which kernel to use", fix=fix
         )
     env = env_of_kernel(spec, found.environments)
     starts = spec.status in ("ok", "shadowed")
