@@ -152,6 +152,18 @@ def test_a_change_made_while_a_scan_runs_shows_on_the_next_check(
     assert f"venv-zeta-py{fakes.MINOR}" in m.get_all_specs(), "the next check must not take zeta as already seen"
 
 
+def test_the_first_scan_starts_with_the_server(envs: dict[str, Path]) -> None:
+    """A server makes its kernel spec manager at startup: the scan runs then, not on the first request."""
+    m = manager()
+    deadline = time.monotonic() + 10
+    while m._cache.scans < 1:
+        assert time.monotonic() < deadline, "no scan before the first request"
+        time.sleep(0.02)
+    started = time.monotonic()
+    assert f"venv-alpha-py{fakes.MINOR}" in m.get_all_specs()
+    assert time.monotonic() - started < 1.0
+
+
 def test_slow_filesystem_never_blocks_a_request(envs: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """A shared NFS home is mimicked by a scan that takes 3 s: requests still answer at once."""
     import kernelkeeper.provider as provider

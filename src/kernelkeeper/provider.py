@@ -94,13 +94,17 @@ class DiscoveryCache:
         """The freshest discovery available without waiting longer than the timeouts allow."""
         if self._found is not None and time.monotonic() - self._checked < self.cache_seconds:
             return self._found
+        answer = self.start()
+        answer.wait(self.refresh_timeout if self._found is not None else self.first_timeout)
+        return self._found
+
+    def start(self) -> threading.Event:
+        """Start a check (or join the one running); the event is set when its answer is ready."""
         with self._lock:
             if self._job is None or self._job.done():
                 self._answer = threading.Event()
                 self._job = self._executor.submit(self._refresh, self._answer)
-            answer = self._answer
-        answer.wait(self.refresh_timeout if self._found is not None else self.first_timeout)
-        return self._found
+            return self._answer
 
     def _refresh(self, answer: threading.Event) -> None:
         try:
@@ -196,6 +200,8 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._kernels_key: tuple[Any, ...] | None = None
         self._dynamic_result: dict[str, Any] = {}
         self._ctx = self._context()
+        # The first scan starts with the server, so the first kernel list need not wait for it.
+        self._cache.start()
 
     # --- what discovery sees -----------------------------------------------------
 
