@@ -340,3 +340,27 @@ def test_uv_managed_python_full_version_from_its_name(fake_home: Path) -> None:
     env = by_prefix(found, full)
     assert env.version == "3.12.1" and env.kinds == ("uv-python",)
     assert len([e for e in found.environments if e.kind == "uv-python"]) == 1
+
+
+def test_remembering_realpath_agrees_with_the_library(tmp_path: Path) -> None:
+    """RealPaths resolves a scan's thousands of paths with one lstat each; it must answer as realpath does."""
+    from kernelkeeper.projects import RealPaths
+
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "l1").symlink_to(tmp_path / "a")  # absolute link to a folder
+    (tmp_path / "a" / "rel").symlink_to("b")  # relative link
+    (tmp_path / "l2").symlink_to(tmp_path / "l1" / "rel")  # link through links
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "x").symlink_to(tmp_path / "y")  # a loop
+    (tmp_path / "y").symlink_to(tmp_path / "x")
+    paths = [
+        "a/b/c", "l1/b/c", "a/rel/c", "l2/c", "l2", "dangling", "dangling/below", "x", "x/z",
+        "l1/missing/deeper", "a/b/c/", "l1/../a", "./a", "",
+    ]  # fmt: skip
+    real = RealPaths()
+    for order in (paths, list(reversed(paths)), paths):  # answers from memory agree too
+        for rel in order:
+            p = str(tmp_path / rel) if rel else str(tmp_path)
+            if rel.endswith("/"):
+                p += "/"
+            assert real(p) == os.path.realpath(p), p

@@ -12,7 +12,7 @@ from pathlib import Path
 from .context import Context
 from .environments import Environment, Found, kind_rank, merge
 from .locators import LOCATORS, system
-from .projects import Signature, Skipped, folder_signature, scan_projects
+from .projects import RealPaths, Signature, Skipped, folder_signature, scan_projects
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def _natural(name: str) -> list[tuple[int, int | str]]:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name.lower()) if p]
 
 
-def _key(path: Path) -> str:
-    return os.path.normcase(os.path.realpath(path))
+def _key(path: Path, real: RealPaths) -> str:
+    return os.path.normcase(real(str(path)))
 
 
 def discover(ctx: Context) -> Discovery:
@@ -45,12 +45,12 @@ def discover(ctx: Context) -> Discovery:
     records: dict[str, list[Found]] = defaultdict(list)
     for locator in LOCATORS:
         for found in locator.find(ctx, scan):
-            key = _key(found.prefix)
+            key = _key(found.prefix, scan.realpath)
             records[key].append(Found(Path(key), found.kind, found.name, found.project, found.python))
     known = set(records)
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
-        records[f"{_key(found.prefix)}\0{found.python}"].append(found)
+        records[f"{_key(found.prefix, scan.realpath)}\0{found.python}"].append(found)
     environments = [merge(group, ctx.home) for group in records.values()]
     environments.sort(key=lambda e: (kind_rank(e.kind), _natural(e.name), str(e.prefix)))
     watched = list(scan.visited)

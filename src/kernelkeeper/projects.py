@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +110,8 @@ class ProjectScan:
     visited: list[str] = field(default_factory=list)
     # What the walk read in each of them (see `signature`), when it listed them.
     signatures: dict[str, Signature] = field(default_factory=dict)
+    # realpath for this scan, remembering the folders it resolved.
+    realpath: RealPaths = field(default_factory=lambda: RealPaths())
     _by_hash: dict[str, Project] | None = None
 
     def by_path_hash(self) -> dict[str, Project]:
@@ -118,9 +120,34 @@ class ProjectScan:
             # poetry hashes the resolved path, hatch the path as given: index both.
             self._by_hash = {}
             for p in self.projects:
-                self._by_hash[path_hash(p.path)] = p
+                self._by_hash[path_hash(p.path, real=self.realpath)] = p
                 self._by_hash.setdefault(path_hash(p.path, resolve=False), p)
         return self._by_hash
+
+
+class RealPaths:
+    """``os.path.realpath`` that remembers what it resolved, for one scan.
+
+    Thousands of environments share a few parent folders: each new path costs one
+    lstat (is its last part a link?) instead of one per part of the path.
+    """
+
+    def __init__(self) -> None:
+        self._memo: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        hit = self._memo.get(path)
+        if hit is not None:
+            return hit
+        if not os.path.isabs(path) or os.path.normpath(path) != path:
+            return os.path.realpath(path)  # "..", "." or "//": leave those to the library
+        parent, name = os.path.split(path)
+        if not name:
+            return path  # the root
+        candidate = os.path.join(self(parent), name)
+        result = os.path.realpath(candidate) if os.path.islink(candidate) else candidate
+        self._memo[path] = result
+        return result
 
 
 Signature = tuple[tuple[str, int], ...]
@@ -154,9 +181,9 @@ def folder_signature(folder: str) -> Signature | None:
         return None
 
 
-def path_hash(path: Path, *, resolve: bool = True) -> str:
+def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = os.path.realpath) -> str:
     """``urlsafe_b64(sha256(realpath))[:8]`` — poetry's env-name hash (hatch's: ``resolve=False``)."""
-    normalized = os.path.normcase(os.path.realpath(path)) if resolve else str(path)
+    normalized = os.path.normcase(real(str(path))) if resolve else str(path)
     digest = hashlib.sha256(normalized.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode()[:8]
 
