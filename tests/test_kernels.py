@@ -357,3 +357,19 @@ def test_unreadable_kernels_folder_is_reported(three_envs: dict[str, Path]) -> N
     finally:
         secret.chmod(0o755)
         shutil.rmtree(base)
+
+
+def test_pip_python_only_for_environments_without_pip(three_envs: dict[str, Path], fake_home: Path) -> None:
+    """With a pip of its own, PATH finds it; without one, PIP_PYTHON points any pip at the environment."""
+    import shutil
+
+    from kernelkeeper.environments import Found, merge
+    from kernelkeeper.kernel import kernel_json
+
+    alpha = three_envs["alpha"]
+    with_pip = kernel_json(merge([Found(alpha, "venv")], fake_home))
+    assert "PIP_PYTHON" not in with_pip["env"]
+    for dist in alpha.glob("lib/python*/site-packages/pip-*.dist-info"):
+        shutil.rmtree(dist)
+    without = kernel_json(merge([Found(alpha, "venv")], fake_home))
+    assert without["env"]["PIP_PYTHON"] == without["argv"][0] == str(alpha / "bin" / "python")

@@ -218,7 +218,8 @@ def test_this_project_kernel_follows_the_notebook(overlay_world: dict[str, Any],
             sub.mkdir(exist_ok=True)
             nb = nbformat.v4.new_notebook()
             nb.metadata["kernelspec"] = {"name": kernel, "display_name": "Python (this project)", "language": "python"}
-            nb.cells = [nbformat.v4.new_code_cell("import sys; print(sys.executable)")]
+            code = "import os, sys; print(os.environ.get('PIP_PYTHON', '-')); print(sys.executable)"
+            nb.cells = [nbformat.v4.new_code_cell(code)]
             NotebookClient(
                 nb, timeout=90, startup_timeout=90, kernel_name=kernel, resources={"metadata": {"path": str(sub)}}
             ).execute()
@@ -228,6 +229,9 @@ def test_this_project_kernel_follows_the_notebook(overlay_world: dict[str, Any],
                 assert text.strip().splitlines()[-1] == sys.executable
             else:
                 assert text.strip().splitlines()[-1] == str(python), (folder, text)
+                # `!pip` in an environment without pip acts on it all the same (PIP_PYTHON).
+                has_pip = any(Path(python).parent.parent.glob("lib/python*/site-packages/pip-*.dist-info"))
+                assert text.strip().splitlines()[-2] == ("-" if has_pip else str(python)), (folder, text)
     finally:
         os.environ.clear()
         os.environ.update(saved)

@@ -159,3 +159,22 @@ def test_install_ipykernel_the_way_uv_would(real_home: Any, tmp_path: Path, caps
     assert result["ran"] and " pip install --python " in result["ran"][0] and result["ran"][0].endswith("ipykernel")
     got = run_in_kernel(result["kernel"], CODE)
     assert got["prefix"] == str(project / ".venv")
+
+
+def test_bang_pip_acts_on_an_environment_without_pip(synced: dict[str, Any]) -> None:
+    """`!pip install` in a notebook must not land in another environment (the complaint kernelkeeper was
+    born from). This env has no pip (`venv --without-pip`, ipykernel put in by uv), so the pip a shell
+    finds is the system's; PIP_PYTHON in the kernel makes that pip act on this environment."""
+    prefix = Path(synced["prefix"])
+    (site,) = prefix.glob("lib/python*/site-packages")
+    assert not list(site.glob("pip-*.dist-info")), "the test needs an environment without pip"
+    code = (
+        "import json, os, subprocess\n"
+        "r = subprocess.run('pip list --format json', shell=True, capture_output=True, text=True)\n"
+        "print(json.dumps({'pip_python': os.environ.get('PIP_PYTHON'), 'out': r.stdout, 'err': r.stderr[-500:]}))"
+    )
+    got = run_in_kernel(synced["kernel"], code)
+    assert got["pip_python"] == str(prefix / "bin" / "python")
+    listed = {p["name"].lower().replace("_", "-") for p in json.loads(got["out"].strip().splitlines()[-1])}
+    installed = {d.name.split("-")[0].lower().replace("_", "-") for d in site.glob("*.dist-info")}
+    assert "ipykernel" in listed and listed == installed, got["err"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .environments import Environment
+from .environments import Environment, has_dist
 from .kernelspecs import MARKER, slug
 from .overlay import Overlay, bootstrap_argv
 
@@ -109,6 +109,10 @@ def activation_env(env: Environment) -> dict[str, str]:
         variables["VIRTUAL_ENV"] = ""
         variables["CONDA_PREFIX"] = ""
         variables["CONDA_DEFAULT_ENV"] = ""
+    if env.python is not None and not has_dist(env.site_packages, "pip"):
+        # `!pip install` runs the first pip on PATH: with none in the environment, another Python's.
+        # PIP_PYTHON (pip >= 22.3) makes whichever pip that is install into this environment.
+        variables["PIP_PYTHON"] = str(env.python)
     for leak in _LEAKS:
         variables.setdefault(leak, "")
     return variables

@@ -212,10 +212,10 @@ def _site_packages(prefix: str) -> list[str]:
         return []
 
 
-def _has_ipykernel(prefix: str) -> bool:
+def _has_dist(prefix: str, project: str) -> bool:
     for site in _site_packages(prefix):
         try:
-            if any(n.lower().startswith("ipykernel-") and n.endswith(".dist-info") for n in os.listdir(site)):
+            if any(n.lower().startswith(project + "-") and n.endswith(".dist-info") for n in os.listdir(site)):
                 return True
         except OSError:
             continue
@@ -240,8 +240,10 @@ def _overlay(prefix: str) -> str | None:
 def activation(prefix: str, python: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(python) + os.pathsep + env.get("PATH", "")
-    for leak in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV"):
+    for leak in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "PIP_PYTHON"):
         env.pop(leak, None)
+    if not _has_dist(prefix, "pip"):
+        env["PIP_PYTHON"] = python  # `!pip install` without a pip in the environment: into it all the same
     if os.path.isdir(os.path.join(prefix, "conda-meta")):
         env["CONDA_PREFIX"] = prefix
         env["CONDA_DEFAULT_ENV"] = os.path.basename(prefix)
@@ -254,7 +256,7 @@ def plan(cwd: str, argv: list[str]) -> tuple[str, list[str], dict[str, str], str
     """(executable, argv, environment, notice) — what the kernel process becomes."""
     prefix, project, _looked = find_env(cwd)
     python = _python(prefix) if prefix else None
-    if prefix and python and _has_ipykernel(prefix):
+    if prefix and python and _has_dist(prefix, "ipykernel"):
         return python, [python, "-m", "ipykernel_launcher", *argv], activation(prefix, python), None
     if prefix and python:
         overlay = _overlay(prefix)
