@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +162,12 @@ def test_install_ipykernel_the_way_uv_would(real_home: Any, tmp_path: Path, caps
     assert got["prefix"] == str(project / ".venv")
 
 
-def test_bang_pip_acts_on_an_environment_without_pip(synced: dict[str, Any]) -> None:
+def test_bang_pip_acts_on_an_environment_without_pip(synced: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """`!pip install` in a notebook must not land in another environment (the complaint kernelkeeper was
     born from). This env has no pip (`venv --without-pip`, ipykernel put in by uv), so the pip a shell
-    finds is the system's; PIP_PYTHON in the kernel makes that pip act on this environment."""
+    finds belongs to another Python (here: the test run's own venv, first on the Jupyter side's PATH);
+    PIP_PYTHON in the kernel makes that pip act on this environment."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     prefix = Path(synced["prefix"])
     (site,) = prefix.glob("lib/python*/site-packages")
     assert not list(site.glob("pip-*.dist-info")), "the test needs an environment without pip"
