@@ -21,6 +21,8 @@ and otherwise gets the cached list, so a slow shared filesystem never stalls
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import importlib.util
 import logging
 import os
 import re
@@ -28,7 +30,7 @@ import threading
 import time
 import types
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Float, Integer, List, Unicode
@@ -45,13 +47,28 @@ from .plan import Filters, overlay_for
 _NB_CONDA = re.compile(r"^conda-(?:env-(?P<name>.+)|(?P<root>root|base))-py$")
 _NB_VENV = re.compile(r"^venv-(?P<name>.+)-py$")
 
-# Makes the REST model of one kernel: (name, spec dict, resource_dir) -> model.
-_Model = Callable[[str, dict[str, Any], str], dict[str, Any]]
+
+@functools.cache
+def _have_jupyter_server() -> bool:
+    return importlib.util.find_spec("jupyter_server") is not None
 
 
-def _entry(name: str, resource_dir: str, spec: dict[str, Any], model: _Model | None) -> dict[str, Any]:
-    """One get_all_specs() entry: resource_dir and spec, plus the REST model's keys inside a server."""
-    entry = model(name, spec, resource_dir) if model is not None else {}
+def _entry(name: str, resource_dir: str, spec: dict[str, Any], base_url: str | None) -> dict[str, Any]:
+    """One get_all_specs() entry: resource_dir and spec; inside a server also its REST model's keys.
+
+    jupyter_server (like notebook 6) turns each entry of get_all_specs() into its REST
+    model in ``/api/kernelspecs`` — one thread task per kernel, each statting the
+    resource folder — unless the entry is a model already (``name``, ``spec``,
+    ``resources``: the path Jupyter's gateway client takes). Entries made here with the
+    server's own ``kernelspec_model``, and cached, are that model, so a request does
+    none of that work again. They keep ``resource_dir`` for every other caller.
+    """
+    entry: dict[str, Any] = {}
+    if base_url is not None:
+        from jupyter_server.services.kernelspecs.handlers import kernelspec_model
+
+        handler = types.SimpleNamespace(base_url=base_url)
+        entry = dict(kernelspec_model(handler, name, spec, resource_dir))  # type: ignore[no-untyped-call]
     entry.update(resource_dir=resource_dir, spec=spec)
     return entry
 
@@ -335,13 +352,13 @@ class KernelKeeperSpecManager(KernelSpecManager):
             specs: dict[str, Any] = super().get_all_specs()
             return specs
         stock: dict[str, str] = super().find_kernel_specs()
-        model = self._server_model()
+        base_url = self._server_base_url()
         result: dict[str, Any] = {}
         for name, resource_dir in self._live(stock).items():
-            entry = self._stock_entry(name, resource_dir, model)
+            entry = self._stock_entry(name, resource_dir, base_url)
             if entry is not None:
                 result[name] = entry
-        result.update(self._dynamic_entries(stock, model))
+        result.update(self._dynamic_entries(stock, base_url))
         if self.allowed_kernelspecs:
             result = {name: s for name, s in result.items() if name in self.allowed_kernelspecs}
         return result
@@ -354,7 +371,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
 
     # --- helpers ----------------------------------------------------------------------
 
-    def _stock_entry(self, name: str, resource_dir: str, model: _Model | None) -> dict[str, Any] | None:
+    def _stock_entry(self, name: str, resource_dir: str, base_url: str | None) -> dict[str, Any] | None:
         """A written kernelspec as get_all_specs returns it, rebuilt only when it or its folder changes."""
         try:
             # The folder's mtime moves when a logo is added or kernel.json is replaced.
@@ -363,7 +380,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             stamp = (-1, -1)  # ipykernel's built-in python3 has its kernel.json made on the fly
         key = (name, resource_dir)
         cached = self._entries.get(key)
-        if cached is not None and cached[0] == (stamp, model is not None):
+        if cached is not None and cached[0] == (stamp, base_url):
             return cached[1]
         try:
             spec = self._get_kernel_spec_by_name(name, resource_dir)
@@ -372,42 +389,29 @@ class KernelKeeperSpecManager(KernelSpecManager):
         except Exception:
             self.log.warning("Error loading kernelspec %r", name, exc_info=True)
             return None
-        entry = _entry(name, resource_dir, spec.to_dict(), model)
-        self._entries[key] = ((stamp, model is not None), entry)
+        entry = _entry(name, resource_dir, spec.to_dict(), base_url)
+        self._entries[key] = ((stamp, base_url), entry)
         return entry
 
-    def _dynamic_entries(self, stock: dict[str, str], model: _Model | None) -> dict[str, Any]:
+    def _dynamic_entries(self, stock: dict[str, str], base_url: str | None) -> dict[str, Any]:
         """The dynamic kernels as get_all_specs returns them, rebuilt only when discovery or the list changes."""
         found = self._cache.get()
-        key = (id(found), tuple(sorted(stock)), self._overlay_state(), model is not None)
+        key = (id(found), tuple(sorted(stock)), self._overlay_state(), base_url)
         if self._dynamic_key == key:
             return self._dynamic_result
         result = {}
         for name, env in self._dynamic_kernels(stock).items():
             resource_dir = str(self._resource_dir(env))
-            result[name] = _entry(name, resource_dir, self._spec_for(env).to_dict(), model)
+            result[name] = _entry(name, resource_dir, self._spec_for(env).to_dict(), base_url)
         self._dynamic_key, self._dynamic_result = key, result
         return result
 
-    def _server_model(self) -> _Model | None:
-        """The server's own REST model maker, when this manager serves a Jupyter server.
-
-        jupyter_server (like notebook 6) turns each entry of get_all_specs() into its REST
-        model in ``/api/kernelspecs`` — one thread task per kernel, each statting the
-        resource folder — unless the entry is a model already (``name``, ``spec``,
-        ``resources``: the path Jupyter's gateway client takes). Entries built here with
-        the server's own ``kernelspec_model`` and cached are that model, so a request does
-        none of that work again. They keep ``resource_dir`` for every other caller.
-        """
+    def _server_base_url(self) -> str | None:
+        """The base_url of the Jupyter server this manager serves (None outside one): see `_entry`."""
         base_url = getattr(self.parent, "base_url", None)
-        if not isinstance(base_url, str):
+        if not isinstance(base_url, str) or not _have_jupyter_server():
             return None
-        try:
-            from jupyter_server.services.kernelspecs.handlers import kernelspec_model
-        except ImportError:
-            return None
-        handler = types.SimpleNamespace(base_url=base_url)
-        return lambda name, spec, resource_dir: dict(kernelspec_model(handler, name, spec, resource_dir))  # type: ignore[no-untyped-call]
+        return base_url
 
     def _overlay_state(self) -> tuple[str, ...]:
         if not self.use_overlays:
