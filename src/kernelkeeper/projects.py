@@ -100,31 +100,6 @@ class Project:
         return tool == "hatch" and "hatchling" in text and "[tool.hatch" in text
 
 
-@dataclass
-class ProjectScan:
-    projects: list[Project] = field(default_factory=list)
-    # Environments met while walking that belong to no project (``~/code/myenv``).
-    loose_envs: list[Path] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    # Every folder listed: a new or deleted project or env changes one of their mtimes.
-    visited: list[str] = field(default_factory=list)
-    # What the walk read in each of them (see `signature`), when it listed them.
-    signatures: dict[str, Signature] = field(default_factory=dict)
-    # realpath for this scan, remembering the folders it resolved.
-    realpath: RealPaths = field(default_factory=lambda: RealPaths())
-    _by_hash: dict[str, Project] | None = None
-
-    def by_path_hash(self) -> dict[str, Project]:
-        """Projects keyed by the 8-character path hash poetry and pipenv put in env names."""
-        if self._by_hash is None:
-            # poetry hashes the resolved path, hatch the path as given: index both.
-            self._by_hash = {}
-            for p in self.projects:
-                self._by_hash[path_hash(p.path, real=self.realpath)] = p
-                self._by_hash.setdefault(path_hash(p.path, resolve=False), p)
-        return self._by_hash
-
-
 class RealPaths:
     """``os.path.realpath`` that remembers what it resolved, for one scan.
 
@@ -148,6 +123,31 @@ class RealPaths:
         result = os.path.realpath(candidate) if os.path.islink(candidate) else candidate
         self._memo[path] = result
         return result
+
+
+@dataclass
+class ProjectScan:
+    projects: list[Project] = field(default_factory=list)
+    # Environments met while walking that belong to no project (``~/code/myenv``).
+    loose_envs: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    # Every folder listed: a new or deleted project or env changes one of their mtimes.
+    visited: list[str] = field(default_factory=list)
+    # What the walk read in each of them (see `signature`), when it listed them.
+    signatures: dict[str, Signature] = field(default_factory=dict)
+    # realpath for this scan, remembering the folders it resolved.
+    realpath: RealPaths = field(default_factory=RealPaths)
+    _by_hash: dict[str, Project] | None = None
+
+    def by_path_hash(self) -> dict[str, Project]:
+        """Projects keyed by the 8-character path hash poetry and pipenv put in env names."""
+        if self._by_hash is None:
+            # poetry hashes the resolved path, hatch the path as given: index both.
+            self._by_hash = {}
+            for p in self.projects:
+                self._by_hash[path_hash(p.path, real=self.realpath)] = p
+                self._by_hash.setdefault(path_hash(p.path, resolve=False), p)
+        return self._by_hash
 
 
 Signature = tuple[tuple[str, int], ...]
