@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from typing import Any
 
@@ -146,10 +147,8 @@ def _add_this_project(args: argparse.Namespace) -> int:
         spec["display_name"] = args.display_name
     verb = "update" if (folder / name).exists() else "add"
     if (folder / name).exists():
-        import json as _json
-
         try:
-            current = _json.loads((folder / name / "kernel.json").read_text())
+            current = json.loads((folder / name / "kernel.json").read_text())
         except (OSError, ValueError):
             current = {}
         if (current.get("metadata") or {}).get("kernelkeeper", {}).get("kind") != "this-project":

@@ -5,23 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UserError
 from .common import discover_args, kernels_as_jupyter_sees_them, make_console, print_json
 
 
 def cmd_which(args: argparse.Namespace, env: dict[str, str]) -> int:
-    from ..which import which
+    from ..which import read_notebook_kernel, which
 
     ctx, found = discover_args(args, env)
     kernels, _ = kernels_as_jupyter_sees_them(ctx, found)
     dynamic = None
-    name = None
-    try:
-        from ..which import read_notebook_kernel
-
-        name, _ = read_notebook_kernel(Path(args.notebook))
-    except UserError:
-        raise
+    name, _ = read_notebook_kernel(Path(args.notebook))
     if name and name.lower() not in kernels.visible() and _provider_enabled():
         from jupyter_client.kernelspec import NoSuchKernel
 
