@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from test_real_tools import envs_json
 
 pytestmark = pytest.mark.realtools
 REPO = Path(__file__).resolve().parent.parent
@@ -36,17 +37,8 @@ def test_installs_and_runs_on(minor: str, real_home: Any, pyenv_pythons: dict[st
     assert res.returncode == 0, res.stderr[-2000:]
 
     def envs(interpreter: str) -> list[dict[str, Any]]:
-        out = subprocess.run(
-            [interpreter, "-m", "kernelkeeper", "envs", "--json"],
-            env=real_home.env,
-            cwd=str(real_home.home),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
         home = str(real_home.home) + os.sep
-        return [e for e in json.loads(out.stdout) if e["prefix"].startswith(home)]
+        return [e for e in envs_json(real_home, python=interpreter) if e["prefix"].startswith(home)]
 
     assert envs(str(venv / "bin" / "python")) == envs(sys.executable)
     console = subprocess.run(

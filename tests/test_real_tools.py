@@ -19,9 +19,10 @@ import pytest
 pytestmark = pytest.mark.realtools
 
 
-def envs_json(real_home: Any, *args: str) -> list[dict[str, Any]]:
+def envs_json(real_home: Any, *args: str, python: str = sys.executable) -> list[dict[str, Any]]:
+    """`kernelkeeper envs --json ARGS` run by `python` over the real home."""
     res = subprocess.run(
-        [sys.executable, "-m", "kernelkeeper", "envs", "--json", *args],
+        [python, "-m", "kernelkeeper", "envs", "--json", *args],
         env=real_home.env,
         cwd=str(real_home.home),
         capture_output=True,
