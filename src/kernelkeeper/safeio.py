@@ -1,0 +1,153 @@
+"""Reading files that anyone may have placed: regular files only, with a size limit.
+
+Every file kernelkeeper reads may be hostile or broken: a FIFO where a config
+file should be blocks ``open()`` for good, a device or a huge file costs
+seconds, a JSON document nested 100,000 deep raises ``RecursionError``. All
+reads of files kernelkeeper does not own go through here:
+
+* the file is opened with ``O_NONBLOCK`` (opening a FIFO never waits) and
+  checked with ``fstat`` on the open descriptor (no race between check and
+  read): anything but a regular file is refused;
+* at most ``limit`` bytes are read; a larger file is refused;
+* JSON and TOML parse errors, recursion and decoding errors all become one
+  ``ValueError`` whose message says what was wrong.
+
+``launch.py`` runs with ``python -I -S`` and imports nothing of the package; it
+keeps its own copy of ``read_bytes`` (a dozen lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from typing import Any, Union
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+StrPath = Union[str, "os.PathLike[str]"]
+
+#: The default limit: far above any config, kernel.json or marker file people write.
+LIMIT = 1 << 20
+
+
+class NotARegularFile(OSError):
+    """The path is a FIFO, socket, device or folder, not a file that can be read."""
+
+
+class TooLarge(OSError):
+    """The file is larger than the reader allows."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def read_bytes(path: StrPath, limit: int = LIMIT) -> bytes:
+    """The content of a regular file of at most ``limit`` bytes.
+
+    Raises ``FileNotFoundError``/``PermissionError`` (and other ``OSError``) as
+    ``open`` does, ``NotARegularFile`` for anything but a regular file, and
+    ``TooLarge`` past the limit. Never blocks on a FIFO.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise TooLarge(f"{os.fspath(path)} is {st.st_size:,} bytes (the limit is {limit:,})")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:  # grew while we read it
+                raise TooLarge(f"{os.fspath(path)} is larger than {limit:,} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: StrPath, limit: int = LIMIT, *, errors: str = "replace") -> str:
+    """``read_bytes`` decoded as UTF-8 (undecodable bytes replaced unless ``errors="strict"``)."""
+    return read_bytes(path, limit).decode("utf-8", errors=errors)
+
+
+def why(error: BaseException) -> str:
+    """A short reason for a failed read, for a status or a message."""
+    if isinstance(error, (NotARegularFile, TooLarge)):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower() if error.strerror[:1].isupper() else error.strerror
+    return str(error)
+
+
+def loads_json(text: str | bytes, what: str = "JSON") -> Any:
+    """``json.loads`` whose every failure is a ``ValueError`` saying what was wrong."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to read") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} is not UTF-8: {e.reason} at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} is not valid JSON: {e}") from None
+
+
+def load_json(path: StrPath, limit: int = LIMIT) -> Any:
+    """A JSON file: ``OSError`` when it cannot be read, ``ValueError`` when it is not JSON."""
+    return loads_json(read_bytes(path, limit), f"{os.fspath(path)}")
+
+
+def load_toml(path: StrPath, limit: int = LIMIT) -> dict[str, Any]:
+    """A TOML file: ``OSError`` when it cannot be read, ``ValueError`` when it is not TOML."""
+    raw = read_bytes(path, limit)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{os.fspath(path)} is not UTF-8: {e.reason} at byte {e.start}") from None
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
+    except RecursionError:
+        raise ValueError(f"{os.fspath(path)} is nested too deeply to read") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{os.fspath(path)} is not valid TOML: {e}") from None
+
+
+def is_regular_file(path: StrPath) -> bool:
+    """True when ``path`` (following links) is a regular file; never opens it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+__all__ = [
+    "LIMIT",
+    "NotARegularFile",
+    "TooLarge",
+    "is_regular_file",
+    "load_json",
+    "load_toml",
+    "loads_json",
+    "read_bytes",
+    "read_text",
+    "why",
+]
