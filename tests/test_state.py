@@ -1,0 +1,155 @@
+"""The shared discovery state: reused while nothing moved, seen to move, kept on disk safely."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import fakes
+from kernelkeeper import state, watch
+from kernelkeeper.context import Context
+from kernelkeeper.discovery import snapshot
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory() -> Iterator[None]:
+    state.forget()
+    yield
+    state.forget()
+
+
+def _ctx(home: Path) -> Context:
+    return Context.from_environ(env=dict(os.environ), cwd=home)
+
+
+def _aged(*paths: Path) -> None:
+    """Move mtimes a minute back: a scan treats paths modified as it starts as unsettled."""
+    old = time.time() - 60
+    for path in paths:
+        for p in [path, *path.rglob("*")]:
+            os.utime(p, (old, old), follow_symlinks=False)
+
+
+def _home_with_projects(home: Path) -> tuple[Path, Path]:
+    (home / ".cache").mkdir()  # where the state is saved: as on any lived-in HOME
+    api = fakes.project(home / "projects" / "api")
+    fakes.venv(api / ".venv", ipykernel=True)
+    web = fakes.project(home / "projects" / "web")
+    _aged(home / "projects")
+    return api, web
+
+
+def test_second_discovery_is_the_first_while_nothing_moves(fake_home: Path) -> None:
+    api, _web = _home_with_projects(fake_home)
+    first = state.discover_cached(_ctx(fake_home))
+    assert [e.prefix.name for e in first.environments if e.project == api] == [".venv"]
+    second = state.discover_cached(_ctx(fake_home))
+    assert second is first
+    # A notebook saved in a project folder changes nothing discovery reads.
+    (api / "analysis.ipynb").write_text("{}")
+    assert state.discover_cached(_ctx(fake_home)) is first
+
+
+def test_new_and_deleted_environments_are_seen(fake_home: Path) -> None:
+    api, web = _home_with_projects(fake_home)
+    first = state.discover_cached(_ctx(fake_home))
+    assert not any(e.project == web for e in first.environments)
+    fakes.venv(web / ".venv")
+    found = state.discover_cached(_ctx(fake_home))
+    assert any(e.project == web for e in found.environments)
+    import shutil
+
+    shutil.rmtree(api / ".venv")
+    found = state.discover_cached(_ctx(fake_home))
+    assert not any(e.project == api for e in found.environments)
+
+
+def test_paths_on_network_filesystems_are_polled(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """inotify sees no change made by another NFS client: such paths are stat-polled.
+
+    No network filesystem can be mounted here, so the mount table says the fake HOME is NFS.
+    """
+    real_mounts = watch.mounts()
+    monkeypatch.setattr(watch, "mounts", lambda: [(str(fake_home), "nfs4"), *real_mounts])
+    _api, web = _home_with_projects(fake_home)
+    first = state.discover_cached(_ctx(fake_home))
+    entry = next(iter(state._memory.values()))
+    assert entry.watch is not None and entry.watch.polled
+    under_home = [p for p in entry.found.watched if p.startswith(str(fake_home))]
+    assert under_home and set(under_home) <= set(entry.watch.polled)
+    assert state.discover_cached(_ctx(fake_home)) is first
+    fakes.venv(web / ".venv")
+    assert any(e.project == web for e in state.discover_cached(_ctx(fake_home)).environments)
+
+
+def test_watch_without_inotify_polls_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watch, "_load_libc", lambda: None)
+    w = watch.Watch([str(tmp_path)])
+    assert not w.active and w.polled == (str(tmp_path),) and w.pending()
+
+
+def test_state_round_trips_on_disk(fake_home: Path) -> None:
+    _home_with_projects(fake_home)
+    ctx = _ctx(fake_home)
+    found = state.discover_cached(ctx)
+    path = state.save(ctx, found, snapshot(found.watched))
+    assert path is not None and path.stat().st_mode & 0o777 == 0o600
+    loaded = state.load(ctx)
+    assert loaded is not None
+    again, snap = loaded
+    assert again.environments == found.environments
+    assert again.watched == found.watched and dict(again.signatures) == dict(found.signatures)
+    assert state.still_valid(snap, again) is None
+
+
+def test_foreign_or_broken_state_is_ignored_with_a_log_line(
+    fake_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _home_with_projects(fake_home)
+    ctx = _ctx(fake_home)
+    found = state.discover_cached(ctx)
+    path = state.save(ctx, found, snapshot(found.watched))
+    assert path is not None
+    good = path.read_text()
+    caplog.set_level(logging.WARNING, logger="kernelkeeper.state")
+    cases = {
+        "corrupt": "{not json",
+        "deep": "[" * 100_000 + "]" * 100_000,
+        "other context": good.replace(state.context_key(ctx), "0" * 16),
+        "other format": good.replace('"format":1', '"format":99'),
+        "malformed": good.replace('"environments":[', '"environments":[7,'),
+    }
+    for what, text in cases.items():
+        path.write_text(text)
+        caplog.clear()
+        assert state.load(ctx) is None, what
+        assert "ignoring the discovery state" in caplog.text, what
+    path.write_text(good)
+    path.chmod(0o666)
+    assert state.load(ctx) is None and "writable by others" in caplog.text
+    path.chmod(0o600)
+    subprocess.run(["chown", "nobody", str(path)], check=True)
+    assert state.load(ctx) is None and "another user" in caplog.text
+    path.unlink()
+    os.mkfifo(path)
+    assert state.load(ctx) is None and "not a regular file" in caplog.text
+
+
+def test_save_never_writes_through_a_planted_link(fake_home: Path, tmp_path: Path) -> None:
+    _home_with_projects(fake_home)
+    ctx = _ctx(fake_home)
+    found = state.discover_cached(ctx)
+    target = tmp_path / "victim"
+    target.write_text("keep me")
+    path = state.state_path(ctx)
+    path.parent.mkdir(parents=True)
+    path.symlink_to(target)
+    assert state.save(ctx, found, snapshot(found.watched)) == path
+    assert target.read_text() == "keep me"
+    assert not path.is_symlink() and state.load(ctx) is not None
