@@ -1,0 +1,324 @@
+"""The physical floor of discovery, and kernelkeeper's time as a ratio to it.
+
+The floor is the least a program must do to learn what ``kernelkeeper envs``
+reports from the same farm: list the same folders (the project walk, the tools'
+env folders, each environment's parent and site-packages), read each
+environment's ``pyvenv.cfg`` (or list its ``conda-meta``), ``readlink`` its
+interpreter, and list its ``lib`` folder. Which folders and files those are is
+taken from one untimed kernelkeeper discovery, so the floor does exactly the
+I/O discovery needs, in plain ``os`` calls, with no logic.
+
+For each farm size (default 1,000 and 10,000 environments) and in one run:
+
+* first discovery in a fresh process (imports done before the clock starts),
+  kernelkeeper vs the floor, median of ``-k`` fresh processes, warm file cache;
+* a second discovery in the same process with nothing changed
+  (``state.discover_cached``: inotify-validated; and the plain stat-validation
+  of every watched path, for filesystems without inotify);
+* the system calls of each (``strace -c -f``, the imports-only process
+  subtracted);
+* ``kernelkeeper envs --json`` start-up: a whole process over an empty HOME.
+
+Writes bench/RESULTS-floor.md (``python bench/collect.py`` folds it into
+RESULTS.md).
+
+    python bench/floor.py                    # N = 1000, 10000; k = 5
+    python bench/floor.py --sizes 1000 -k 3
+
+strace comes from Debian (``apt-get install strace``); without it the syscall
+columns say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+from run import default_farm_dir, get_farm  # noqa: E402
+
+SRC = BENCH.parent / "src"
+
+
+# --------------------------------------------------------------------------- worker (a fresh process)
+
+
+def _context(home: str) -> Any:
+    from kernelkeeper.context import Context
+
+    env = {"HOME": home, "PATH": common.BASE_PATH}
+    return Context.from_environ(env=env, cwd=Path(home))
+
+
+def plan_ops(home: str) -> dict[str, Any]:
+    """What the floor does, taken from one discovery: folders to list, files to read, links to read."""
+    from kernelkeeper.discovery import discover
+
+    found = discover(_context(home))
+    listed = [p for p in found.watched if os.path.isdir(p)]
+    cfgs, metas, links, libs = [], [], [], []
+    for env in found.environments:
+        prefix = str(env.prefix)
+        cfg = os.path.join(prefix, "pyvenv.cfg")
+        (cfgs if os.path.isfile(cfg) else metas).append(cfg if os.path.isfile(cfg) else os.path.join(prefix, "conda-meta"))
+        if env.python is not None:
+            links.append(str(env.python))
+        libs.append(os.path.join(prefix, "lib"))
+    return {"listed": listed, "cfgs": cfgs, "metas": metas, "links": links, "libs": libs,
+            "environments": len(found.environments)}
+
+
+def floor(ops: dict[str, Any]) -> int:
+    """The I/O alone. Returns a count so nothing is optimised away."""
+    n = 0
+    for folder in ops["listed"]:
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    n += entry.is_dir(follow_symlinks=False)
+        except OSError:
+            pass
+    for cfg in ops["cfgs"]:
+        try:
+            with open(cfg, "rb") as f:
+                n += len(f.read())
+        except OSError:
+            pass
+    for meta in ops["metas"]:
+        try:
+            n += len(os.listdir(meta))
+        except OSError:
+            pass
+    for link in ops["links"]:
+        try:
+            n += len(os.readlink(link))
+        except OSError:
+            pass
+    for lib in ops["libs"]:
+        try:
+            n += len(os.listdir(lib))
+        except OSError:
+            pass
+    return n
+
+
+def worker(mode: str, home: str, ops_file: str | None) -> None:
+    """One measurement in this fresh process; prints JSON."""
+    out: dict[str, Any] = {}
+    if mode in ("kk", "kk-imports"):
+        from kernelkeeper import state
+        from kernelkeeper.discovery import changed, discover, snapshot
+
+        if mode == "kk":
+            ctx = _context(home)
+            t = time.perf_counter()
+            found = discover(ctx)
+            out["first"] = time.perf_counter() - t
+            out["environments"] = len(found.environments)
+    elif mode in ("floor", "floor-imports"):
+        ops = json.loads(Path(ops_file).read_text()) if ops_file else {}
+        if mode == "floor":
+            t = time.perf_counter()
+            floor(ops)
+            out["first"] = time.perf_counter() - t
+    elif mode == "kk-second":
+        from kernelkeeper import state
+        from kernelkeeper.discovery import changed, snapshot
+
+        ctx = _context(home)
+        t = time.perf_counter()
+        first = state.discover_cached(ctx)
+        out["cached_first"] = time.perf_counter() - t
+        seconds = []
+        for _ in range(5):
+            t = time.perf_counter()
+            again = state.discover_cached(_context(home))
+            seconds.append(time.perf_counter() - t)
+            assert again is first
+        out["second"] = statistics.median(seconds)
+        snap = snapshot(first.watched)
+        t = time.perf_counter()
+        assert changed(snap, first.signatures) is None
+        out["stat_validate"] = time.perf_counter() - t
+        out["watched"] = len(first.watched)
+    print(json.dumps(out))
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def _worker_argv(mode: str, home: Path, ops: Path | None) -> list[str]:
+    argv = [sys.executable, str(Path(__file__).resolve()), "--worker", mode, "--home", str(home)]
+    return argv + (["--ops", str(ops)] if ops else [])
+
+
+def _env() -> dict[str, str]:
+    return {"PATH": common.BASE_PATH, "HOME": "/nonexistent", "PYTHONPATH": str(SRC)}
+
+
+def run_worker(mode: str, home: Path, ops: Path | None) -> dict[str, Any]:
+    proc = subprocess.run(_worker_argv(mode, home, ops), capture_output=True, text=True, timeout=600, env=_env())
+    if proc.returncode != 0:
+        raise common.BenchError(f"worker {mode} failed: {proc.stderr[-2000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+_STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
+
+
+def syscalls(mode: str, home: Path, ops: Path | None) -> dict[str, int] | None:
+    strace = shutil.which("strace")
+    if strace is None:
+        return None
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
+        argv = [strace, "-c", "-f", "-o", out.name, *_worker_argv(mode, home, ops)]
+        subprocess.run(argv, capture_output=True, text=True, timeout=900, env=_env(), check=True)
+        counts: dict[str, int] = {}
+        for line in Path(out.name).read_text().splitlines():
+            m = _STRACE_ROW.match(line)
+            if m and m.group(2) != "total":
+                counts[m.group(2)] = int(m.group(1))
+        return counts
+
+
+def net_syscalls(mode: str, home: Path, ops: Path | None) -> tuple[int, dict[str, int]] | None:
+    """Syscalls of the measured work: the run minus the same process with only its imports."""
+    full = syscalls(mode, home, ops)
+    base = syscalls(f"{mode}-imports", home, ops)
+    if full is None or base is None:
+        return None
+    diff = {k: full.get(k, 0) - base.get(k, 0) for k in set(full) | set(base)}
+    diff = {k: v for k, v in diff.items() if v > 0}
+    return sum(diff.values()), dict(sorted(diff.items(), key=lambda kv: -kv[1])[:6])
+
+
+def startup(k: int) -> float:
+    """`kernelkeeper envs --json` over an empty HOME: the start-up before any discovery work."""
+    with tempfile.TemporaryDirectory() as empty:
+        env = {**_env(), "HOME": empty}
+        argv = [sys.executable, "-m", "kernelkeeper", "envs", "--json", "--no-default-roots"]
+        times = []
+        for _ in range(k + 1):
+            t = time.perf_counter()
+            subprocess.run(argv, capture_output=True, timeout=60, env=env, check=True, cwd=empty)
+            times.append(time.perf_counter() - t)
+        bare = []
+        for _ in range(k + 1):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], capture_output=True, timeout=60, env=env, check=True)
+            bare.append(time.perf_counter() - t)
+    return statistics.median(times[1:]) - statistics.median(bare[1:]), statistics.median(times[1:])
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--home", help=argparse.SUPPRESS)
+    parser.add_argument("--ops", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("-k", type=int, default=5, help="fresh processes per measurement (median)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--farm-dir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=BENCH / "RESULTS-floor.md")
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.home, args.ops)
+        return 0
+
+    rows = [
+        "| N | found | floor | kernelkeeper | ratio | syscalls floor | syscalls kernelkeeper | second (inotify) | "
+        "second (stat, no inotify) | watched paths |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    detail: list[str] = []
+    firsts: dict[int, float] = {}
+    base = args.farm_dir or default_farm_dir()
+    load_start = common.load_average()
+    for n in args.sizes:
+        manifest = get_farm(base, n, args.seed, False)
+        home = Path(manifest.home)
+        common.warm(home)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            ops_path = Path(f.name)
+        plan = subprocess.run(
+            [sys.executable, "-c", f"import sys, json; sys.path.insert(0, {str(BENCH)!r}); import floor; "
+             f"print(json.dumps(floor.plan_ops({str(home)!r})))"],
+            capture_output=True, text=True, timeout=600, env=_env(), check=True,
+        )
+        ops_path.write_text(plan.stdout)
+        ops = json.loads(plan.stdout)
+        kk, fl = [], []
+        for _ in range(args.k + 1):  # alternate, first pair untimed (warm-up)
+            kk.append(run_worker("kk", home, None)["first"])
+            fl.append(run_worker("floor", home, ops_path)["first"])
+        kk_t, fl_t = statistics.median(kk[1:]), statistics.median(fl[1:])
+        firsts[n] = kk_t
+        second = run_worker("kk-second", home, None)
+        kk_sys = net_syscalls("kk", home, None)
+        fl_sys = net_syscalls("floor", home, ops_path)
+        ops_path.unlink()
+        rows.append(
+            f"| {n:,} | {ops['environments']:,} | {ms(fl_t)} | {ms(kk_t)} | {kk_t / fl_t:.2f}× | "
+            f"{f'{fl_sys[0]:,}' if fl_sys else 'no strace'} | {f'{kk_sys[0]:,}' if kk_sys else 'no strace'} | "
+            f"{ms(second['second'])} | {ms(second['stat_validate'])} | {second['watched']:,} |"
+        )
+        if kk_sys and fl_sys:
+            detail.append(f"- N = {n:,}: floor {fl_sys[1]}; kernelkeeper {kk_sys[1]}")
+    if len(args.sizes) >= 2:
+        lo, hi = args.sizes[0], args.sizes[-1]
+        detail.append(
+            f"- growth {lo:,} → {hi:,} environments ({hi / lo:.0f}×): kernelkeeper's first discovery "
+            f"{firsts[hi] / firsts[lo]:.1f}×"
+        )
+    start_net, start_total = startup(args.k)
+    facts = [
+        f"- kernelkeeper at {common.source_state()}",
+        f"- {common.machine()}; load average {load_start} at start, {common.load_average()} at end",
+        f"- farms under `{base}` ({common.filesystem(base)}), built by bench/farm.py with seed {args.seed}",
+        f"- `kernelkeeper envs --json` over an empty HOME: {ms(start_total)} for the whole process, "
+        f"{ms(start_net)} more than `python -c pass` (the start-up before discovery begins: imports)",
+    ]
+    method = [
+        f"- Each time is the median of {args.k} fresh processes (after one untimed warm-up pair), kernelkeeper "
+        "and the floor alternating; imports happen before the clock starts.",
+        "- The floor lists every folder the discovery watched (project walk, tool folders, env parents, "
+        "site-packages, PATH), reads each pyvenv.cfg (or lists conda-meta), readlinks each interpreter and lists "
+        "each lib/ — taken from one untimed discovery of the same farm — in plain os calls.",
+        "- Syscalls: `strace -c -f` of the worker minus the same worker doing only its imports.",
+        "- Second discovery: `state.discover_cached` called again in the same process with nothing changed "
+        "(median of 5); the stat column is one `discovery.changed` pass over every watched path, what a "
+        "filesystem without inotify (NFS) costs.",
+        *detail,
+    ]
+    text = common.section(
+        "# Discovery against its floor",
+        "Reproduce with:",
+        common.reproduce_command("floor.py", argv),
+        facts,
+        rows,
+        method,
+    )
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
