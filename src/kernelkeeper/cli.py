@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK
 """The command line: the parser, and the one place errors become messages and exit codes.
 
 Each command lives in ``commands/`` (one module per verb) and renders its own result.
@@ -234,9 +235,34 @@ def _add_change_options(p: argparse.ArgumentParser, *, yes: bool) -> None:
         p.add_argument("-y", "--yes", action="store_true", help="don't ask before removing")
 
 
+def command_list(parser: argparse.ArgumentParser) -> str:
+    """What `kernelkeeper` alone prints: one line per command, as git, uv and pipx do."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help or "" for c in sub._choices_actions}
+    width = max(len(name) for name in sub.choices)
+    lines = [
+        "kernelkeeper: every Python environment on this machine as a Jupyter kernel.",
+        "",
+        "usage: kernelkeeper COMMAND [options]",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {helps.get(name, '')}" for name in sub.choices),
+        "",
+        "`kernelkeeper COMMAND --help` explains one command; start with `kernelkeeper envs`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> int:
     """Run the command line; return the exit code. ``env`` replaces os.environ (tests)."""
     parser = make_parser()
+    if argv is None and "_ARGCOMPLETE" in os.environ:
+        from .completion import complete
+
+        complete(parser)  # answers the shell and exits
+    if not (sys.argv[1:] if argv is None else argv):
+        sys.stdout.write(command_list(parser))
+        return 0
     args = parser.parse_args(argv)
     try:
         return int(args.func(args, dict(os.environ if env is None else env)))
