@@ -53,130 +53,177 @@ def sets(value: str, section: str = "ServerApp") -> dict[str, Any]:
 
 # --- enable --------------------------------------------------------------------
 
+ENABLED = {"ServerApp": {"jpserver_extensions": {"kernelkeeper": True}}}
+
+
+def ext_file(tmp_path: Path, scope: str) -> Path:
+    return folder(tmp_path, scope) / "jupyter_server_config.d" / "kernelkeeper.json"
+
 
 @pytest.mark.parametrize("scope", ["user", "sys-prefix", "system"])
-def test_enable_writes_the_scope_server_config(tmp_path: Path, scope: str) -> None:
-    result = jc.enable(scope, notebook6=False)
+def test_enable_writes_the_extension_enable_file(tmp_path: Path, scope: str) -> None:
+    result = jc.enable(scope)
 
-    target = folder(tmp_path, scope) / SERVER_CONFIG
+    target = ext_file(tmp_path, scope)
     assert result.config_dir == folder(tmp_path, scope)
-    assert [(c.path, c.section, c.change, c.file_created) for c in result.changes] == [
-        (target, "ServerApp", Change.SET, True)
+    assert [(c.path, c.key, c.change, c.file_created) for c in result.changes] == [
+        (target, "jpserver_extensions.kernelkeeper", Change.SET, True)
     ]
     assert result.changed and not result.warnings
-    assert read(target) == {"ServerApp": {KEY: PROVIDER}}
+    assert read(target) == ENABLED
     assert stat.S_IMODE(target.stat().st_mode) == 0o644  # a system-wide file must be readable by every user
     assert not list(target.parent.glob(".*.tmp"))
-    server = result.status.server
-    assert server.state is State.ENABLED and server.effective is not None
-    assert server.effective.path == target and server.effective.scope == scope
-    assert jc.status().to_json() == result.status.to_json()
-    # jupyter_server_config.d/ drop-ins are ignored for this setting: never written there
-    assert not (target.parent / "jupyter_server_config.d").exists()
+    # The key that stops a Jupyter without kernelkeeper is never written.
+    assert sorted(p.relative_to(folder(tmp_path, scope)) for p in folder(tmp_path, scope).rglob("*")) == [
+        Path("jupyter_server_config.d"),
+        Path("jupyter_server_config.d/kernelkeeper.json"),
+    ]
+    st = result.status
+    assert st.extension.enabled and st.extension.effective is not None
+    assert st.extension.effective.path == target and st.extension.effective.scope == scope
+    assert st.server.state is State.DEFAULT and st.provider_active and not st.legacy
+    assert jc.status().to_json() == st.to_json()
 
 
-def test_enable_merges_into_existing_settings(fake_home: Path) -> None:
+def test_enable_migrates_the_legacy_key_and_keeps_everything_else(fake_home: Path) -> None:
     original: dict[str, Any] = {
-        "ServerApp": {"ip": "0.0.0.0", "open_browser": False, KEY: OTHER, "port": 9999},
+        "ServerApp": {"ip": "0.0.0.0", "open_browser": False, KEY: PROVIDER, "port": 9999},
         "MappingKernelManager": {"cull_idle_timeout": 600},
         "LabApp": {"collaborative": True, "note": "é"},
     }
-    target = write(fake_home / ".jupyter" / SERVER_CONFIG, original)
-    os.chmod(target, 0o600)
+    legacy = write(fake_home / ".jupyter" / SERVER_CONFIG, original)
+    os.chmod(legacy, 0o600)
+    notebook = write(fake_home / ".jupyter" / "jupyter_notebook_config.json", sets(PROVIDER, "NotebookApp"))
+    base = write(fake_home / ".jupyter" / "jupyter_config.json", {**sets(PROVIDER), "Application": {"log_level": 10}})
+    assert [s.path for s in jc.status().legacy] == [base, legacy, notebook]
 
-    result = jc.enable("user", notebook6=False)
+    result = jc.enable("user")
 
-    (change,) = result.changes
-    assert change.change is Change.REPLACED and change.before == OTHER
-    data = read(target)
-    assert data == {**original, "ServerApp": {**original["ServerApp"], KEY: PROVIDER}}
+    assert [(c.path.name, c.change) for c in result.changes] == [
+        ("kernelkeeper.json", Change.SET),
+        (SERVER_CONFIG, Change.REMOVED),
+        ("jupyter_notebook_config.json", Change.REMOVED),
+        ("jupyter_config.json", Change.REMOVED),
+    ]
+    assert "old way" in result.changes[1].message
+    data = read(legacy)
+    assert data == {**original, "ServerApp": {"ip": "0.0.0.0", "open_browser": False, "port": 9999}}
     assert list(data) == ["ServerApp", "MappingKernelManager", "LabApp"]
-    assert list(data["ServerApp"]) == ["ip", "open_browser", KEY, "port"]  # replaced in place
-    text = target.read_text(encoding="utf-8")
-    assert text == json.dumps(data, indent=2) + "\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600  # permissions kept
+    assert legacy.read_text(encoding="utf-8") == json.dumps(data, indent=2) + "\n"
+    assert stat.S_IMODE(legacy.stat().st_mode) == 0o600  # permissions kept
+    assert not notebook.exists()  # nothing else was in it
+    assert read(base) == {"Application": {"log_level": 10}}
+    assert not result.status.legacy and result.status.provider_active and not result.warnings
 
 
-def test_enable_adds_key_after_existing_ones(fake_home: Path) -> None:
-    target = write(fake_home / ".jupyter" / SERVER_CONFIG, {"ServerApp": {"ip": "::"}, "Z": {}})
-    assert jc.enable("user", notebook6=False).changes[0].change is Change.SET
-    assert list(read(target)["ServerApp"]) == ["ip", KEY]
-    assert list(read(target)) == ["ServerApp", "Z"]
+def test_enable_never_touches_another_managers_setting(fake_home: Path) -> None:
+    other = write(fake_home / ".jupyter" / SERVER_CONFIG, sets("nb_conda_kernels.CondaKernelSpecManager"))
+    before = other.read_bytes()
+
+    result = jc.enable("user")
+
+    assert [(c.path.name, c.change) for c in result.changes] == [
+        ("kernelkeeper.json", Change.SET),
+        (SERVER_CONFIG, Change.FOREIGN),
+    ]
+    assert other.read_bytes() == before
+    assert result.status.extension.enabled and not result.status.provider_active
+    assert any(str(other) in w and "CondaKernelSpecManager" in w and "not used" in w for w in result.warnings)
+
+
+def test_enable_keeps_other_extensions_in_the_file(fake_home: Path) -> None:
+    target = write(ext_file(fake_home.parent, "user"), {"ServerApp": {"jpserver_extensions": {"x": True}}, "Z": {}})
+    assert jc.enable("user").changes[0].change is Change.SET
+    assert read(target) == {"ServerApp": {"jpserver_extensions": {"x": True, "kernelkeeper": True}}, "Z": {}}
+
+
+def test_enable_turns_a_disabled_extension_back_on(fake_home: Path) -> None:
+    # what `jupyter server extension disable kernelkeeper` writes
+    target = write(ext_file(fake_home.parent, "user"), {"ServerApp": {"jpserver_extensions": {"kernelkeeper": False}}})
+    assert not jc.status().extension.enabled
+    (change,) = jc.enable("user").changes
+    assert change.change is Change.REPLACED and change.before == "false" and read(target) == ENABLED
 
 
 @pytest.mark.parametrize(
-    ("text", "disable_fails"),
-    [
-        ('{"ServerApp": {"ip": "0.0.0.0",}}\n', True),
-        ('["not", "an", "object"]\n', True),
-        (b"\xff\xfe{}".decode("latin-1"), True),
-        ('{"ServerApp": "oops"}\n', False),  # valid JSON; our key is simply not there
-    ],
+    "text",
+    ['{"ServerApp": {"ip": "0.0.0.0",}}\n', '["not", "an", "object"]\n', b"\xff\xfe{}".decode("latin-1")],
 )
-def test_malformed_file_is_a_user_error_and_left_untouched(fake_home: Path, text: str, disable_fails: bool) -> None:
-    target = fake_home / ".jupyter" / SERVER_CONFIG
-    target.parent.mkdir(parents=True)
-    target.write_bytes(text.encode("latin-1"))
-    before = target.read_bytes()
+def test_malformed_files_are_left_untouched(fake_home: Path, text: str) -> None:
+    # A malformed legacy candidate (Jupyter ignores it too): a warning, and the extension is still enabled.
+    legacy = fake_home / ".jupyter" / SERVER_CONFIG
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(text.encode("latin-1"))
+    before = legacy.read_bytes()
+    result = jc.enable("user")
+    assert result.status.extension.enabled and any(str(legacy) in w for w in result.warnings)
+    off = jc.disable("user")
+    assert not off.status.extension.enabled and any(str(legacy) in w for w in off.warnings)
+    assert legacy.read_bytes() == before
 
+    # A malformed enable file is ours to write: an error naming it, file untouched.
+    ext = ext_file(fake_home.parent, "user")
+    ext.parent.mkdir(parents=True, exist_ok=True)
+    ext.write_bytes(text.encode("latin-1"))
     with pytest.raises(UserError) as err:
-        jc.enable("user", notebook6=False)
-    assert str(target) in str(err.value) and err.value.hint
-    if disable_fails:
-        with pytest.raises(UserError, match=re.escape(str(target))):
-            jc.disable("user")
-    else:
-        assert [c.change for c in jc.disable("user").changes] == [Change.NOT_SET]
-    assert target.read_bytes() == before
-    assert sorted(p.name for p in target.parent.iterdir()) == [SERVER_CONFIG]
+        jc.enable("user")
+    assert str(ext) in str(err.value) and err.value.hint
+    with pytest.raises(UserError, match=re.escape(str(ext))):
+        jc.disable("user")
+    assert ext.read_bytes() == text.encode("latin-1")
+
+
+def test_enable_refuses_a_fifo_without_blocking(fake_home: Path) -> None:
+    ext = ext_file(fake_home.parent, "user")
+    ext.parent.mkdir(parents=True)
+    os.mkfifo(ext)
+    with pytest.raises(UserError, match="FIFO"):
+        jc.enable("user")
+    legacy = fake_home / ".jupyter" / SERVER_CONFIG
+    os.unlink(ext)
+    os.mkfifo(legacy)
+    assert jc.enable("user").status.extension.enabled
+    assert any("FIFO" in p for p in jc.status().problems)
 
 
 def test_enable_into_an_empty_file(fake_home: Path) -> None:
-    target = write(fake_home / ".jupyter" / SERVER_CONFIG, "")
-    assert jc.enable("user", notebook6=False).changes[0].change is Change.SET
-    assert read(target) == sets(PROVIDER)
+    target = write(ext_file(fake_home.parent, "user"), "")
+    assert jc.enable("user").changes[0].change is Change.SET
+    assert read(target) == ENABLED
 
 
-def test_enable_writes_through_a_symlinked_config(fake_home: Path, tmp_path: Path) -> None:
-    real = write(tmp_path / "dotfiles" / SERVER_CONFIG, {"ServerApp": {"ip": "::"}})
-    link = fake_home / ".jupyter" / SERVER_CONFIG
-    link.parent.mkdir()
+def test_enable_writes_through_a_symlinked_file(fake_home: Path, tmp_path: Path) -> None:
+    real = write(tmp_path / "dotfiles" / "kernelkeeper.json", {"ServerApp": {"jpserver_extensions": {"x": True}}})
+    link = ext_file(tmp_path, "user")
+    link.parent.mkdir(parents=True)
     link.symlink_to(real)
-    jc.enable("user", notebook6=False)
-    assert link.is_symlink() and read(real) == {"ServerApp": {"ip": "::", KEY: PROVIDER}}
+    jc.enable("user")
+    assert link.is_symlink() and read(real) == {"ServerApp": {"jpserver_extensions": {"x": True, "kernelkeeper": True}}}
 
 
 def test_enable_is_idempotent(fake_home: Path) -> None:
-    target = write(fake_home / ".jupyter" / SERVER_CONFIG, {"ServerApp": {"ip": "::"}})
-    jc.enable("user", notebook6=False)
-    before = target.read_bytes()
-    os.utime(target, (1, 1))
+    write(fake_home / ".jupyter" / SERVER_CONFIG, {"ServerApp": {"ip": "::", KEY: PROVIDER}})
+    jc.enable("user")
+    files = sorted((fake_home / ".jupyter").rglob("*.json"))
+    before = {p: p.read_bytes() for p in files}
+    for p in files:
+        os.utime(p, (1, 1))
 
-    again = jc.enable("user", notebook6=False)
+    again = jc.enable("user")
 
     assert not again.changed
     (change,) = again.changes
     assert change.change is Change.ALREADY and change.message.startswith("already enabled")
-    assert target.read_bytes() == before and target.stat().st_mtime == 1
+    assert {p: p.read_bytes() for p in files} == before and all(p.stat().st_mtime == 1 for p in files)
 
 
-def test_enable_notebook6_also_sets_notebookapp(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_enable_never_writes_a_notebook6_setting(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jc, "classic_notebook_installed", lambda: True)
-    result = jc.enable("user")  # notebook6=None: detected
-    nb = fake_home / ".jupyter" / "jupyter_notebook_config.json"
-    assert [c.change for c in result.changes] == [Change.SET, Change.SET]
-    assert read(nb) == sets(PROVIDER, "NotebookApp")
-    assert result.status.notebook6.enabled and result.status.server.enabled
-
-    monkeypatch.setattr(jc, "classic_notebook_installed", lambda: False)
-    assert [c.path.name for c in jc.enable("user").changes] == [SERVER_CONFIG]
-
-    off = jc.disable("user")
-    assert {(c.path.name, c.change) for c in off.changes} == {
-        (SERVER_CONFIG, Change.REMOVED),
-        ("jupyter_notebook_config.json", Change.REMOVED),
-    }
-    assert not nb.exists() and not off.status.notebook6.settings
+    result = jc.enable("user")
+    assert [c.path.name for c in result.changes] == ["kernelkeeper.json"]
+    assert not (fake_home / ".jupyter" / "jupyter_notebook_config.json").exists()
+    assert result.status.notebook6.state is State.DEFAULT
+    assert any("Notebook 6" in w for w in result.warnings)
 
 
 def test_unknown_scope(fake_home: Path) -> None:
@@ -191,39 +238,43 @@ def test_unwritable_scope_is_a_user_error(tmp_path: Path) -> None:
     system.parent.mkdir(parents=True)
     system.write_text("")  # a file where the folder should be: fails for root too, unlike a chmod
     with pytest.raises(UserError, match="cannot write") as err:
-        jc.enable("system", notebook6=False)
+        jc.enable("system")
     assert err.value.hint and "--user" in err.value.hint
 
 
 # --- disable -------------------------------------------------------------------
 
 
-def test_disable_removes_a_file_holding_only_our_setting(fake_home: Path) -> None:
-    jc.enable("user", notebook6=False)
-    target = fake_home / ".jupyter" / SERVER_CONFIG
+def test_disable_removes_the_enable_file_holding_only_our_entry(fake_home: Path) -> None:
+    jc.enable("user")
+    target = ext_file(fake_home.parent, "user")
 
     result = jc.disable("user")
 
     (change,) = result.changes
-    assert change.change is Change.REMOVED and change.file_removed and change.before == PROVIDER
-    assert not target.exists() and result.status.server.state is State.DEFAULT
+    assert change.change is Change.REMOVED and change.file_removed and change.before == "true"
+    assert not target.exists() and not result.status.extension.enabled and not result.status.provider_active
     again = jc.disable("user")
     assert not again.changed and [c.change for c in again.changes] == [Change.NOT_SET]
 
 
-def test_disable_keeps_other_settings(fake_home: Path) -> None:
-    target = write(
+def test_disable_removes_both_mechanisms_and_keeps_other_settings(fake_home: Path) -> None:
+    ext = write(
+        ext_file(fake_home.parent, "user"), {"ServerApp": {"jpserver_extensions": {"x": True, "kernelkeeper": True}}}
+    )
+    legacy = write(
         fake_home / ".jupyter" / SERVER_CONFIG,
-        {"LabApp": {"x": 1}, "ServerApp": {KEY: PROVIDER}, "MappingKernelManager": {"cull_idle_timeout": 5}},
+        {"LabApp": {"x": 1}, "ServerApp": {KEY: PROVIDER, "jpserver_extensions": {"kernelkeeper": True}}},
     )
     result = jc.disable("user")
-    assert result.changes[0].change is Change.REMOVED and not result.changes[0].file_removed
-    assert read(target) == {"LabApp": {"x": 1}, "MappingKernelManager": {"cull_idle_timeout": 5}}
-    assert list(read(target)) == ["LabApp", "MappingKernelManager"]
-
-    write(target, {"ServerApp": {"ip": "::", KEY: PROVIDER, "port": 1}})
-    jc.disable("user")
-    assert read(target) == {"ServerApp": {"ip": "::", "port": 1}}
+    assert [(c.path.name, c.key, c.change) for c in result.changes] == [
+        ("kernelkeeper.json", "jpserver_extensions.kernelkeeper", Change.REMOVED),
+        (SERVER_CONFIG, "jpserver_extensions.kernelkeeper", Change.REMOVED),
+        (SERVER_CONFIG, KEY, Change.REMOVED),
+    ]
+    assert read(ext) == {"ServerApp": {"jpserver_extensions": {"x": True}}}
+    assert read(legacy) == {"LabApp": {"x": 1}}
+    assert not result.status.provider_active and not result.status.legacy
 
 
 def test_disable_leaves_another_class_alone(fake_home: Path) -> None:
@@ -232,32 +283,23 @@ def test_disable_leaves_another_class_alone(fake_home: Path) -> None:
 
     result = jc.disable("user")
 
-    (change,) = result.changes
+    change = result.changes[-1]
     assert change.change is Change.FOREIGN and change.before == "nb_conda_kernels.CondaKernelSpecManager"
     assert "left" in change.message and "CondaKernelSpecManager" in change.message
     assert not result.changed and target.read_bytes() == before
 
 
-def test_disable_also_cleans_our_key_from_jupyter_config_json(fake_home: Path) -> None:
-    base = write(fake_home / ".jupyter" / "jupyter_config.json", {**sets(PROVIDER), "Application": {"log_level": 10}})
-    result = jc.disable("user")
-    assert [(c.path.name, c.change) for c in result.changes] == [
-        (SERVER_CONFIG, Change.NOT_SET),
-        ("jupyter_config.json", Change.REMOVED),
-    ]
-    assert read(base) == {"Application": {"log_level": 10}}
-
-
 def test_disable_warns_when_still_enabled_elsewhere(tmp_path: Path) -> None:
-    jc.enable("system", notebook6=False)
-    jc.enable("user", notebook6=False)
+    jc.enable("system")
+    write(folder(tmp_path, "system") / SERVER_CONFIG, sets(PROVIDER))
+    jc.enable("user")
     result = jc.disable("user")
-    assert result.changed and result.status.server.enabled
-    assert any("still uses kernelkeeper" in w and str(folder(tmp_path, "system")) in w for w in result.warnings)
+    assert result.changed and result.status.extension.enabled
+    assert any("still loads" in w and str(folder(tmp_path, "system")) in w for w in result.warnings)
 
 
 def test_disable_is_not_blocked_by_a_malformed_jupyter_config_json(fake_home: Path) -> None:
-    jc.enable("user", notebook6=False)
+    jc.enable("user")
     bad = write(fake_home / ".jupyter" / "jupyter_config.json", "{oops")
     result = jc.disable("user")
     assert result.changes[0].change is Change.REMOVED
@@ -268,22 +310,48 @@ def test_disable_is_not_blocked_by_a_malformed_jupyter_config_json(fake_home: Pa
 
 
 def test_dry_run_writes_nothing(fake_home: Path) -> None:
-    target = fake_home / ".jupyter" / SERVER_CONFIG
+    legacy = write(fake_home / ".jupyter" / SERVER_CONFIG, {"ServerApp": {"ip": "::", KEY: PROVIDER}})
+    before = legacy.read_bytes()
 
-    preview = jc.enable("user", notebook6=True, dry_run=True)
+    preview = jc.enable("user", dry_run=True)
 
     assert preview.dry_run and preview.changed
-    assert [c.change for c in preview.changes] == [Change.SET, Change.SET]
-    assert preview.changes[0].content is not None and json.loads(preview.changes[0].content) == sets(PROVIDER)
-    assert preview.status.server.enabled  # as it would be
-    assert not (fake_home / ".jupyter").exists()
-    assert jc.status().server.state is State.DEFAULT
+    assert [c.change for c in preview.changes] == [Change.SET, Change.REMOVED]
+    assert preview.changes[0].content is not None and json.loads(preview.changes[0].content) == ENABLED
+    assert preview.status.extension.enabled and not preview.status.legacy  # as it would be
+    assert not (fake_home / ".jupyter" / "jupyter_server_config.d").exists() and legacy.read_bytes() == before
+    assert jc.status().server.enabled and not jc.status().extension.enabled
 
-    write(target, {"ServerApp": {"ip": "::", KEY: PROVIDER}})
-    before = target.read_bytes()
+    jc.enable("user")
+    ext = ext_file(fake_home.parent, "user")
+    before = ext.read_bytes()
     preview = jc.disable("user", dry_run=True)
-    assert preview.changes[0].change is Change.REMOVED and preview.status.server.state is State.DEFAULT
-    assert target.read_bytes() == before and jc.status().server.enabled
+    assert preview.changes[0].change is Change.REMOVED
+    assert not preview.status.extension.enabled
+    assert ext.read_bytes() == before and jc.status().extension.enabled
+
+
+# --- the extension's precedence ----------------------------------------------------
+
+
+def test_extension_precedence_follows_jupyter_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")
+    on = {"ServerApp": {"jpserver_extensions": {"kernelkeeper": True}}}
+    off = {"ServerApp": {"jpserver_extensions": {"kernelkeeper": False}}}
+    write(ext_file(tmp_path, "system"), off)
+    user = write(ext_file(tmp_path, "user"), on)
+    assert jc.status().extension.effective == jc.ExtensionSetting(user, "user", True)  # higher folder wins
+
+    # In one folder the main file is merged after config.d/
+    main = write(folder(tmp_path, "user") / SERVER_CONFIG, off)
+    st = jc.status().extension
+    assert not st.enabled and st.effective is not None and st.effective.path == main
+
+    # A name in the traitlets-loaded dict (here a system jupyter_config.json) is never merged over.
+    main.unlink()
+    base = write(folder(tmp_path, "system") / "jupyter_config.json", off)
+    st = jc.status().extension
+    assert not st.enabled and st.effective is not None and st.effective.path == base
 
 
 # --- status --------------------------------------------------------------------
@@ -316,8 +384,9 @@ def test_status_user_vs_sys_prefix_follows_jupyter_prefer_env_path(
 ) -> None:
     # Unset, jupyter_core prefers sys-prefix when Python runs from a virtualenv the user owns.
     monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", prefer_env)
-    jc.enable("sys-prefix", notebook6=False)
-    jc.enable("user", notebook6=False)
+    # the legacy key, as earlier versions wrote it
+    write(folder(tmp_path, "sys-prefix") / SERVER_CONFIG, sets(PROVIDER))
+    write(folder(tmp_path, "user") / SERVER_CONFIG, sets(PROVIDER))
     st = jc.status().server
     assert st.enabled and [s.scope for s in st.settings] == [loser, winner]
 
@@ -328,7 +397,7 @@ def test_status_user_vs_sys_prefix_follows_jupyter_prefer_env_path(
 
 
 def test_status_user_override_beats_system_enable(tmp_path: Path) -> None:
-    jc.enable("system", notebook6=False)
+    write(folder(tmp_path, "system") / SERVER_CONFIG, sets(PROVIDER))
     user = write(folder(tmp_path, "user") / SERVER_CONFIG, sets(OTHER))
 
     st = jc.status().server
@@ -337,9 +406,10 @@ def test_status_user_override_beats_system_enable(tmp_path: Path) -> None:
     assert st.effective is not None and st.effective.path == user and st.effective.value == OTHER
     assert [(s.scope, s.is_kernelkeeper) for s in st.overridden] == [("system", True)]
     assert [s.scope for s in st.settings] == ["system", "user"]  # load order: later wins
-    # enabling again at system says it is pointless while the user file wins
-    again = jc.enable("system", notebook6=False)
-    assert not again.changed and any(str(user) in w and OTHER in w for w in again.warnings)
+    # enabling at system migrates the legacy key and says the provider stays off while the user file wins
+    again = jc.enable("system")
+    assert again.changed and not again.status.legacy and not again.status.provider_active
+    assert any(str(user) in w and OTHER in w for w in again.warnings)
 
 
 def test_status_app_config_beats_jupyter_config_of_a_higher_folder(tmp_path: Path) -> None:
@@ -375,9 +445,9 @@ def test_status_python_config_file(tmp_path: Path) -> None:
 
 def test_status_reports_malformed_files_as_problems(fake_home: Path) -> None:
     bad = write(fake_home / ".jupyter" / SERVER_CONFIG, "{")
-    jc.enable("system", notebook6=False)
+    jc.enable("system")
     st = jc.status()
-    assert st.server.enabled and any(str(bad) in p for p in st.problems)
+    assert st.extension.enabled and st.provider_active and any(str(bad) in p for p in st.problems)
 
 
 def test_status_notebook6_reads_its_own_files(tmp_path: Path) -> None:
