@@ -574,3 +574,228 @@ def test_status_agrees_with_jupyter_server_show_config(tmp_path: Path, monkeypat
         if st.effective.evaluated:
             assert st.effective.value == value, name
         assert st.enabled == (value == PROVIDER), name
+
+
+# --- the Jupyters on the machine, from files ----------------------------------------
+
+
+def _fake_jupyter(prefix: Path, *, kernelkeeper: str | None = None) -> Path:
+    """A venv holding jupyter_server (dist-info) and a `jupyter` script, as pip/uv leave them."""
+    import fakes
+
+    fakes.venv(prefix)
+    site = prefix / "lib" / f"python{fakes.MINOR}" / "site-packages"
+    (site / "jupyter_server-2.14.0.dist-info").mkdir()
+    script = prefix / "bin" / "jupyter"
+    script.write_text(f"#!{prefix / 'bin' / 'python'}\nfrom jupyter_core.command import main\nmain()\n")
+    script.chmod(0o755)
+    if kernelkeeper == "package":
+        (site / "kernelkeeper").mkdir()
+        (site / "kernelkeeper" / "__init__.py").write_text("")
+    elif kernelkeeper == "pth":  # an editable install: a .pth naming the source folder
+        src = prefix / "src"
+        (src / "kernelkeeper").mkdir(parents=True)
+        (src / "kernelkeeper" / "__init__.py").write_text("")
+        (site / "_kernelkeeper.pth").write_text(f"{src}\n")
+    elif kernelkeeper == "hook":  # setuptools' editable finder
+        (site / "__editable__.kernelkeeper-0.1.0.pth").write_text("import __editable___kernelkeeper_0_1_0_finder\n")
+    elif kernelkeeper == "dist-info-only":  # a broken install: metadata, no package
+        (site / "kernelkeeper-0.1.0.dist-info").mkdir()
+    return prefix
+
+
+@pytest.mark.parametrize(
+    ("how", "imports"), [(None, False), ("package", True), ("pth", True), ("hook", True), ("dist-info-only", False)]
+)
+def test_importability_is_read_from_files(tmp_path: Path, how: str | None, imports: bool) -> None:
+    prefix = _fake_jupyter(tmp_path / "j", kernelkeeper=how)
+    assert jc.imports_kernelkeeper(jc.site_dirs(prefix)) is imports
+
+
+def test_enable_says_what_each_jupyter_will_do(tmp_path: Path, fake_home: Path) -> None:
+    from kernelkeeper.context import Context
+
+    without = _fake_jupyter(tmp_path / "without")
+    with_kk = _fake_jupyter(tmp_path / "with", kernelkeeper="package")
+    env = dict(os.environ, PATH=f"{without / 'bin'}:{with_kk / 'bin'}:/usr/bin:/bin")
+    installs = jc.find_jupyters(Context.from_environ(env=env), ())
+    mine = {i.prefix: i for i in installs if i.prefix in (without, with_kk)}
+    assert mine[without].found_as == (f"`jupyter` on PATH: {without / 'bin' / 'jupyter'}",)
+    assert mine[without].jupyter_server == "2.14.0" and not mine[without].imports_kernelkeeper
+    assert mine[with_kk].imports_kernelkeeper
+
+    result = jc.enable("user", installs=list(mine.values()))
+
+    views = {v.install.prefix: v for v in result.jupyters}
+    assert views[without].outcome is jc.Outcome.AS_BEFORE
+    assert views[without].reason == "runs as before: its Python cannot import kernelkeeper"
+    assert views[with_kk].outcome is jc.Outcome.PROVIDER and views[with_kk].reason == "uses the provider"
+    data = result.to_json()["jupyters"]
+    assert {(d["prefix"], d["outcome"]) for d in data} == {
+        (str(without), "runs-as-before"),
+        (str(with_kk), "uses-provider"),
+    }
+
+
+def test_doctor_reports_a_jupyter_the_legacy_key_stops(tmp_path: Path, fake_home: Path) -> None:
+    from kernelkeeper.context import Context
+    from kernelkeeper.doctor import config_breaks_jupyter
+
+    without = _fake_jupyter(tmp_path / "without")
+    ctx = Context.from_environ(env=dict(os.environ, PATH=f"{without / 'bin'}:/usr/bin:/bin"))
+    assert config_breaks_jupyter(ctx, ()) == []
+    legacy = write(fake_home / ".jupyter" / SERVER_CONFIG, sets(PROVIDER))
+
+    (finding,) = config_breaks_jupyter(ctx, ())
+
+    assert finding.severity == "error" and finding.code == "config-breaks-jupyter"
+    assert finding.subject == str(legacy) and str(without) in finding.message
+    assert finding.fix == "kernelkeeper jupyter enable"
+    jc.enable("user")
+    assert config_breaks_jupyter(ctx, ()) == []
+    # a Jupyter that can import kernelkeeper is not stopped by the key
+    write(fake_home / ".jupyter" / SERVER_CONFIG, sets(PROVIDER))
+    _fake_jupyter(tmp_path / "with", kernelkeeper="package")
+    ctx = Context.from_environ(env=dict(os.environ, PATH=f"{tmp_path / 'with' / 'bin'}:/usr/bin:/bin"))
+    assert config_breaks_jupyter(ctx, ()) == []
+
+
+# --- two real Jupyters: one with kernelkeeper, one without -----------------------------
+
+
+@pytest.fixture(scope="session")
+def bare_jupyter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second real jupyter_server in its own venv, without kernelkeeper (uv venv + uv pip install)."""
+    import shutil
+
+    from procs import run_checked
+
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed: cannot build a second Jupyter")
+    root = tmp_path_factory.mktemp("bare-jupyter")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["UV_CACHE_DIR"] = str(root / "uv-cache")
+    run_checked([uv, "venv", "-q", "--python", sys.executable, root / "venv"], env)
+    try:
+        run_checked(
+            [uv, "pip", "install", "-q", "--python", root / "venv" / "bin" / "python", "jupyter_server"],
+            env,
+            timeout=600,
+        )
+    except RuntimeError as e:
+        pytest.skip(f"cannot install jupyter_server into a second venv (no index reachable?): {e}")
+    return root / "venv"
+
+
+def _server_env(tmp_path: Path) -> dict[str, str]:
+    from conftest import hermetic
+
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return hermetic(env, tmp_path)
+
+
+def _both_servers(tmp_path: Path, bare: Path, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    from jupyter_server_proc import jupyter_server
+
+    env = _server_env(tmp_path)
+    with jupyter_server(env, tmp_path, tmp_path / f"{tag}-kk.log") as server:
+        ours = server.kernelspecs()
+    with jupyter_server(env, tmp_path, tmp_path / f"{tag}-bare.log", python=bare / "bin" / "python") as server:
+        assert server.request("GET", "/api/status") is not None
+        theirs = server.kernelspecs()
+    return ours, theirs
+
+
+@pytest.mark.timeout(600)
+def test_enable_keeps_a_jupyter_without_kernelkeeper_starting(
+    bare_jupyter: Path, tmp_path: Path, fake_home: Path
+) -> None:
+    import fakes
+    from kernelkeeper.cli import main
+
+    fakes.venv(fakes.project(fake_home / "projects" / "alpha") / ".venv", ipykernel=True)
+    dynamic = f"venv-alpha-py{fakes.MINOR}"
+
+    assert main(["jupyter", "enable", "--user"]) == 0
+    assert (fake_home / ".jupyter" / "jupyter_server_config.d" / "kernelkeeper.json").is_file()
+
+    ours, theirs = _both_servers(tmp_path, bare_jupyter, "enabled")
+    assert dynamic in ours, sorted(ours)  # the provider is active where kernelkeeper imports
+    assert dynamic not in theirs  # the stock list where it does not
+    assert "could not be found" in (tmp_path / "enabled-bare.log").read_text()  # only a warning
+
+
+@pytest.mark.timeout(600)
+def test_legacy_key_is_reported_and_enable_migrates_it(bare_jupyter: Path, tmp_path: Path, fake_home: Path) -> None:
+    import fakes
+    from jupyter_server_proc import jupyter_server
+    from kernelkeeper.commands.common import discover_args
+    from kernelkeeper.doctor import config_breaks_jupyter
+
+    fakes.venv(fakes.project(fake_home / "projects" / "alpha") / ".venv", ipykernel=True)
+    dynamic = f"venv-alpha-py{fakes.MINOR}"
+    legacy = write(
+        fake_home / ".jupyter" / SERVER_CONFIG, {"ServerApp": {KEY: PROVIDER, "shutdown_no_activity_timeout": 0}}
+    )
+
+    # What earlier versions wrote stops the Jupyter that cannot import kernelkeeper...
+    with (
+        pytest.raises(RuntimeError, match="could not be imported"),
+        jupyter_server(
+            _server_env(tmp_path), tmp_path, tmp_path / "legacy.log", python=bare_jupyter / "bin" / "python"
+        ),
+    ):
+        pass
+    # ...and doctor says so, with the fix.
+    env = dict(os.environ, PATH=f"{bare_jupyter / 'bin'}:{os.environ['PATH']}")
+    ctx, found = discover_args(argparse_namespace(), env)
+    findings = config_breaks_jupyter(ctx, found.environments)
+    assert [(f.severity, f.subject, f.fix) for f in findings] == [("error", str(legacy), "kernelkeeper jupyter enable")]
+    assert str(bare_jupyter) in findings[0].message
+
+    result = jc.enable("user", installs=jc.find_jupyters(ctx, found.environments))
+    views = {v.install.prefix: v.outcome for v in result.jupyters}
+    assert views[bare_jupyter] is jc.Outcome.AS_BEFORE
+    assert read(legacy) == {"ServerApp": {"shutdown_no_activity_timeout": 0}}
+    assert config_breaks_jupyter(ctx, found.environments) == []
+
+    ours, theirs = _both_servers(tmp_path, bare_jupyter, "migrated")
+    assert dynamic in ours and dynamic not in theirs
+
+
+def argparse_namespace() -> Any:
+    import argparse
+
+    return argparse.Namespace(root=[], depth=None, no_default_roots=False)
+
+
+def test_the_extension_respects_a_chosen_manager_and_the_providers_config(tmp_path: Path, fake_home: Path) -> None:
+    """A real ServerApp.initialize in a subprocess: which manager it made, with which settings."""
+    probe = (
+        "from jupyter_server.serverapp import ServerApp\n"
+        "app = ServerApp()\n"
+        "app.initialize(['--ServerApp.port=0', '--ServerApp.open_browser=False'])\n"
+        "m = app.kernel_spec_manager\n"
+        "print('KSM', type(m).__module__ + '.' + type(m).__name__, getattr(m, 'cache_seconds', None))\n"
+    )
+    jc.enable("user")
+    write(fake_home / ".jupyter" / SERVER_CONFIG, {"KernelKeeperSpecManager": {"cache_seconds": 7}})
+
+    def manager() -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=_server_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert out.returncode == 0, out.stderr
+        (line,) = [ln for ln in out.stdout.splitlines() if ln.startswith("KSM ")]
+        return line[4:]
+
+    assert manager() == f"{PROVIDER} 7.0"
+    write(fake_home / ".jupyter" / SERVER_CONFIG, sets(OTHER))  # a manager the person chose wins
+    assert manager() == f"{OTHER} None"
