@@ -598,14 +598,19 @@ def _fake_jupyter(prefix: Path, *, kernelkeeper: str | None = None) -> Path:
         (src / "kernelkeeper" / "__init__.py").write_text("")
         (site / "_kernelkeeper.pth").write_text(f"{src}\n")
     elif kernelkeeper == "hook":  # setuptools' editable finder
-        (site / "__editable__.kernelkeeper-0.1.0.pth").write_text("import __editable___kernelkeeper_0_1_0_finder\n")
+        hook = "__editable___kernelkeeper_0_1_0_finder"
+        (site / "__editable__.kernelkeeper-0.1.0.pth").write_text(f"import {hook}; {hook}.install()\n")
+        (site / f"{hook}.py").write_text("")
+    elif kernelkeeper == "comment":  # a .pth that only mentions the name: no import works from it
+        (site / "other.pth").write_text("import os  # kernelkeeper\n/nonexistent/kernelkeeper\n")
     elif kernelkeeper == "dist-info-only":  # a broken install: metadata, no package
         (site / "kernelkeeper-0.1.0.dist-info").mkdir()
     return prefix
 
 
 @pytest.mark.parametrize(
-    ("how", "imports"), [(None, False), ("package", True), ("pth", True), ("hook", True), ("dist-info-only", False)]
+    ("how", "imports"),
+    [(None, False), ("package", True), ("pth", True), ("hook", True), ("comment", False), ("dist-info-only", False)],
 )
 def test_importability_is_read_from_files(tmp_path: Path, how: str | None, imports: bool) -> None:
     prefix = _fake_jupyter(tmp_path / "j", kernelkeeper=how)

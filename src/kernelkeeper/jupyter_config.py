@@ -79,6 +79,9 @@ _PY_ASSIGN = re.compile(
     re.MULTILINE,
 )
 
+# `import __editable___kernelkeeper_0_1_0_finder; __editable___kernelkeeper_0_1_0_finder.install()`
+_EDITABLE_HOOK = re.compile(r"import\s+(__editable___kernelkeeper_\w+)\s*(?:;|$)")
+
 if TYPE_CHECKING:
     from typing import TypeAlias
 
@@ -689,7 +692,9 @@ def imports_kernelkeeper(sites: Iterable[Path]) -> bool:
                 if not line or line.startswith("#"):
                     continue
                 if line.startswith(("import ", "import\t")):
-                    if "kernelkeeper" in line:  # setuptools' editable finder hook for this package
+                    # setuptools' editable finder hook for this package, whose module sits beside the .pth
+                    hook = _EDITABLE_HOOK.match(line)
+                    if hook and (site / f"{hook.group(1)}.py").is_file():
                         return True
                     continue
                 folder = Path(line) if os.path.isabs(line) else site / line
