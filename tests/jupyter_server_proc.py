@@ -102,13 +102,18 @@ async def _ws_execute(ws_url: str, token: str, code: str, timeout: float, userna
 
 @contextmanager
 def jupyter_server(
-    env: dict[str, str], root_dir: Path, log: Path, timeout: float = 60, base_url: str = "/"
+    env: dict[str, str],
+    root_dir: Path,
+    log: Path,
+    timeout: float = 60,
+    base_url: str = "/",
+    python: str | Path = sys.executable,
 ) -> Iterator[Server]:
-    """Start `jupyter server` with env (its config dirs decide the kernel spec manager)."""
+    """Start `jupyter server` with env (its config dirs decide the kernel spec manager), run by ``python``."""
     port = free_port()
     token = uuid.uuid4().hex
     cmd = [
-        sys.executable,
+        str(python),
         "-m",
         "jupyter_server",
         "--ServerApp.ip=127.0.0.1",

@@ -129,17 +129,18 @@ def test_jupyter_enable_status_disable(tmp_path: Path, capsys: pytest.CaptureFix
     system = Path(paths.SYSTEM_CONFIG_PATH[0])
     assert str(system).startswith(str(tmp_path)), "conftest redirects the system config path"
     assert main(["jupyter", "enable", "--system", "--dry-run"]) == 0
-    assert "would set ServerApp.kernel_spec_manager_class" in capsys.readouterr().out
-    assert not (system / "jupyter_server_config.json").exists()
+    assert "would set ServerApp.jpserver_extensions.kernelkeeper" in capsys.readouterr().out
+    enable_file = system / "jupyter_server_config.d" / "kernelkeeper.json"
+    assert not enable_file.exists()
     assert main(["jupyter", "enable", "--system"]) == 0
-    written = json.loads((system / "jupyter_server_config.json").read_text())
-    assert written["ServerApp"]["kernel_spec_manager_class"] == "kernelkeeper.provider.KernelKeeperSpecManager"
+    assert json.loads(enable_file.read_text()) == {"ServerApp": {"jpserver_extensions": {"kernelkeeper": True}}}
+    assert not (system / "jupyter_server_config.json").exists()  # the key that stops other Jupyters: never
     capsys.readouterr()
     assert main(["jupyter", "status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    server = status["apps"][0]
-    assert server["enabled"] is True and server["effective"]["path"] == str(system / "jupyter_server_config.json")
-    # A user file choosing another manager wins over the system one, and status says so.
+    assert status["provider_active"] is True and status["extension"]["effective"]["path"] == str(enable_file)
+    assert any(j["outcome"] == "uses-provider" for j in status["jupyters"])
+    # A user file choosing another manager wins over the extension, and status says so.
     user = Path(paths.jupyter_config_dir())
     user.mkdir(parents=True, exist_ok=True)
     (user / "jupyter_server_config.json").write_text(
@@ -147,6 +148,6 @@ def test_jupyter_enable_status_disable(tmp_path: Path, capsys: pytest.CaptureFix
     )
     assert main(["jupyter", "status"]) == 0
     out = capsys.readouterr().out
-    assert "another manager" in out and "overridden" in out
+    assert "another manager" in out and "keeps jupyter_client.kernelspec.KernelSpecManager" in out
     assert main(["jupyter", "disable", "--system"]) == 0
-    assert not (system / "jupyter_server_config.json").exists()
+    assert not enable_file.exists()

@@ -196,8 +196,10 @@ def make_parser() -> argparse.ArgumentParser:
     jupyter = sub.add_parser(
         "jupyter",
         help="turn the dynamic kernel provider on or off in Jupyter's config",
-        description="Set (or remove) ServerApp.kernel_spec_manager_class = kernelkeeper's provider in a scope's "
-        "jupyter_server_config.json, merged with what is there; `status` says which file wins.",
+        description="Enable (or disable) the kernelkeeper jupyter_server extension in a scope's config folder "
+        "(jupyter_server_config.d/kernelkeeper.json); it turns the provider on in every Jupyter that can import "
+        "kernelkeeper, and the others run as before. `enable` also removes the old kernel_spec_manager_class "
+        "setting that stopped those others; `status` says which file wins and what each Jupyter does.",
     )
     jsub = jupyter.add_subparsers(dest="jupyter_command", metavar="ACTION")
     jsub.required = True

@@ -283,6 +283,8 @@ def diagnose(
                 )
             )
 
+    findings.extend(config_breaks_jupyter(ctx, envs))
+
     # Folders.
     from jupyter_core import paths
 
@@ -484,6 +486,27 @@ def diagnose(
                 )
             )
     return Report(tuple(findings), facts)
+
+
+def config_breaks_jupyter(ctx: Context, envs: tuple[Environment, ...]) -> list[Finding]:
+    """A Jupyter that a kernelkeeper setting stops: the legacy ``kernel_spec_manager_class`` key naming
+    the provider wins in a config folder it reads, and its Python cannot import kernelkeeper."""
+    from .jupyter_config import Outcome, find_jupyters, fix_for, status
+
+    out = []
+    for view in status(find_jupyters(ctx, envs)).jupyters:
+        if view.outcome is Outcome.FAILS and view.setting is not None:
+            out.append(
+                Finding(
+                    "config-breaks-jupyter",
+                    "error",
+                    "jupyters",
+                    str(view.setting.path),
+                    f"{view.message} (its Jupyter refuses to start: 'Bad config encountered during initialization')",
+                    fix_for(view.setting),
+                )
+            )
+    return out
 
 
 def overlay_clashes(ctx: Context, env: Environment) -> list[Any]:

@@ -1,15 +1,21 @@
 """Turn kernelkeeper's dynamic provider on and off in Jupyter's config, and say who wins.
 
-The provider is used when ``ServerApp.kernel_spec_manager_class`` (jupyter_server:
-JupyterLab, Notebook 7, JupyterHub single-user servers) or, for classic
-Notebook 6, ``NotebookApp.kernel_spec_manager_class`` names it. A
-``jupyter_server_config.d/*.json`` drop-in only enables server extensions and is
-ignored for this setting, so ``enable`` merges the key into
-``jupyter_server_config.json`` (and ``jupyter_notebook_config.json``) of one
-scope's config folder, atomically, leaving every other setting as it was.
+**How it is turned on.** ``enable`` writes jupyter_server's standard extension enable
+file ``<config dir>/jupyter_server_config.d/kernelkeeper.json`` =
+``{"ServerApp": {"jpserver_extensions": {"kernelkeeper": true}}}``; at start-up the
+extension (``server_extension.py``) sets ``ServerApp.kernel_spec_manager_class`` to the
+provider unless the person chose a manager. A Jupyter whose Python cannot import
+kernelkeeper logs a missing-extension warning and runs as before.
 
-Which file wins follows traitlets/jupyter_core exactly (checked against
-``jupyter server --show-config`` in the tests):
+Earlier versions set ``ServerApp.kernel_spec_manager_class`` (and, with Notebook 6,
+``NotebookApp.kernel_spec_manager_class``) in ``jupyter_server_config.json``: every
+Jupyter reading that folder that cannot import kernelkeeper then refuses to start. That
+*legacy key* is what ``enable`` removes (only where it names kernelkeeper's provider) and
+what ``status``, ``enable`` and ``doctor`` report. Notebook 6 gets no setting: it loads
+its extensions after it made its kernel spec manager, so nothing can switch it safely.
+
+**Which file wins** for ``kernel_spec_manager_class`` follows traitlets/jupyter_core
+exactly (checked against ``jupyter server --show-config`` in the tests):
 
 * ``jupyter_config.*`` is loaded from *every* config folder first, and only then
   ``jupyter_server_config.*`` (or ``jupyter_notebook_config.*``) from every
@@ -23,8 +29,14 @@ Which file wins follows traitlets/jupyter_core exactly (checked against
   there a sys-prefix setting beats a user one (jupyter_core >= 5).
 * In one folder, ``name.py`` loads before ``name.json``: the JSON file wins.
 
-The last load that sets the key wins. The folder list is the one this Python
-sees: a Jupyter server running from another prefix has another sys-prefix folder.
+The last load that sets the key wins. For ``jpserver_extensions`` jupyter_server
+merges key by key instead (``ServerApp.find_server_extensions``): per folder, from the
+lowest priority up, ``jupyter_server_config.d/*.json`` in name order, then
+``jupyter_server_config.json``; a name already in the traitlets-loaded
+``ServerApp.jpserver_extensions`` (the last ``jupyter_config.json`` /
+``jupyter_server_config.json`` that sets that dict) is not looked up there at all.
+The folder list is the one this Python sees; another Jupyter is judged with its own
+prefix's ``etc/jupyter`` as its sys-prefix folder.
 """
 
 from __future__ import annotations
@@ -34,17 +46,18 @@ import json
 import os
 import re
 import stat
+import sys
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import safeio
 from .errors import UserError
+from .server_extension import KEY, PROVIDER
 
-PROVIDER = "kernelkeeper.provider.KernelKeeperSpecManager"
-KEY = "kernel_spec_manager_class"
 SCOPES = ("user", "sys-prefix", "system")
 PY_NOTE = "set in a Python config file, value not evaluated"
 
@@ -52,6 +65,11 @@ PY_NOTE = "set in a Python config file, value not evaluated"
 SERVER = ("jupyter_server", "ServerApp", "jupyter_server_config")
 NOTEBOOK6 = ("notebook6", "NotebookApp", "jupyter_notebook_config")
 BASE_CONFIG = "jupyter_config"
+
+EXTENSION = "kernelkeeper"
+EXT_KEY = "jpserver_extensions"
+EXT_DIR = f"{SERVER[2]}.d"  # jupyter_server_config.d: read by jupyter_server for jpserver_extensions only
+EXT_FILE = f"{EXTENSION}.json"
 
 # `c.ServerApp.kernel_spec_manager_class = ...` or `c.ServerApp["kernel_spec_manager_class"] = ...`
 _PY_ASSIGN = re.compile(
@@ -61,8 +79,14 @@ _PY_ASSIGN = re.compile(
     re.MULTILINE,
 )
 
+# `import __editable___kernelkeeper_0_1_0_finder; __editable___kernelkeeper_0_1_0_finder.install()`
+_EDITABLE_HOOK = re.compile(r"import\s+(__editable___kernelkeeper_\w+)\s*(?:;|$)")
+
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    from .context import Context
+    from .environments import Environment
 
     # What a JSON file holds, or None for a missing (or, in a preview, removed) file.
     _Overlay: TypeAlias = Mapping[Path, "dict[str, Any] | None"]
@@ -72,10 +96,10 @@ if TYPE_CHECKING:
 
 
 class State(str, Enum):
-    """Which kernel spec manager a Jupyter app ends up with."""
+    """Which kernel spec manager a Jupyter app's config files name."""
 
-    ENABLED = "enabled"  # kernelkeeper's provider wins
-    DEFAULT = "default"  # nothing sets the key: jupyter_client's KernelSpecManager
+    ENABLED = "enabled"  # kernelkeeper's provider, by the legacy key
+    DEFAULT = "default"  # nothing sets the key: jupyter_client's KernelSpecManager (or the extension's choice)
     OTHER = "other"  # another class wins
     UNKNOWN = "unknown"  # a Python config file wins; its value is not evaluated
 
@@ -84,11 +108,21 @@ class Change(str, Enum):
     """What enable/disable did (or would do) to one key in one file."""
 
     SET = "set"  # key added
-    REPLACED = "replaced"  # key held another class; now kernelkeeper's
+    REPLACED = "replaced"  # key held another value; now kernelkeeper's
     ALREADY = "already-enabled"
     REMOVED = "removed"
     NOT_SET = "not-set"
-    FOREIGN = "foreign"  # disable: the key holds another class, left alone
+    FOREIGN = "foreign"  # the key holds another class, left alone
+
+
+class Outcome(str, Enum):
+    """What one Jupyter on the machine does with the config as it is (or would be)."""
+
+    PROVIDER = "uses-provider"
+    AS_BEFORE = "runs-as-before"
+    KEEPS_OTHER = "keeps-own-manager"
+    FAILS = "will-not-start"
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -162,6 +196,7 @@ class AppStatus:
 
     @property
     def enabled(self) -> bool:
+        """Whether the legacy key (kernelkeeper's provider, set in a config file) wins."""
         return self.state is State.ENABLED
 
     @property
@@ -185,13 +220,103 @@ class AppStatus:
 
 
 @dataclass(frozen=True)
+class ExtensionSetting:
+    """One config file that sets ``ServerApp.jpserver_extensions["kernelkeeper"]``."""
+
+    path: Path
+    scope: str
+    value: Any  # true enables; jupyter_server takes anything else as not enabled (or fails on it)
+
+    @property
+    def enables(self) -> bool:
+        return self.value is True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "scope": self.scope, "value": self.value, "enables": self.enables}
+
+
+@dataclass(frozen=True)
+class ExtensionStatus:
+    """Every file naming the kernelkeeper extension, in jupyter_server's merge order, and which one wins."""
+
+    settings: tuple[ExtensionSetting, ...]
+    effective: ExtensionSetting | None
+
+    @property
+    def enabled(self) -> bool:
+        return self.effective is not None and self.effective.enables
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "effective": self.effective.to_json() if self.effective else None,
+            "settings": [s.to_json() for s in self.settings],
+        }
+
+
+@dataclass(frozen=True)
+class JupyterInstall:
+    """A Jupyter found on the machine, described from its files (nothing is run)."""
+
+    prefix: Path
+    python: Path | None
+    found_as: tuple[str, ...]  # how it was found: `jupyter` on PATH, a discovered environment, ...
+    jupyter_server: str | None  # installed version, None when absent
+    notebook: str | None
+    imports_kernelkeeper: bool  # kernelkeeper is in its site-packages (a package, or a .pth pointing at one)
+
+    @property
+    def notebook6(self) -> bool:
+        major = (self.notebook or "").split(".")[0]
+        return major.isdigit() and int(major) < 7
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "prefix": str(self.prefix),
+            "python": str(self.python) if self.python else None,
+            "found_as": list(self.found_as),
+            "jupyter_server": self.jupyter_server,
+            "notebook": self.notebook,
+            "imports_kernelkeeper": self.imports_kernelkeeper,
+        }
+
+
+@dataclass(frozen=True)
+class JupyterView:
+    """What one Jupyter app of one install does with the config."""
+
+    install: JupyterInstall
+    app: str  # jupyter_server | notebook6
+    outcome: Outcome
+    reason: str
+    setting: Setting | None = None  # the config setting that decides, when one does
+
+    @property
+    def message(self) -> str:
+        label = "jupyter_server" if self.app == SERVER[0] else "Notebook 6"
+        return f"{label} in {self.install.prefix}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.install.to_json(),
+            "app": self.app,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "message": self.message,
+            "setting": self.setting.to_json() if self.setting else None,
+        }
+
+
+@dataclass(frozen=True)
 class JupyterConfigStatus:
-    """Where ``kernel_spec_manager_class`` is set across Jupyter's config folders, and what wins."""
+    """The kernelkeeper extension and ``kernel_spec_manager_class`` across Jupyter's config folders."""
 
     provider: str
     config_dirs: tuple[ConfigDir, ...]  # jupyter_config_path() order: highest priority first
     apps: tuple[AppStatus, ...]  # jupyter_server first, then classic Notebook 6
     problems: tuple[str, ...] = ()  # config files Jupyter cannot read (and so ignores)
+    extension: ExtensionStatus = field(default_factory=lambda: ExtensionStatus((), None))
+    jupyters: tuple[JupyterView, ...] = ()  # filled when the caller passed the installs it found
 
     @property
     def server(self) -> AppStatus:
@@ -201,11 +326,25 @@ class JupyterConfigStatus:
     def notebook6(self) -> AppStatus:
         return self.apps[1]
 
+    @property
+    def legacy(self) -> tuple[Setting, ...]:
+        """Legacy keys: config files naming kernelkeeper's provider as the manager (they stop other Jupyters)."""
+        return tuple(s for app in self.apps for s in app.settings if s.is_kernelkeeper)
+
+    @property
+    def provider_active(self) -> bool:
+        """Whether this Python's jupyter_server would use the provider (by the extension or a legacy key)."""
+        return self.server.enabled or (self.extension.enabled and self.server.state is State.DEFAULT)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "provider": self.provider,
+            "provider_active": self.provider_active,
+            "extension": self.extension.to_json(),
+            "legacy": [s.to_json() for s in self.legacy],
             "config_dirs": [d.to_json() for d in self.config_dirs],
             "apps": [a.to_json() for a in self.apps],
+            "jupyters": [j.to_json() for j in self.jupyters],
             "problems": list(self.problems),
         }
 
@@ -221,14 +360,19 @@ class FileChange:
     file_created: bool = False
     file_removed: bool = False
     content: str | None = None  # the file's new text when it changes and is not removed
+    key: str = KEY
 
     @property
     def modifies(self) -> bool:
         return self.change in (Change.SET, Change.REPLACED, Change.REMOVED)
 
     @property
+    def legacy(self) -> bool:
+        return self.key == KEY
+
+    @property
     def message(self) -> str:
-        where = f"{self.section}.{KEY} in {self.path}"
+        where = f"{self.section}.{self.key} in {self.path}"
         if self.change is Change.SET:
             return f"set {where}" + (" (new file)" if self.file_created else "")
         if self.change is Change.REPLACED:
@@ -236,7 +380,8 @@ class FileChange:
         if self.change is Change.ALREADY:
             return f"already enabled: {where}"
         if self.change is Change.REMOVED:
-            return f"removed {where}" + (" (file removed: nothing else in it)" if self.file_removed else "")
+            why = " (the old way to enable: it stops a Jupyter that cannot import kernelkeeper)" if self.legacy else ""
+            return f"removed {where}" + (" (file removed: nothing else in it)" if self.file_removed else "") + why
         if self.change is Change.FOREIGN:
             return f"left {where} alone: it holds {self.before}, not kernelkeeper's provider"
         return f"not set: {where}"
@@ -245,6 +390,7 @@ class FileChange:
         return {
             "path": str(self.path),
             "section": self.section,
+            "key": self.key,
             "change": self.change.value,
             "before": self.before,
             "file_created": self.file_created,
@@ -270,6 +416,10 @@ class ToggleResult:
         """Whether a file was (or on a dry run would be) written or removed."""
         return any(c.modifies for c in self.changes)
 
+    @property
+    def jupyters(self) -> tuple[JupyterView, ...]:
+        return self.status.jupyters
+
     def to_json(self) -> dict[str, Any]:
         return {
             "action": self.action,
@@ -279,6 +429,7 @@ class ToggleResult:
             "changed": self.changed,
             "changes": [c.to_json() for c in self.changes],
             "warnings": list(self.warnings),
+            "jupyters": [j.to_json() for j in self.jupyters],
             "status": self.status.to_json(),
         }
 
@@ -299,6 +450,11 @@ def scope_config_dir(scope: str) -> Path:
             raise UserError("this platform has no system-wide Jupyter config folder", hint="use --sys-prefix or --user")
         return Path(paths.SYSTEM_CONFIG_PATH[0])
     raise UserError(f"unknown scope {scope!r}", hint="use --user, --sys-prefix or --system")
+
+
+def extension_file(scope: str) -> Path:
+    """The file ``enable`` writes: ``<scope's config folder>/jupyter_server_config.d/kernelkeeper.json``."""
+    return scope_config_dir(scope) / EXT_DIR / EXT_FILE
 
 
 def config_dirs() -> tuple[ConfigDir, ...]:
@@ -335,19 +491,46 @@ def config_dirs() -> tuple[ConfigDir, ...]:
     return tuple(out)
 
 
+def dirs_for(install: JupyterInstall, dirs: tuple[ConfigDir, ...]) -> tuple[ConfigDir, ...]:
+    """The config folders another Jupyter reads: ours, with its own prefix's etc/jupyter as sys-prefix."""
+    if _same_path(install.prefix, Path(sys.prefix)):
+        return dirs
+    own = ConfigDir(install.prefix / "etc" / "jupyter", "sys-prefix")
+    out: list[ConfigDir] = []
+    for d in dirs:
+        if d.scope == "sys-prefix":
+            if own not in out:
+                out.append(own)
+        else:
+            out.append(d)
+    return tuple(out)
+
+
 # --- status --------------------------------------------------------------------
 
 
-def status() -> JupyterConfigStatus:
-    """Every config file that sets ``kernel_spec_manager_class``, in load order, and which one wins."""
-    return _status({})
+def status(installs: Sequence[JupyterInstall] = ()) -> JupyterConfigStatus:
+    """The extension and every ``kernel_spec_manager_class`` setting, in load order, and what wins.
+
+    With ``installs`` (from ``find_jupyters``), also what each of those Jupyters does.
+    """
+    return _with_views(_status({}), installs, {})
 
 
-def _status(overlay: _Overlay) -> JupyterConfigStatus:
-    dirs = config_dirs()
+def _status(overlay: _Overlay, dirs: tuple[ConfigDir, ...] | None = None) -> JupyterConfigStatus:
+    dirs = config_dirs() if dirs is None else dirs
     problems: list[str] = []
     apps = tuple(_app_status(app, dirs, overlay, problems) for app in (SERVER, NOTEBOOK6))
-    return JupyterConfigStatus(PROVIDER, dirs, apps, tuple(dict.fromkeys(problems)))
+    extension = _extension_status(dirs, overlay, problems)
+    return JupyterConfigStatus(PROVIDER, dirs, apps, tuple(dict.fromkeys(problems)), extension)
+
+
+def _with_views(st: JupyterConfigStatus, installs: Sequence[JupyterInstall], overlay: _Overlay) -> JupyterConfigStatus:
+    views: list[JupyterView] = []
+    for install in installs:
+        theirs = dirs_for(install, st.config_dirs)
+        views.extend(judge(install, st if theirs == st.config_dirs else _status(overlay, theirs)))
+    return replace(st, jupyters=tuple(views))
 
 
 def _app_status(
@@ -364,11 +547,7 @@ def _app_status(
             if line is not None:
                 settings.append(Setting(py, cdir.scope, section, None, line))
             js = cdir.path / f"{base}.json"
-            try:
-                data = _read_json(js, overlay)
-            except UserError as e:
-                problems.append(f"{e} (Jupyter ignores this file)")
-                continue
+            data = _read_or_note(js, overlay, problems)
             table = data.get(section) if data else None
             if isinstance(table, dict) and KEY in table:
                 value = table[KEY]
@@ -376,10 +555,60 @@ def _app_status(
     return AppStatus(name, section, tuple(settings))
 
 
+def _extension_status(dirs: tuple[ConfigDir, ...], overlay: _Overlay, problems: list[str]) -> ExtensionStatus:
+    # 1. The dict traitlets loads (the last jupyter_config.json / jupyter_server_config.json setting it);
+    #    a name in it is never looked up in the merge below.
+    loaded: ExtensionSetting | None = None
+    for base in (BASE_CONFIG, SERVER[2]):
+        for cdir in reversed(dirs):
+            path = cdir.path / f"{base}.json"
+            exts = _extensions_in(_read_or_note(path, overlay, problems))
+            if exts is not None:
+                loaded = ExtensionSetting(path, cdir.scope, exts[EXTENSION]) if EXTENSION in exts else None
+    # 2. jupyter_server's merge: per folder from the lowest priority up, config.d/*.json, then the main file.
+    merged: list[ExtensionSetting] = []
+    for cdir in reversed(dirs):
+        for path in (*_drop_ins(cdir.path / EXT_DIR, overlay), cdir.path / f"{SERVER[2]}.json"):
+            exts = _extensions_in(_read_or_note(path, overlay, problems))
+            if exts is not None and EXTENSION in exts:
+                merged.append(ExtensionSetting(path, cdir.scope, exts[EXTENSION]))
+    settings = list(merged)
+    if loaded is not None and loaded not in settings:
+        settings.append(loaded)  # a jupyter_config.json setting: not part of the merge, but it wins
+    effective = loaded if loaded is not None else (merged[-1] if merged else None)
+    return ExtensionStatus(tuple(settings), effective)
+
+
+def _extensions_in(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    table = data.get(SERVER[1]) if data else None
+    exts = table.get(EXT_KEY) if isinstance(table, dict) else None
+    return exts if isinstance(exts, dict) else None
+
+
+def _drop_ins(folder: Path, overlay: _Overlay) -> list[Path]:
+    """``folder/*.json`` in name order (jupyter_server's ``sorted(glob(...))``), with a preview's files."""
+    try:
+        names = {n for n in os.listdir(folder) if n.endswith(".json")}
+    except OSError:
+        names = set()
+    for path in overlay:
+        if path.parent == folder:
+            names.add(path.name)
+    return [folder / n for n in sorted(names, key=lambda n: str(folder / n))]
+
+
+def _read_or_note(path: Path, overlay: _Overlay, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        return _read_json(path, overlay)
+    except UserError as e:
+        problems.append(f"{e} (Jupyter ignores this file)")
+        return None
+
+
 def _py_assignment_line(path: Path, section: str) -> int | None:
     """The line of the last ``c.<section>.kernel_spec_manager_class = ...`` in a Python config file."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = safeio.read_text(path)
     except OSError:
         return None
     line = None
@@ -389,71 +618,243 @@ def _py_assignment_line(path: Path, section: str) -> int | None:
     return line
 
 
+# --- the Jupyters on the machine -------------------------------------------------
+
+
+def find_jupyters(ctx: Context, envs: Iterable[Environment]) -> tuple[JupyterInstall, ...]:
+    """Every Jupyter kernelkeeper can see, from files: ``jupyter`` on PATH, discovered environments
+    with jupyter_server or notebook, and the Python running kernelkeeper."""
+    from .doctor import jupyters_on_path, owner_of
+    from .kernelspecs import env_prefix_of
+
+    envs = tuple(envs)
+    found: dict[str, tuple[Path, Path | None, list[str]]] = {}
+
+    def note(prefix: Path, python: Path | None, how: str) -> None:
+        key = os.path.normcase(os.path.realpath(prefix))
+        entry = found.setdefault(key, (prefix, python, []))
+        if how not in entry[2]:
+            entry[2].append(how)
+
+    note(Path(sys.prefix), Path(sys.executable), "the Python running kernelkeeper")
+    for script, python in jupyters_on_path(ctx):
+        owner = owner_of(python, envs)
+        prefix = owner.prefix if owner else (env_prefix_of(python) if python else None)
+        if prefix is not None:
+            note(prefix, python, f"`jupyter` on PATH: {script}")
+    for env in envs:
+        note(env.prefix, env.python, f"environment {env.name} ({env.kind})")
+    out: list[JupyterInstall] = []
+    for prefix, python, how in found.values():
+        sites = site_dirs(prefix, ctx.home)
+        server = _version_in(sites, "jupyter_server")
+        notebook = _version_in(sites, "notebook")
+        if server is None and notebook is None:
+            continue
+        out.append(JupyterInstall(prefix, python, tuple(how), server, notebook, imports_kernelkeeper(sites)))
+    return tuple(out)
+
+
+def site_dirs(prefix: Path, home: Path | None = None) -> tuple[Path, ...]:
+    """The folders a prefix's Python imports from, as far as files tell (a venv's own; a base
+    Python's also Debian's dist-packages and the user site)."""
+    lib = prefix / "lib"
+    try:
+        minors = sorted(n for n in os.listdir(lib) if n.startswith(("python", "pypy")))
+    except OSError:
+        minors = []
+    out = [lib / n / "site-packages" for n in minors] + [prefix / "Lib" / "site-packages"]
+    if not (prefix / "pyvenv.cfg").is_file():
+        out += [lib / "python3" / "dist-packages"]
+        out += [prefix / "local" / "lib" / n / "dist-packages" for n in minors]
+        if home is not None:
+            out += [home / ".local" / "lib" / n / "site-packages" for n in minors]
+    return tuple(p for p in out if p.is_dir())
+
+
+def imports_kernelkeeper(sites: Iterable[Path]) -> bool:
+    """Whether ``import kernelkeeper`` would work, from files: the package in a site folder, or a
+    ``.pth`` file there (an editable install) naming a folder that holds it or an import hook for it."""
+    for site in sites:
+        if (site / "kernelkeeper" / "__init__.py").is_file():
+            return True
+        try:
+            names = [n for n in os.listdir(site) if n.endswith(".pth")]
+        except OSError:
+            continue
+        for name in names:
+            try:
+                text = safeio.read_text(site / name, limit=1 << 16)
+            except OSError:
+                continue
+            for raw in text.splitlines():
+                line = raw.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if line.startswith(("import ", "import\t")):
+                    # setuptools' editable finder hook for this package, whose module sits beside the .pth
+                    hook = _EDITABLE_HOOK.match(line)
+                    if hook and (site / f"{hook.group(1)}.py").is_file():
+                        return True
+                    continue
+                folder = Path(line) if os.path.isabs(line) else site / line
+                if (folder / "kernelkeeper" / "__init__.py").is_file():
+                    return True
+    return False
+
+
+def _version_in(sites: Iterable[Path], name: str) -> str | None:
+    from .doctor import dist_version
+
+    for site in sites:
+        version = dist_version(site, name)
+        if version is not None:
+            return version
+    return None
+
+
+def judge(install: JupyterInstall, st: JupyterConfigStatus) -> tuple[JupyterView, ...]:
+    """What each Jupyter app of an install does, given the config as it sees it."""
+    views: list[JupyterView] = []
+    apps = ([st.server] if install.jupyter_server else []) + ([st.notebook6] if install.notebook6 else [])
+    for app in apps:
+        winner = app.effective
+        key = f"{app.section}.{KEY}"
+        if app.state is State.UNKNOWN and winner is not None:
+            views.append(
+                JupyterView(
+                    install,
+                    app.app,
+                    Outcome.UNKNOWN,
+                    f"{winner.path} line {winner.line} sets {key} in Python; not evaluated",
+                    winner,
+                )
+            )
+        elif app.state is State.ENABLED and winner is not None:
+            if install.imports_kernelkeeper:
+                reason = f"uses the provider (set by the old key in {winner.path})"
+                views.append(JupyterView(install, app.app, Outcome.PROVIDER, reason, winner))
+            else:
+                reason = (
+                    f"will not start: {winner.path} sets {key} to kernelkeeper's provider, "
+                    "which its Python cannot import"
+                )
+                views.append(JupyterView(install, app.app, Outcome.FAILS, reason, winner))
+        elif app.state is State.OTHER and winner is not None:
+            reason = f"keeps {winner.value}: set in {winner.path}"
+            views.append(JupyterView(install, app.app, Outcome.KEEPS_OTHER, reason, winner))
+        elif app.app != SERVER[0]:
+            reason = "runs as before: Notebook 6 makes its kernel spec manager before loading extensions"
+            views.append(JupyterView(install, app.app, Outcome.AS_BEFORE, reason))
+        elif not st.extension.enabled:
+            views.append(
+                JupyterView(install, app.app, Outcome.AS_BEFORE, "runs as before: the extension is not enabled")
+            )
+        elif not install.imports_kernelkeeper:
+            reason = "runs as before: its Python cannot import kernelkeeper"
+            views.append(JupyterView(install, app.app, Outcome.AS_BEFORE, reason))
+        else:
+            views.append(JupyterView(install, app.app, Outcome.PROVIDER, "uses the provider"))
+    return tuple(views)
+
+
+def fix_for(setting: Setting) -> str:
+    """The command that removes a legacy key: ``enable`` for one of our scopes, else by hand."""
+    for scope in SCOPES:
+        try:
+            folder = scope_config_dir(scope)
+        except UserError:
+            continue
+        if _same_path(setting.path.parent, folder):
+            return "kernelkeeper jupyter enable" + ("" if scope == "user" else f" --{scope}")
+    return f"remove {setting.section}.{KEY} from {setting.path} (or run kernelkeeper jupyter enable from that Python)"
+
+
 # --- enable / disable ----------------------------------------------------------
 
 
-def enable(scope: str = "user", *, notebook6: bool | None = None, dry_run: bool = False) -> ToggleResult:
-    """Set kernelkeeper's provider as ``ServerApp.kernel_spec_manager_class`` in the scope's config folder.
+def _legacy_targets(folder: Path) -> list[tuple[Path, str]]:
+    return [
+        (folder / f"{SERVER[2]}.json", SERVER[1]),
+        (folder / f"{NOTEBOOK6[2]}.json", NOTEBOOK6[1]),
+        (folder / f"{BASE_CONFIG}.json", SERVER[1]),
+        (folder / f"{BASE_CONFIG}.json", NOTEBOOK6[1]),
+    ]
 
-    Merges into ``jupyter_server_config.json`` (and, when ``notebook6`` is true or, if None, classic
-    Notebook 6 is installed, ``NotebookApp`` in ``jupyter_notebook_config.json``), keeping every other
-    setting. A second run changes nothing. ``dry_run`` reports the changes without writing.
+
+def enable(scope: str = "user", *, dry_run: bool = False, installs: Sequence[JupyterInstall] = ()) -> ToggleResult:
+    """Enable the kernelkeeper server extension in the scope's config folder, and remove legacy keys there.
+
+    Writes ``jupyter_server_config.d/kernelkeeper.json`` (merged with what that file holds) and
+    removes ``kernel_spec_manager_class`` where it names kernelkeeper's provider in the folder's
+    ``jupyter_server_config.json``, ``jupyter_notebook_config.json`` and ``jupyter_config.json``;
+    another manager's setting is left alone. A second run changes nothing. ``dry_run`` reports
+    without writing. ``installs`` (from ``find_jupyters``) are judged against the result.
     """
     folder = scope_config_dir(scope)
-    if notebook6 is None:
-        notebook6 = classic_notebook_installed()
-    targets = [(folder / f"{SERVER[2]}.json", SERVER[1])]
-    if notebook6:
-        targets.append((folder / f"{NOTEBOOK6[2]}.json", NOTEBOOK6[1]))
-    changes: list[FileChange] = []
+    ext = folder / EXT_DIR / EXT_FILE
     overlay: dict[Path, dict[str, Any] | None] = {}
-    for path, section in targets:
-        change, new_data = _plan_enable(path, section)
-        changes.append(change)
-        if change.modifies:
-            overlay[path] = new_data
+    change, data = _plan_extension(ext, enable=True)
+    changes = [change]
+    if change.modifies:
+        overlay[ext] = data
+    skipped = _plan_legacy_removal(folder, overlay, changes)
     if not dry_run:
         _write_all(overlay)
-    after = _status(overlay)
-    warnings = _enable_warnings(after, targets)
+    after = _with_views(_status(overlay), installs, overlay)
+    warnings = skipped + _enable_warnings(after, ext)
     return ToggleResult("enable", scope, folder, dry_run, tuple(changes), after, warnings)
 
 
-def disable(scope: str = "user", *, dry_run: bool = False) -> ToggleResult:
-    """Remove kernelkeeper's provider from the scope's config folder, and nothing else.
+def disable(scope: str = "user", *, dry_run: bool = False, installs: Sequence[JupyterInstall] = ()) -> ToggleResult:
+    """Remove kernelkeeper from the scope's config folder, and nothing else.
 
-    Removes the key from ``jupyter_server_config.json`` (and ``jupyter_notebook_config.json``,
-    ``jupyter_config.json`` where it names kernelkeeper's provider), drops a section the removal
-    emptied, and removes a file only when nothing else is left in it. A key holding another class is
-    left alone and reported as ``Change.FOREIGN``.
+    Removes the extension's enable (the ``kernelkeeper`` entry of ``jpserver_extensions`` in
+    ``jupyter_server_config.d/kernelkeeper.json`` and ``jupyter_server_config.json``) and every
+    legacy key naming kernelkeeper's provider, drops a section the removal emptied, and removes a
+    file only when nothing else is left in it. A key holding another class is left alone.
     """
     folder = scope_config_dir(scope)
-    targets = [
-        (folder / f"{SERVER[2]}.json", SERVER[1], True),
-        (folder / f"{NOTEBOOK6[2]}.json", NOTEBOOK6[1], False),
-        (folder / f"{BASE_CONFIG}.json", SERVER[1], False),
-        (folder / f"{BASE_CONFIG}.json", NOTEBOOK6[1], False),
-    ]
-    changes: list[FileChange] = []
-    skipped: list[str] = []
+    ext = folder / EXT_DIR / EXT_FILE
     overlay: dict[Path, dict[str, Any] | None] = {}
-    for path, section, primary in targets:
+    change, data = _plan_extension(ext, enable=False)
+    changes = [change]
+    if change.modifies:
+        overlay[ext] = data
+    skipped: list[str] = []
+    main = folder / f"{SERVER[2]}.json"
+    try:
+        main_change, main_data = _plan_extension(main, enable=False, overlay=overlay)
+    except UserError as e:
+        skipped.append(f"{e}: left untouched")
+    else:
+        if main_change.modifies:
+            overlay[main] = main_data
+            changes.append(main_change)
+    skipped_legacy = _plan_legacy_removal(folder, overlay, changes)
+    if not dry_run:
+        _write_all(overlay)
+    after = _with_views(_status(overlay), installs, overlay)
+    warnings = tuple(dict.fromkeys(skipped)) + skipped_legacy + _disable_warnings(after)
+    return ToggleResult("disable", scope, folder, dry_run, tuple(changes), after, warnings)
+
+
+def _plan_legacy_removal(
+    folder: Path, overlay: dict[Path, dict[str, Any] | None], changes: list[FileChange]
+) -> tuple[str, ...]:
+    """Remove kernelkeeper's legacy keys in one folder (into ``overlay``); the files it had to skip."""
+    skipped: list[str] = []
+    for path, section in _legacy_targets(folder):
         try:
             change, new_data = _plan_disable(path, section, overlay)
         except UserError as e:
-            if primary:
-                raise
-            skipped.append(f"{e}: left untouched")  # not the file enable writes: don't let it block disable
+            skipped.append(f"{e}: left untouched")  # a file Jupyter ignores too: it cannot hold a working key
             continue
         if change.modifies:
             overlay[path] = new_data
-        if primary or change.change is not Change.NOT_SET:
+        if change.change is not Change.NOT_SET:
             changes.append(change)
-    if not dry_run:
-        _write_all(overlay)
-    after = _status(overlay)
-    warnings = tuple(dict.fromkeys(skipped)) + _disable_warnings(after)
-    return ToggleResult("disable", scope, folder, dry_run, tuple(changes), after, warnings)
+    return tuple(dict.fromkeys(skipped))
 
 
 def classic_notebook_installed() -> bool:
@@ -467,22 +868,45 @@ def classic_notebook_installed() -> bool:
     return major.isdigit() and int(major) < 7
 
 
-def _plan_enable(path: Path, section: str) -> tuple[FileChange, dict[str, Any]]:
-    current = _read_json(path, {})
+def _plan_extension(
+    path: Path, *, enable: bool, overlay: _Overlay | None = None
+) -> tuple[FileChange, dict[str, Any] | None]:
+    """Set (or remove) ``ServerApp.jpserver_extensions["kernelkeeper"]`` in one file, keeping the rest."""
+    key = f"{EXT_KEY}.{EXTENSION}"
+    section = SERVER[1]
+    current = _read_json(path, overlay or {})
     data: dict[str, Any] = dict(current) if current is not None else {}
     table = data.get(section, {})
-    if not isinstance(table, dict):
+    exts = table.get(EXT_KEY, {}) if isinstance(table, dict) else None
+    if not isinstance(table, dict) or not isinstance(exts, dict):
+        if not enable and not isinstance(exts, dict):
+            return FileChange(path, section, Change.NOT_SET, key=key), current
         raise UserError(
-            f"{path}: {section!r} is not a JSON object, so kernelkeeper cannot add its setting",
+            f"{path}: {section}.{EXT_KEY} is not a JSON object, so kernelkeeper cannot enable its extension there",
             hint=f"fix or remove the {section!r} entry in {path}",
         )
-    before = table.get(KEY)
-    before_text = None if before is None else str(before)
-    if before == PROVIDER:
-        return FileChange(path, section, Change.ALREADY, before_text), data
-    data[section] = {**table, KEY: PROVIDER}
-    change = Change.SET if KEY not in table else Change.REPLACED
-    return FileChange(path, section, change, before_text, file_created=current is None, content=_dump(data)), data
+    before = exts.get(EXTENSION, None)
+    before_text = None if EXTENSION not in exts else json.dumps(before)
+    if enable:
+        if before is True:
+            return FileChange(path, section, Change.ALREADY, before_text, key=key), data
+        data[section] = {**table, EXT_KEY: {**exts, EXTENSION: True}}
+        change = Change.SET if EXTENSION not in exts else Change.REPLACED
+        created = current is None
+        return FileChange(path, section, change, before_text, created, content=_dump(data), key=key), data
+    if EXTENSION not in exts:
+        return FileChange(path, section, Change.NOT_SET, key=key), current
+    rest_exts = {k: v for k, v in exts.items() if k != EXTENSION}
+    rest = {k: v for k, v in table.items() if k != EXT_KEY}
+    if rest_exts:
+        rest[EXT_KEY] = rest_exts
+    if rest:
+        data[section] = rest
+    else:
+        del data[section]
+    if not data:
+        return FileChange(path, section, Change.REMOVED, before_text, file_removed=True, key=key), None
+    return FileChange(path, section, Change.REMOVED, before_text, content=_dump(data), key=key), data
 
 
 def _plan_disable(path: Path, section: str, overlay: _Overlay) -> tuple[FileChange, dict[str, Any] | None]:
@@ -504,30 +928,42 @@ def _plan_disable(path: Path, section: str, overlay: _Overlay) -> tuple[FileChan
     return FileChange(path, section, Change.REMOVED, before, content=_dump(data)), data
 
 
-def _enable_warnings(after: JupyterConfigStatus, targets: list[tuple[Path, str]]) -> tuple[str, ...]:
-    out = []
-    for app in after.apps:
-        mine = [path for path, section in targets if section == app.section]
-        if not mine:
-            continue
-        ours = [s for s in app.settings if s.is_kernelkeeper and _same_file(s.path, mine)]
-        winner = app.effective
-        if not ours:
-            out.append(
-                f"{mine[0].parent} is not one of the folders Jupyter reads config from (jupyter --paths): "
-                f"{app.section} will not see the setting"
-            )
-        elif winner is not None and not app.enabled:
-            what = PY_NOTE if winner.value is None else f"sets {winner.value}"
-            out.append(
-                f"{winner.path} ({winner.scope}) has higher priority and {what}: "
-                f"{app.section} will not use kernelkeeper's provider"
-            )
-    return tuple(out)
+def _enable_warnings(after: JupyterConfigStatus, ext: Path) -> tuple[str, ...]:
+    out: list[str] = []
+    ext_status = after.extension
+    if not any(_same_path(s.path, ext) for s in ext_status.settings):
+        out.append(
+            f"{ext.parent.parent} is not one of the folders Jupyter reads config from (jupyter --paths): "
+            "jupyter_server will not see the extension"
+        )
+    elif not ext_status.enabled and ext_status.effective is not None:
+        winner = ext_status.effective
+        out.append(
+            f"{winner.path} ({winner.scope}) has higher priority and sets {EXT_KEY}.{EXTENSION} = "
+            f"{json.dumps(winner.value)}: jupyter_server will not load kernelkeeper"
+        )
+    winner_setting = after.server.effective
+    if after.server.state in (State.OTHER, State.UNKNOWN) and winner_setting is not None:
+        what = PY_NOTE if winner_setting.value is None else f"sets {winner_setting.value}"
+        out.append(
+            f"{winner_setting.path} ({winner_setting.scope}) {what} as ServerApp.{KEY}: "
+            "the extension leaves a manager you chose alone, so kernelkeeper's provider is not used"
+        )
+    for setting in after.legacy:
+        out.append(
+            f"{setting.path} ({setting.scope}) still sets {setting.section}.{KEY} to kernelkeeper's provider "
+            f"(the old way): a Jupyter there that cannot import kernelkeeper will not start; fix: {fix_for(setting)}"
+        )
+    if classic_notebook_installed() or any(v.app == NOTEBOOK6[0] for v in after.jupyters):
+        out.append("Notebook 6 does not use the provider (it loads extensions too late): use `kernelkeeper sync`")
+    return tuple(dict.fromkeys(out))
 
 
 def _disable_warnings(after: JupyterConfigStatus) -> tuple[str, ...]:
     out = []
+    if after.extension.enabled and after.extension.effective is not None:
+        ext = after.extension.effective
+        out.append(f"jupyter_server still loads the kernelkeeper extension: {ext.path} ({ext.scope}) enables it")
     for app in after.apps:
         winner = app.effective
         if app.enabled and winner is not None:
@@ -537,9 +973,8 @@ def _disable_warnings(after: JupyterConfigStatus) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _same_file(path: Path, candidates: list[Path]) -> bool:
-    norm = os.path.normpath(os.path.abspath(path))
-    return any(norm == os.path.normpath(os.path.abspath(c)) for c in candidates)
+def _same_path(a: Path, b: Path) -> bool:
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
 
 
 # --- files ---------------------------------------------------------------------
@@ -550,16 +985,16 @@ def _read_json(path: Path, overlay: _Overlay) -> dict[str, Any] | None:
     if path in overlay:
         return overlay[path]
     try:
-        raw = path.read_bytes()
+        raw = safeio.read_bytes(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
+        raise UserError(f"cannot read {path}: {safeio.why(e)}") from e
     try:
         text = raw.decode("utf-8")
         if not text.strip():
             return {}  # an empty file (`touch`) holds no settings
-        data = json.loads(text)
+        data = safeio.loads_json(text, str(path))
     except (UnicodeDecodeError, ValueError) as e:
         raise UserError(
             f"{path} is not valid JSON: {e}",

@@ -140,10 +140,9 @@ def world(
     try:
         # The admin enables the provider for every single-user server (read when a server starts).
         enabled = w.admin("jupyter", "enable", "--system", "--json")
-        config = system / "etc" / "jupyter" / "jupyter_server_config.json"
-        assert json.loads(config.read_text())["ServerApp"]["kernel_spec_manager_class"] == (
-            "kernelkeeper.provider.KernelKeeperSpecManager"
-        ), enabled
+        # (as a jupyter_server extension, which turns the provider on where kernelkeeper can be imported)
+        config = system / "etc" / "jupyter" / "jupyter_server_config.d" / "kernelkeeper.json"
+        assert json.loads(config.read_text()) == {"ServerApp": {"jpserver_extensions": {"kernelkeeper": True}}}, enabled
         # The environments are made while the hub and the servers start (the servers only look at them when asked).
         builds = [pool.submit(_make_env, tool, py, prefix, tools, ipk) for tool, py, prefix, ipk in jobs]
         hub.start()

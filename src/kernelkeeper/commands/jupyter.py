@@ -11,8 +11,9 @@ from .common import make_console, print_json
 def cmd_jupyter(args: argparse.Namespace, env: dict[str, str]) -> int:
     from .. import jupyter_config
 
+    installs = _installs(env)
     if args.jupyter_command == "status":
-        status = jupyter_config.status()
+        status = jupyter_config.status(installs)
         if args.json:
             print_json(status.to_json())
         else:
@@ -20,15 +21,19 @@ def cmd_jupyter(args: argparse.Namespace, env: dict[str, str]) -> int:
         return 0
     scope = args.scope or "user"
     if args.jupyter_command == "enable":
-        result = jupyter_config.enable(scope, dry_run=args.dry_run)
+        result = jupyter_config.enable(scope, dry_run=args.dry_run, installs=installs)
     else:
-        result = jupyter_config.disable(scope, dry_run=args.dry_run)
+        result = jupyter_config.disable(scope, dry_run=args.dry_run, installs=installs)
     if args.json:
         print_json(result.to_json())
         return 0
     console = make_console()
     for change in result.changes:
-        console.print(("would " if args.dry_run and change.modifies else "") + change.message)
+        message = change.message
+        if args.dry_run and change.modifies:
+            message = "would " + ("remove" + message[len("removed") :] if message.startswith("removed") else message)
+        console.print(message)
+    _render_jupyters(console, result.jupyters, would=args.dry_run and result.changed)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if not args.dry_run and result.changed:
@@ -36,22 +41,58 @@ def cmd_jupyter(args: argparse.Namespace, env: dict[str, str]) -> int:
     return 0
 
 
+def _installs(env: dict[str, str]) -> Any:
+    """The Jupyters on this machine, from files (PATH and discovery), for saying what each will do."""
+    from .. import jupyter_config
+    from .common import discover_args
+
+    ctx, found = discover_args(argparse.Namespace(root=[], depth=None, no_default_roots=False), env)
+    return jupyter_config.find_jupyters(ctx, found.environments)
+
+
+def _render_jupyters(console: Any, views: Any, *, would: bool = False) -> None:
+    if not views:
+        return
+    console.print("Jupyters on this machine" + (" (after this change):" if would else ":"))
+    marks = {"will-not-start": "[red]✗[/red]", "uses-provider": "[green]✓[/green]"}
+    for view in views:
+        console.print(f"  {marks.get(view.outcome.value, '·')} {view.message}")
+
+
 def _render_jupyter_status(status: Any) -> None:
     console = make_console()
+    ext = status.extension
+    if ext.effective is None:
+        console.print("kernelkeeper extension: not enabled (`kernelkeeper jupyter enable` enables it)")
+    else:
+        state = "[green]enabled[/green]" if ext.enabled else "disabled"
+        console.print(f"kernelkeeper extension: {state} — {ext.effective.path}")
     for app in status.apps:
         label = "jupyter_server (JupyterLab, Notebook 7, JupyterHub)" if app.app == "jupyter_server" else "Notebook 6"
         winner = app.effective
         if winner is None:
-            console.print(f"{label}: stock KernelSpecManager (nothing sets {app.section}.kernel_spec_manager_class)")
+            what = (
+                "kernelkeeper provider, by the extension"
+                if app.app == "jupyter_server" and status.provider_active
+                else "stock KernelSpecManager"
+            )
+            console.print(f"{label}: {what} (nothing sets {app.section}.kernel_spec_manager_class)")
         else:
-            state = {"enabled": "[green]kernelkeeper provider[/green]", "other": "another manager", "unknown": "?"}
+            states = {"enabled": "[green]kernelkeeper provider[/green]", "other": "another manager", "unknown": "?"}
             console.print(
-                f"{label}: {state.get(app.state.value, app.state.value)} — set in {winner.path}"
+                f"{label}: {states.get(app.state.value, app.state.value)} — set in {winner.path}"
                 + (f" ({winner.value})" if winner.value and app.state.value != "enabled" else "")
             )
             if winner.note:
                 console.print(f"  {winner.note}", style="dim")
         for lost in app.overridden:
             console.print(f"  [yellow]overridden:[/yellow] {lost.path} enables kernelkeeper, but {winner.path} wins")
+    for legacy in status.legacy:
+        console.print(
+            f"[yellow]legacy setting:[/yellow] {legacy.path} sets {legacy.section}.kernel_spec_manager_class to "
+            "kernelkeeper's provider: a Jupyter reading it that cannot import kernelkeeper will not start "
+            "(`kernelkeeper jupyter enable` replaces it)"
+        )
+    _render_jupyters(console, status.jupyters)
     for problem in status.problems:
         console.print(f"[yellow]problem:[/yellow] {problem}")

@@ -1,0 +1,56 @@
+"""kernelkeeper as a jupyter_server extension: the provider, only where kernelkeeper can be imported.
+
+``kernelkeeper jupyter enable`` writes the standard enable file
+``<config dir>/jupyter_server_config.d/kernelkeeper.json`` =
+``{"ServerApp": {"jpserver_extensions": {"kernelkeeper": true}}}`` instead of setting
+``ServerApp.kernel_spec_manager_class`` in a config file. Why: every Jupyter that reads
+that folder, in whatever environment, would try to import a class named there and
+refuse to start when it cannot ("Bad config encountered during initialization"). An
+extension it cannot import is only a logged warning (jupyter_server's
+``ExtensionManager.add_extension``), and the server starts as before.
+
+The switch happens in the link phase: ``ServerApp.initialize`` links extensions
+(``init_server_extensions``) before ``init_configurables`` creates the kernel spec
+manager, so setting the class here is as good as a config file. It is set through the
+config (``update_config``), so ``--show-config`` shows it, and the provider, created
+with the server as parent, still reads ``c.KernelKeeperSpecManager.*``.
+
+Not done when the person chose a manager (any ``ServerApp.kernel_spec_manager_class``
+in a config file or on the command line: setting the stock
+``jupyter_client.kernelspec.KernelSpecManager`` is how one server opts out), or when the
+server uses a gateway (remote kernels come from the gateway's own manager).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROVIDER = "kernelkeeper.provider.KernelKeeperSpecManager"
+KEY = "kernel_spec_manager_class"
+
+
+def _link_jupyter_server_extension(serverapp: Any) -> None:
+    log = serverapp.log
+    section = serverapp.config.get("ServerApp", {})
+    chosen = section.get(KEY) if hasattr(section, "get") else None
+    if chosen is not None:
+        name = chosen if isinstance(chosen, str) else f"{chosen.__module__}.{chosen.__qualname__}"
+        if name != PROVIDER:
+            log.info("kernelkeeper | ServerApp.%s is set to %s: kernelkeeper's provider is not used", KEY, name)
+        return
+    gateway = getattr(serverapp, "gateway_config", None)
+    if gateway is not None and getattr(gateway, "gateway_enabled", False):
+        log.info("kernelkeeper | kernels come from a gateway: kernelkeeper's provider is not used")
+        return
+    # Import first: a broken install must leave the server's config as it was, not half set.
+    from traitlets.config import Config
+
+    from . import provider  # noqa: F401
+
+    serverapp.update_config(Config({"ServerApp": {KEY: PROVIDER}}))
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    # jupyter_server requires a loader; the work was done at link time.
+    manager = type(getattr(serverapp, "kernel_spec_manager", None))
+    serverapp.log.info("kernelkeeper | kernel spec manager: %s.%s", manager.__module__, manager.__qualname__)
