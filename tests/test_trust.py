@@ -316,3 +316,34 @@ def test_real_kernel_follows_jpy_session_name(tmp_path: Path, capsys: Any) -> No
     assert cwd == str(tmp_path / "cwdproj" / "notebooks"), "the working directory is left as Jupyter set it"
     # A relative JPY_SESSION_NAME (no `name` in the session request) is relative to the server root: cwd decides.
     assert launch.notebook_folder("/x", "nbproj/notebooks/a.ipynb") == "/x"
+
+
+def test_real_server_session_runs_the_notebooks_project(tmp_path: Path, capsys: Any) -> None:
+    """What jupyter_server really passes, which notebook_folder() relies on: a contract test.
+
+    With the stock contents manager the kernel's cwd is the notebook's folder, so the old launcher picked
+    the same project; this fails if the server stops giving an absolute JPY_SESSION_NAME for a named notebook.
+    """
+    from conftest import hermetic
+    from jupyter_server_proc import jupyter_server
+
+    proj = fakes.project(tmp_path / "root" / "nbproj")
+    (proj / "notebooks").mkdir()
+    python = real_venv(proj / ".venv")
+    assert kk("add", "--this-project", "--json") == 0
+    kernel = json.loads(capsys.readouterr().out)["kernel"]
+    env = hermetic(dict(os.environ), tmp_path / "jupyter-root")
+    with jupyter_server(env, tmp_path / "root", tmp_path / "server.log") as server:
+        session = server.request(
+            "POST",
+            "/api/sessions",
+            {"path": "nbproj/notebooks/a.ipynb", "name": "a.ipynb", "type": "notebook", "kernel": {"name": kernel}},
+        )
+        out = server.execute(
+            session["kernel"]["id"],
+            "import sys, os; print(sys.executable, os.environ['JPY_SESSION_NAME'], os.getcwd())",
+        )
+    exe, session_name, cwd = out.split()
+    assert session_name == str(proj / "notebooks" / "a.ipynb"), "an absolute path when the client names the notebook"
+    assert cwd == str(proj / "notebooks")
+    assert exe == str(python)
