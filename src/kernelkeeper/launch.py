@@ -40,6 +40,7 @@ import sys
 ENV_DIRS = (".venv", "venv", "env")
 READ_LIMIT = 1 << 20  # far above any pyproject.toml, Pipfile, environment.yml or trust file
 TRUST_FILE = ("kernelkeeper", "trusted.json")  # below data_home()
+UNLISTED = " (could not list it: permission denied)"
 NOTICE = (
     "from traitlets.config import Config\n"
     "from ipykernel.kernelapp import IPKernelApp\n"
@@ -229,20 +230,20 @@ def find_env(start: str) -> tuple[str | None, str | None, list[str]]:
             return pixi, folder, looked
         try:
             names = set(os.listdir(folder))
+            looked.append(folder)
         except PermissionError:
             # Not ours to list (another user's folder on the way up): nothing found here, go on.
-            looked.append(f"{folder} (could not list it: permission denied)")
+            looked.append(folder + UNLISTED)
             names = set()
         except OSError:
             names = set()
+            looked.append(folder)
         if names & {"pyproject.toml", "Pipfile", "environment.yml", "pixi.toml", "setup.py", "requirements.txt"}:
             prefix = _project_env(folder, names, _read(os.path.join(folder, "pyproject.toml")))
             if prefix:
                 return prefix, folder, looked
             looked.append(f"{folder} is a project, but none of its environments exists")
             return None, folder, looked
-        if not looked or looked[-1] != f"{folder} (could not list it: permission denied)":
-            looked.append(folder)
         parent = os.path.dirname(folder)
         if parent == folder:
             return None, None, looked
@@ -578,7 +579,7 @@ def plan(cwd: str, argv: list[str]) -> tuple[str, list[str], dict[str, str], str
         )
     else:
         where = f"the project {project}" if project else f"{cwd} or any folder above it"
-        unlisted = [f.split(" (", 1)[0] for f in looked if f.endswith("(could not list it: permission denied)")]
+        unlisted = [f[: -len(UNLISTED)] for f in looked if f.endswith(UNLISTED)]
         skipped = f" Could not list (permission denied): {', '.join(unlisted)}." if unlisted else ""
         notice = (
             f"kernelkeeper: no environment found for {where} (looked for .venv, venv, env, .pixi, and poetry, "
