@@ -22,6 +22,7 @@ from .commands.envs import cmd_envs
 from .commands.jupyter import cmd_jupyter
 from .commands.kernels import cmd_list, cmd_prune, cmd_remove, cmd_sync
 from .commands.overlay import cmd_overlay
+from .commands.trust import cmd_trust
 from .commands.which import cmd_which
 from .context import CODE_FOLDERS, DEFAULT_DEPTH
 from .environments import KINDS
@@ -192,6 +193,18 @@ def make_parser() -> argparse.ArgumentParser:
     wh.add_argument("--json", action="store_true", help="print the answer as JSON")
     _add_discovery_options(wh)
     wh.set_defaults(func=cmd_which)
+
+    tr = sub.add_parser(
+        "trust",
+        help="let 'Python (this project)' run environments in a folder others could change",
+        description="'Python (this project)' runs an environment only when the folders that decide what runs are "
+        "owned by you or root and writable by no one else. `trust DIR` allows DIR and every folder below it.",
+    )
+    tr.add_argument("folder", nargs="?", metavar="DIR", help="the folder to trust (and everything below it)")
+    tr.add_argument("--list", action="store_true", help="the trusted folders")
+    tr.add_argument("--remove", metavar="DIR", help="stop trusting DIR")
+    _add_change_options(tr, yes=False)
+    tr.set_defaults(func=cmd_trust)
 
     jupyter = sub.add_parser(
         "jupyter",
