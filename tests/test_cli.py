@@ -119,8 +119,8 @@ def test_python_dash_m_and_console_script_agree(small_home: Path) -> None:
 def test_version_and_help() -> None:
     res = run_cli("--version")
     assert res.returncode == 0 and res.stdout.startswith("kernelkeeper ")
-    res = run_cli()
-    assert res.returncode == 2 and "COMMAND" in res.stderr
+    res = run_cli()  # no command: the list of commands, as git, uv and pipx print it
+    assert res.returncode == 0 and "commands:" in res.stdout and "  sync " in res.stdout
 
 
 def test_jupyter_enable_status_disable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
