@@ -31,17 +31,60 @@ STAGING = ".kernelkeeper-staging"
 LOCK_FILE = ".kernelkeeper.lock"
 
 STATUSES = ("ok", "stale", "no-ipykernel", "shadowed", "invalid")
-_OVERLAY_RE = re.compile(r"site\.addsitedir\('([^']+)'\)")
+_OVERLAY_RE = re.compile(r"""site\.addsitedir\(('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)""")
+#: NAME_MAX of the common filesystems: a longer kernel name cannot be a folder.
+NAME_MAX = 255
+
+# jupyter_client treats every argv item as a template: ``{prefix}``, ``{resource_dir}``, ``{cwd}``...
+# are replaced (KernelManager.format_kernel_cmd), and there is no escape. An interpreter whose path
+# holds such a pattern runs through this exec wrapper, its path in the env (where only ``$`` is special).
+ARGV_TEMPLATE_RE = re.compile(r"\{[A-Za-z0-9_]+\}")
+PYTHON_VAR = "KERNELKEEPER_PYTHON"
+SH_WRAPPER = ("/bin/sh", "-c", f'exec "${PYTHON_VAR}" "$@"', "kernelkeeper")
+
+
+def env_literal(value: str) -> str:
+    """``value`` as a kernelspec env value: jupyter_client's string.Template turns ``$$`` back into ``$``."""
+    return value.replace("$", "$$")
+
+
+def env_value(value: str) -> str:
+    """What jupyter_client makes of a kernelspec env value with no variables to substitute."""
+    from string import Template
+
+    return Template(value).safe_substitute({})
+
+
+def overlay_path(argv: tuple[str, ...] | list[str]) -> str | None:
+    """The overlay folder a bootstrap ``-c`` argument adds to sys.path, or None."""
+    import ast
+
+    m = _OVERLAY_RE.search(" ".join(argv)) if "-c" in argv else None
+    if m is None:
+        return None
+    try:
+        value = ast.literal_eval(m.group(1))
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def check_name(name: str) -> str:
-    """A kernel name Jupyter accepts, or a UserError saying why not."""
+    """A kernel name Jupyter accepts, or a UserError (bad usage: exit 2) saying why not."""
     if not NAME_RE.match(name) or name in (".", ".."):
-        raise UserError(
+        error = UserError(
             f"invalid kernel name {name!r}: Jupyter kernel names may hold only a-z, 0-9, '.', '_' and '-'",
-            hint=f"try --name {slug(name) or 'mykernel'}",
+            hint=f"the closest valid name is {slug(name)[:NAME_MAX].strip('-.') or 'mykernel'!r}",
         )
-    return name
+    elif len(name) > NAME_MAX:
+        error = UserError(
+            f"invalid kernel name {name[:40]}...: {len(name)} characters, a folder name holds at most {NAME_MAX}",
+            hint="choose a shorter name",
+        )
+    else:
+        return name
+    error.exit_code = 2
+    raise error
 
 
 def slug(text: str) -> str:
@@ -122,8 +165,8 @@ class KernelSpecInfo:
     @property
     def overlay(self) -> str | None:
         """The ipykernel overlay this kernel runs on (an env without ipykernel), or None."""
-        m = _OVERLAY_RE.search(" ".join(self.argv)) if "-c" in self.argv else None
-        return Path(m.group(1)).parent.name if m else None
+        path = overlay_path(self.argv)
+        return Path(path).parent.name if path else None
 
 
 def env_prefix_of(interpreter: Path) -> Path | None:
@@ -150,10 +193,12 @@ def _site_packages(prefix: Path) -> list[str]:
     return found
 
 
-def _interpreter(argv: tuple[str, ...], path_env: str | None) -> Path | None:
+def _interpreter(argv: tuple[str, ...], path_env: str | None, env: dict[str, str] | None = None) -> Path | None:
     if not argv:
         return None
     exe = argv[0]
+    if argv[: len(SH_WRAPPER)] == SH_WRAPPER and env and env.get(PYTHON_VAR):
+        return Path(env_value(env[PYTHON_VAR]))
     if exe in ("python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])):
         # jupyter_client runs these with its own sys.executable (KernelManager.format_kernel_cmd).
         return Path(sys.executable)
@@ -180,15 +225,15 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     argv = tuple(str(a) for a in data["argv"])
     env = {str(k): str(v) for k, v in (data.get("env") or {}).items()} if isinstance(data.get("env"), dict) else {}
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    interpreter = _interpreter(argv, None)
+    interpreter = _interpreter(argv, None, env)
     status: str = "ok"
     reason: str | None = None
     prefix: Path | None = None
-    overlay = _OVERLAY_RE.search(" ".join(argv)) if "-c" in argv else None
+    overlay = overlay_path(argv)
     if interpreter is None or not os.path.exists(interpreter):
-        status, reason = "stale", f"interpreter {argv[0]} is gone"
-    elif overlay is not None and not os.path.isdir(os.path.join(overlay.group(1), "ipykernel")):
-        status, reason = "stale", f"its ipykernel overlay {overlay.group(1)} is gone (`kernelkeeper overlay build`)"
+        status, reason = "stale", f"interpreter {interpreter or argv[0]} is gone"
+    elif overlay is not None and not os.path.isdir(os.path.join(overlay, "ipykernel")):
+        status, reason = "stale", f"its ipykernel overlay {overlay} is gone (`kernelkeeper overlay build`)"
     else:
         prefix = env_prefix_of(interpreter)
         uses_ipykernel = any(a in ("ipykernel_launcher", "ipykernel") for a in argv)
