@@ -222,7 +222,7 @@ def test_a_killed_sync_leaves_nothing_the_next_run_does_not_clean(fake_home: Pat
             _bump_version(prefix, f"3.11.{50 + attempt}")
         dirs = sorted(kernels_dir().iterdir())
         mtimes = [d.stat().st_mtime_ns for d in dirs]
-        _kill_when(_sync(), env, lambda: [d.stat().st_mtime_ns for d in dirs] != mtimes)
+        _kill_when(_sync(), env, lambda dirs=dirs, mtimes=mtimes: [d.stat().st_mtime_ns for d in dirs] != mtimes)
         updated_left = [p for p in _leftovers(data) if not p.startswith(STAGING)]
         if updated_left:
             break
@@ -291,9 +291,7 @@ def _run_in_kernel(kernel_name: str, code: str) -> str:
 
 
 @pytest.mark.parametrize("folder", ["$HOME", "{prefix}", "a$$b${PATH}{resource_dir}"])
-def test_a_folder_name_is_never_a_template(
-    folder: str, fake_home: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_folder_name_is_never_a_template(folder: str, fake_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     prefix = _real_venv_with_ipykernel(fake_home / "projects" / folder / ".venv")
     capsys.readouterr()
     assert main(["add", str(prefix), "--json"]) == 0
@@ -333,12 +331,15 @@ def test_an_overlay_path_survives_jupyter_clients_argv_templates(fake_home: Path
     cmd = km.format_kernel_cmd()
     assert overlay_path(cmd) == str(overlay.site_packages)
     code = cmd[cmd.index("-c") + 1]
-    assert str(overlay.site_packages) in subprocess.run(
-        [sys.executable, "-c", code.split("; sys.path")[0] + "; print(sys.path)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    assert (
+        str(overlay.site_packages)
+        in subprocess.run(
+            [sys.executable, "-c", code.split("; sys.path")[0] + "; print(sys.path)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
 
 # --- names ------------------------------------------------------------------------------------------
