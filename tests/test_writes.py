@@ -368,3 +368,16 @@ def test_names_are_checked_before_anything_is_written(fake_home: Path, capsys: p
         assert "invalid kernel name" in capsys.readouterr().err
     assert not (kernels_dir().parent / "escape").exists()
     assert not scope_dir("user").exists() or not any(scope_dir("user").iterdir())
+
+
+def test_this_project_add_meets_odd_files_at_its_name(fake_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A FIFO or a non-object kernel.json where "Python (this project)" goes: refused, never a hang or a traceback."""
+    folder = kernels_dir() / "python-this-project"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "kernel.json")
+    assert main(["add", "--this-project"]) == 1
+    assert "is another kernel" in capsys.readouterr().err
+    (folder / "kernel.json").unlink()
+    (folder / "kernel.json").write_text("[1, 2]")
+    assert main(["add", "--this-project"]) == 1
+    assert "is another kernel" in capsys.readouterr().err
