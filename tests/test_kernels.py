@@ -197,9 +197,9 @@ def test_add_targets_and_refusals(three_envs: dict[str, Path], fake_home: Path, 
     assert f"{three_envs['bare'] / 'bin' / 'python'} -m pip install ipykernel" in err
     assert "--install-ipykernel" in err
 
-    # Bad names: spaces, capitals, unicode, path escapes.
-    for bad in ("my kernel", "MyKernel", "kérnel", "../evil", "a/b", ".."):
-        assert main(["add", "sci", "--name", bad]) == 1, bad
+    # Bad names: spaces, capitals, unicode, path escapes, too long for a folder: bad usage, exit 2.
+    for bad in ("my kernel", "MyKernel", "kérnel", "../evil", "a/b", "..", "x" * 256):
+        assert main(["add", "sci", "--name", bad]) == 2, bad
         assert "invalid kernel name" in capsys.readouterr().err
     assert not (kernels_dir().parent / "evil").exists()
 
@@ -233,7 +233,7 @@ def test_remove_by_name_and_unknown_name(three_envs: dict[str, Path], capsys) ->
     assert foreign.exists(), "nothing is removed when one name is wrong"
     assert main(["remove", "mine"]) == 0
     assert not foreign.exists()
-    assert main(["remove", "../etc"]) == 1
+    assert main(["remove", "../etc"]) == 2, "a name no kernel can have is bad usage"
 
 
 def test_bad_kernelspecs_are_listed_not_fatal(three_envs: dict[str, Path], tmp_path: Path, capsys) -> None:

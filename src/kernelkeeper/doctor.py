@@ -541,7 +541,9 @@ def _activates(k: KernelSpecInfo, env: Environment) -> bool:
     path = k.env.get("PATH", "")
     if env.python is None:
         return False
-    return path.split(os.pathsep)[0] == str(env.python.parent)
+    from .kernelspecs import env_value  # a `$` in the path is written `$$`
+
+    return env_value(path).split(os.pathsep)[0] == str(env.python.parent)
 
 
 def server_python() -> Path | None:

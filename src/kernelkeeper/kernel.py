@@ -15,8 +15,8 @@ from typing import Any
 
 from . import __version__
 from .environments import Environment, has_dist
-from .kernelspecs import MARKER, slug
-from .overlay import Overlay, bootstrap_argv
+from .kernelspecs import ARGV_TEMPLATE_RE, MARKER, NAME_MAX, PYTHON_VAR, SH_WRAPPER, env_literal, slug
+from .overlay import Overlay, bootstrap_code
 
 CONDA_KINDS = ("conda", "pixi")
 # Set by the Jupyter server's own activation; they must not leak into a kernel of another env.
@@ -25,6 +25,9 @@ _LEAKS = ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE", "__PYVENV_LAUNCHER__")
 
 
 NAME_FORMAT = "{kind}-{name}-py{minor}"
+#: A generated name longer than this is cut and given the prefix's hash: a folder name
+#: over 255 bytes cannot be written at all, and some filesystems (eCryptfs) stop at 143.
+LONG_NAME = 128
 DISPLAY_FORMAT = "Python {minor} ({name} · {kind})"
 
 
@@ -50,11 +53,19 @@ def prefix_hash(prefix: Path) -> str:
     return hashlib.sha256(str(prefix).encode()).hexdigest()[:6]
 
 
+def _with_hash(name: str, prefix: Path) -> str:
+    tag = f"-{prefix_hash(prefix)}"
+    if len(name) + len(tag) > LONG_NAME:
+        name = name[: LONG_NAME - len(tag)].rstrip("-.")
+    return name + tag
+
+
 def kernel_name(env: Environment, taken: Container[str], fmt: str = NAME_FORMAT) -> str:
-    """The stable name, or with a short hash of the prefix when another kernel has it."""
+    """The stable name, or with a short hash of the prefix when another kernel has it (or it is too long)."""
     name = base_name(env, fmt)
-    if name in taken:
-        name = f"{name}-{prefix_hash(env.prefix)}"
+    if len(name) > LONG_NAME or name in taken:
+        name = _with_hash(name, env.prefix)
+    assert len(name) <= NAME_MAX
     return name
 
 
@@ -95,14 +106,17 @@ def conda_activate_exports(prefix: Path) -> dict[str, str]:
 def activation_env(env: Environment) -> dict[str, str]:
     """The variables that make the kernel behave like the activated environment."""
     bin_dir = env.python.parent if env.python is not None else env.prefix / "bin"
-    variables: dict[str, str] = {"PATH": f"{bin_dir}{os.pathsep}${{PATH}}"}
+    # jupyter_client substitutes $NAME and ${NAME} in env values (string.Template): every `$` a
+    # path or name holds is written `$$`, and `${PATH}` is the one substitution meant.
+    lit = env_literal
+    variables: dict[str, str] = {"PATH": f"{lit(str(bin_dir))}{os.pathsep}${{PATH}}"}
     if any(kind in CONDA_KINDS for kind in env.kinds):
-        variables.update(conda_activate_exports(env.prefix))
-        variables["CONDA_PREFIX"] = str(env.prefix)
-        variables["CONDA_DEFAULT_ENV"] = env.name
+        variables.update({k: lit(v) for k, v in conda_activate_exports(env.prefix).items()})
+        variables["CONDA_PREFIX"] = lit(str(env.prefix))
+        variables["CONDA_DEFAULT_ENV"] = lit(env.name)
         variables["VIRTUAL_ENV"] = ""
     elif (env.prefix / "pyvenv.cfg").is_file():
-        variables["VIRTUAL_ENV"] = str(env.prefix)
+        variables["VIRTUAL_ENV"] = lit(str(env.prefix))
         variables["CONDA_PREFIX"] = ""
         variables["CONDA_DEFAULT_ENV"] = ""
     else:
@@ -112,7 +126,7 @@ def activation_env(env: Environment) -> dict[str, str]:
     if env.python is not None and not has_dist(env.site_packages, "pip"):
         # `!pip install` runs the first pip on PATH: with none in the environment, another Python's.
         # PIP_PYTHON (pip >= 22.3) makes whichever pip that is install into this environment.
-        variables["PIP_PYTHON"] = str(env.python)
+        variables["PIP_PYTHON"] = lit(str(env.python))
     for leak in _LEAKS:
         variables.setdefault(leak, "")
     return variables
@@ -135,18 +149,14 @@ def kernel_json(
     if overlay is not None:
         # The environment stays byte-for-byte as it was: no __pycache__ written into it.
         variables["PYTHONDONTWRITEBYTECODE"] = "1"
-    variables.update(extra_env or {})
-    argv = (
-        bootstrap_argv(env, overlay)
-        if overlay is not None
-        else [
-            python,
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            "{connection_file}",
-        ]
-    )
+    variables.update(extra_env or {})  # --env values are the person's: a `$` in them is meant
+    args = ["-c", bootstrap_code(overlay.site_packages)] if overlay is not None else ["-m", "ipykernel_launcher"]
+    if ARGV_TEMPLATE_RE.search(python):
+        # A folder named like `{prefix}`: jupyter_client would rewrite the path in argv.
+        variables[PYTHON_VAR] = env_literal(python)
+        argv = [*SH_WRAPPER, *args, "-f", "{connection_file}"]
+    else:
+        argv = [python, *args, "-f", "{connection_file}"]
     marker: dict[str, Any] = {
         "prefix": str(env.prefix),
         "kind": env.kind,

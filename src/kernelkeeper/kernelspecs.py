@@ -15,8 +15,8 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,17 +31,60 @@ STAGING = ".kernelkeeper-staging"
 LOCK_FILE = ".kernelkeeper.lock"
 
 STATUSES = ("ok", "stale", "no-ipykernel", "shadowed", "invalid")
-_OVERLAY_RE = re.compile(r"site\.addsitedir\('([^']+)'\)")
+_OVERLAY_RE = re.compile(r"""site\.addsitedir\(('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)""")
+#: NAME_MAX of the common filesystems: a longer kernel name cannot be a folder.
+NAME_MAX = 255
+
+# jupyter_client treats every argv item as a template: ``{prefix}``, ``{resource_dir}``, ``{cwd}``...
+# are replaced (KernelManager.format_kernel_cmd), and there is no escape. An interpreter whose path
+# holds such a pattern runs through this exec wrapper, its path in the env (where only ``$`` is special).
+ARGV_TEMPLATE_RE = re.compile(r"\{[A-Za-z0-9_]+\}")
+PYTHON_VAR = "KERNELKEEPER_PYTHON"
+SH_WRAPPER = ("/bin/sh", "-c", f'exec "${PYTHON_VAR}" "$@"', "kernelkeeper")
+
+
+def env_literal(value: str) -> str:
+    """``value`` as a kernelspec env value: jupyter_client's string.Template turns ``$$`` back into ``$``."""
+    return value.replace("$", "$$")
+
+
+def env_value(value: str) -> str:
+    """What jupyter_client makes of a kernelspec env value with no variables to substitute."""
+    from string import Template
+
+    return Template(value).safe_substitute({})
+
+
+def overlay_path(argv: tuple[str, ...] | list[str]) -> str | None:
+    """The overlay folder a bootstrap ``-c`` argument adds to sys.path, or None."""
+    import ast
+
+    m = _OVERLAY_RE.search(" ".join(argv)) if "-c" in argv else None
+    if m is None:
+        return None
+    try:
+        value = ast.literal_eval(m.group(1))
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def check_name(name: str) -> str:
-    """A kernel name Jupyter accepts, or a UserError saying why not."""
+    """A kernel name Jupyter accepts, or a UserError (bad usage: exit 2) saying why not."""
     if not NAME_RE.match(name) or name in (".", ".."):
-        raise UserError(
+        error = UserError(
             f"invalid kernel name {name!r}: Jupyter kernel names may hold only a-z, 0-9, '.', '_' and '-'",
-            hint=f"try --name {slug(name) or 'mykernel'}",
+            hint=f"the closest valid name is {slug(name)[:NAME_MAX].strip('-.') or 'mykernel'!r}",
         )
-    return name
+    elif len(name) > NAME_MAX:
+        error = UserError(
+            f"invalid kernel name {name[:40]}...: {len(name)} characters, a folder name holds at most {NAME_MAX}",
+            hint="choose a shorter name",
+        )
+    else:
+        return name
+    error.exit_code = 2
+    raise error
 
 
 def slug(text: str) -> str:
@@ -122,8 +165,8 @@ class KernelSpecInfo:
     @property
     def overlay(self) -> str | None:
         """The ipykernel overlay this kernel runs on (an env without ipykernel), or None."""
-        m = _OVERLAY_RE.search(" ".join(self.argv)) if "-c" in self.argv else None
-        return Path(m.group(1)).parent.name if m else None
+        path = overlay_path(self.argv)
+        return Path(path).parent.name if path else None
 
 
 def env_prefix_of(interpreter: Path) -> Path | None:
@@ -150,10 +193,12 @@ def _site_packages(prefix: Path) -> list[str]:
     return found
 
 
-def _interpreter(argv: tuple[str, ...], path_env: str | None) -> Path | None:
+def _interpreter(argv: tuple[str, ...], path_env: str | None, env: dict[str, str] | None = None) -> Path | None:
     if not argv:
         return None
     exe = argv[0]
+    if argv[: len(SH_WRAPPER)] == SH_WRAPPER and env and env.get(PYTHON_VAR):
+        return Path(env_value(env[PYTHON_VAR]))
     if exe in ("python", f"python{sys.version_info[0]}", "python{}.{}".format(*sys.version_info[:2])):
         # jupyter_client runs these with its own sys.executable (KernelManager.format_kernel_cmd).
         return Path(sys.executable)
@@ -180,15 +225,15 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     argv = tuple(str(a) for a in data["argv"])
     env = {str(k): str(v) for k, v in (data.get("env") or {}).items()} if isinstance(data.get("env"), dict) else {}
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    interpreter = _interpreter(argv, None)
+    interpreter = _interpreter(argv, None, env)
     status: str = "ok"
     reason: str | None = None
     prefix: Path | None = None
-    overlay = _OVERLAY_RE.search(" ".join(argv)) if "-c" in argv else None
+    overlay = overlay_path(argv)
     if interpreter is None or not os.path.exists(interpreter):
-        status, reason = "stale", f"interpreter {argv[0]} is gone"
-    elif overlay is not None and not os.path.isdir(os.path.join(overlay.group(1), "ipykernel")):
-        status, reason = "stale", f"its ipykernel overlay {overlay.group(1)} is gone (`kernelkeeper overlay build`)"
+        status, reason = "stale", f"interpreter {interpreter or argv[0]} is gone"
+    elif overlay is not None and not os.path.isdir(os.path.join(overlay, "ipykernel")):
+        status, reason = "stale", f"its ipykernel overlay {overlay} is gone (`kernelkeeper overlay build`)"
     else:
         prefix = env_prefix_of(interpreter)
         uses_ipykernel = any(a in ("ipykernel_launcher", "ipykernel") for a in argv)
@@ -294,72 +339,271 @@ def _with(info: KernelSpecInfo, **changes: Any) -> KernelSpecInfo:
 
 
 # --- writing -------------------------------------------------------------------
+#
+# Every write has readers who are not the writer: another user's Jupyter reads a
+# system or sys-prefix kernel, so those are 0644 files in 0755 folders whatever
+# the umask (a user-scope kernel follows the umask). Every path kernelkeeper
+# creates is created relative to an open folder with O_NOFOLLOW / O_EXCL, so a
+# link planted at the lock, the staging folder or a temporary name cannot send
+# a write (as root) somewhere else.
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+_TMP_RE = re.compile(r"^\.kernel\.json\.[a-z0-9_]{8}$")  # an update's temporary kernel.json (also mkstemp's)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def is_shared(folder: Path) -> bool:
+    """True for every kernels folder but the user's own: its kernels are read by other users."""
+    return os.path.realpath(folder) != os.path.realpath(scope_dir("user"))
+
+
+def _random_name(prefix: str) -> str:
+    # mkstemp's alphabet and length, so leftovers of every version match one pattern
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789_"
+    return prefix + "".join(alphabet[b % len(alphabet)] for b in os.urandom(8))
+
+
+def _makedirs(folder: Path, shared: bool) -> None:
+    """``mkdir -p``; in a shared scope each folder it creates is 0755 whatever the umask."""
+    missing: list[Path] = []
+    path = folder
+    while not os.path.isdir(path):
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, DIR_MODE)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            continue
+        if shared:
+            os.chmod(path, DIR_MODE)
+
+
+def _open_dir(name: str | Path, dir_fd: int | None = None, *, follow: bool = False) -> int:
+    flags = os.O_RDONLY | _DIRECTORY | _CLOEXEC | (0 if follow else _NOFOLLOW)
+    return os.open(name, flags, dir_fd=dir_fd)
+
+
+def _staging_fd(parent_fd: int, parent: Path, shared: bool) -> int:
+    """The staging folder beside the kernels folder, opened without following a link."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(STAGING, 0o700, dir_fd=parent_fd)  # only renamed-out folders are read from it
+    try:
+        return _open_dir(STAGING, parent_fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UserError(
+                f"{parent / STAGING} is a link or not a folder; kernelkeeper does not write through it",
+                hint=f"remove it (`rm {parent / STAGING}`) and run again",
+            ) from None
+        raise
+
+
+def _rmtree_at(dir_fd: int, name: str) -> None:
+    """``rm -rf name`` inside an open folder, never following a link (shutil.rmtree takes dir_fd only on 3.11+)."""
+    if not stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    fd = _open_dir(name, dir_fd)
+    try:
+        for entry in os.listdir(fd):
+            _rmtree_at(fd, entry)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def _write_file(dir_fd: int, name: str, data: bytes, shared: bool) -> None:
+    """A new file ``name`` in an open folder: never through a link, never over an existing file."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE, dir_fd=dir_fd)
+    try:
+        if shared:
+            os.fchmod(fd, FILE_MODE)  # the umask must not hide a shared kernel from other users
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _clean_leftovers(folder: Path, parent_fd: int) -> None:
+    """Remove what a run killed midway left: staging folders, temporary kernel.json files.
+
+    Called under the lock, so no other run is using them.
+    """
+    try:
+        staging = _open_dir(STAGING, parent_fd)
+    except OSError:
+        staging = -1
+    if staging >= 0:
+        try:
+            for entry in os.listdir(staging):
+                with contextlib.suppress(OSError):
+                    _rmtree_at(staging, entry)
+        finally:
+            os.close(staging)
+        with contextlib.suppress(OSError):
+            os.rmdir(STAGING, dir_fd=parent_fd)
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return
+    with entries:
+        for kernel in entries:
+            if kernel.name.startswith(".") or not kernel.is_dir(follow_symlinks=False):
+                continue
+            try:
+                names = os.listdir(kernel.path)
+            except OSError:
+                continue
+            for name in names:
+                if _TMP_RE.match(name):
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISREG(os.lstat(os.path.join(kernel.path, name)).st_mode):
+                            os.unlink(os.path.join(kernel.path, name))
 
 
 @contextlib.contextmanager
 def locked(folder: Path) -> Iterator[None]:
-    """Hold the kernels folder's lock: two runs at once cannot interleave their writes."""
+    """Hold the kernels folder's lock: two runs at once cannot interleave their writes.
+
+    Holding it, the run first removes what an interrupted run left behind.
+    """
+    shared = is_shared(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        _makedirs(folder, shared)
     except PermissionError as e:
         raise UserError(
             f"cannot create {folder}: permission denied",
             hint="use --scope user, or run as a user who may write there",
         ) from e
     lock_path = folder.parent / LOCK_FILE
+    parent_fd = _open_dir(folder.parent, follow=True)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError as e:
-        raise UserError(f"cannot write in {folder.parent}: permission denied", hint="use --scope user") from e
-    try:
-        if sys.platform != "win32":
-            import fcntl
+        try:
+            # O_NONBLOCK: a FIFO planted at the lock's name must not hang the run.
+            flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+            fd = os.open(LOCK_FILE, flags, FILE_MODE, dir_fd=parent_fd)
+        except PermissionError as e:
+            raise UserError(f"cannot write in {folder.parent}: permission denied", hint="use --scope user") from e
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            raise UserError(
+                f"{lock_path} is a symbolic link; kernelkeeper does not follow it",
+                hint=f"someone placed it there: check where it points, remove it (`rm {lock_path}`), run again",
+            ) from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UserError(
+                    f"{lock_path} is not a regular file", hint=f"remove it (`rm {lock_path}`) and run again"
+                )
+            if sys.platform != "win32":
+                import fcntl
 
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                print(f"kernelkeeper: waiting for another kernelkeeper run ({lock_path})", file=sys.stderr)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    print(f"kernelkeeper: waiting for another kernelkeeper run ({lock_path})", file=sys.stderr)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+            _clean_leftovers(folder, parent_fd)
+            yield
+            # A finished run leaves no staging folder behind (only an empty one would be left).
+            with contextlib.suppress(OSError):
+                os.rmdir(STAGING, dir_fd=parent_fd)
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)
+        os.close(parent_fd)
 
 
 def write_kernelspec(folder: Path, name: str, spec: dict[str, Any], files: dict[str, Path] | None = None) -> Path:
     """Create or replace ``folder/name`` atomically. Caller holds `locked(folder)`."""
     check_name(name)
+    shared = is_shared(folder)
     target = folder / name
-    payload = json.dumps(spec, indent=1, ensure_ascii=False) + "\n"
-    if target.is_dir() and not target.is_symlink():
-        # Update in place: kernel.json is swapped whole, the folder never vanishes.
-        fd, tmp = tempfile.mkstemp(prefix=".kernel.json.", dir=target)
+    payload = (json.dumps(spec, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    folder_fd = _open_dir(folder, follow=True)
+    try:
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(payload)
-            # The rename is what makes it atomic for readers and against a killed process.
-            os.replace(tmp, target / "kernel.json")
+            target_fd = _open_dir(name, folder_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            target_fd = -1
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            target_fd = -1  # a symlinked kernel folder: replaced below, like a missing one
+        if target_fd >= 0:
+            try:
+                _update(target_fd, payload, shared)
+            finally:
+                os.close(target_fd)
+            return target
+        _create(folder, folder_fd, name, payload, files or {}, shared)
+    finally:
+        os.close(folder_fd)
+    return target
+
+
+def _update(target_fd: int, payload: bytes, shared: bool) -> None:
+    """Swap kernel.json whole: the folder never vanishes, a reader sees the old or the new file."""
+    tmp = _random_name(".kernel.json.")
+    _write_file(target_fd, tmp, payload, shared)
+    try:
+        # The rename is what makes it atomic for readers and against a killed process.
+        os.replace(tmp, "kernel.json", src_dir_fd=target_fd, dst_dir_fd=target_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=target_fd)
+        raise
+    if shared:
+        # A folder an older version made with a restrictive umask becomes readable too.
+        with contextlib.suppress(OSError):
+            os.fchmod(target_fd, DIR_MODE)
+
+
+def _create(folder: Path, folder_fd: int, name: str, payload: bytes, files: dict[str, Path], shared: bool) -> None:
+    """Build the kernel in the staging folder, then rename it into place."""
+    from .safeio import read_bytes
+
+    parent_fd = _open_dir(folder.parent, follow=True)
+    try:
+        staging_fd = _staging_fd(parent_fd, folder.parent, shared)
+    finally:
+        os.close(parent_fd)
+    try:
+        build = _random_name("build.")  # not the kernel's name: a long name must fit once, not twice
+        os.mkdir(build, DIR_MODE, dir_fd=staging_fd)
+        try:
+            build_fd = _open_dir(build, staging_fd)
+            try:
+                if shared:
+                    os.fchmod(build_fd, DIR_MODE)
+                for dest, src in files.items():
+                    # logos from the environment: a missing or odd one is skipped, never fatal
+                    if os.sep in dest or dest in ("", ".", "..", "kernel.json"):
+                        continue
+                    with contextlib.suppress(OSError):
+                        _write_file(build_fd, dest, read_bytes(src), shared)
+                _write_file(build_fd, "kernel.json", payload, shared)
+            finally:
+                os.close(build_fd)
+            os.rename(build, name, src_dir_fd=staging_fd, dst_dir_fd=folder_fd)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                _rmtree_at(staging_fd, build)
             raise
-        return target
-    staging = folder.parent / STAGING
-    staging.mkdir(exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=staging))
-    try:
-        for dest, src in (files or {}).items():
-            with contextlib.suppress(OSError):
-                shutil.copyfile(src, build / dest)
-        with open(build / "kernel.json", "w", encoding="utf-8") as f:
-            f.write(payload)
-        build.chmod(0o755)
-        os.rename(build, target)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    return target
+    finally:
+        os.close(staging_fd)
 
 
 def remove_kernelspec(path: Path) -> None:
@@ -368,8 +612,19 @@ def remove_kernelspec(path: Path) -> None:
         path.unlink()
         return
     # Rename first so Jupyter never sees a half-deleted kernel.
-    trash = path.parent.parent / STAGING
-    trash.mkdir(exist_ok=True)
-    doomed = Path(tempfile.mkdtemp(prefix=f"{path.name}.removed.", dir=trash))
-    os.rename(path, doomed / path.name)
-    shutil.rmtree(doomed, ignore_errors=True)
+    parent_fd = _open_dir(path.parent.parent, follow=True)
+    try:
+        staging_fd = _staging_fd(parent_fd, path.parent.parent, is_shared(path.parent))
+    finally:
+        os.close(parent_fd)
+    try:
+        doomed = _random_name("removed.")
+        folder_fd = _open_dir(path.parent, follow=True)
+        try:
+            os.rename(path.name, doomed, src_dir_fd=folder_fd, dst_dir_fd=staging_fd)
+        finally:
+            os.close(folder_fd)
+        with contextlib.suppress(OSError):
+            _rmtree_at(staging_fd, doomed)
+    finally:
+        os.close(staging_fd)

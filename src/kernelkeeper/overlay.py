@@ -29,7 +29,7 @@ from .errors import UserError
 MIN_VERSION = (3, 8)  # the oldest Python today's ipykernel runs on
 # ipykernel_launcher, with the overlay appended to sys.path first. E's site-packages stay in front.
 BOOTSTRAP = (
-    "import site, sys; site.addsitedir({overlay!r}); "
+    "import site, sys; site.addsitedir({overlay}); "
     "sys.path[0] == '' and sys.path.pop(0); "
     "from ipykernel import kernelapp as app; app.launch_new_instance()"
 )
@@ -286,6 +286,10 @@ def clashes(env: Environment, overlay: Overlay) -> list[Clash]:
     return found
 
 
-def bootstrap_argv(env: Environment, overlay: Overlay) -> list[str]:
-    python = str(env.python if env.python is not None else env.prefix / "bin" / "python")
-    return [python, "-c", BOOTSTRAP.format(overlay=str(overlay.site_packages)), "-f", "{connection_file}"]
+def bootstrap_code(site_packages: Path) -> str:
+    """The ``-c`` code of an overlay kernel.
+
+    jupyter_client replaces ``{name}`` in every argv item, so the path's ``{``
+    is spelled ``\\x7b`` inside the Python string literal.
+    """
+    return BOOTSTRAP.format(overlay=repr(str(site_packages)).replace("{", "\\x7b"))
