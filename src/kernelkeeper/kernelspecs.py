@@ -30,7 +30,7 @@ NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 STAGING = ".kernelkeeper-staging"
 LOCK_FILE = ".kernelkeeper.lock"
 
-STATUSES = ("ok", "stale", "no-ipykernel", "shadowed", "invalid")
+STATUSES = ("ok", "stale", "no-overlay", "no-ipykernel", "shadowed", "invalid")
 _OVERLAY_RE = re.compile(r"site\.addsitedir\('([^']+)'\)")
 
 
@@ -188,7 +188,13 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     if interpreter is None or not os.path.exists(interpreter):
         status, reason = "stale", f"interpreter {argv[0]} is gone"
     elif overlay is not None and not os.path.isdir(os.path.join(overlay.group(1), "ipykernel")):
-        status, reason = "stale", f"its ipykernel overlay {overlay.group(1)} is gone (`kernelkeeper overlay build`)"
+        # The environment is still there: only the overlay is missing, and building it again brings the kernel back.
+        prefix = env_prefix_of(interpreter)
+        key = Path(overlay.group(1)).parent.name
+        status = "no-overlay"
+        reason = f"its ipykernel overlay {key} was removed ({overlay.group(1)}): `kernelkeeper overlay build " + (
+            f"{prefix}` brings it back" if prefix is not None else "ENV` brings it back"
+        )
     else:
         prefix = env_prefix_of(interpreter)
         uses_ipykernel = any(a in ("ipykernel_launcher", "ipykernel") for a in argv)
