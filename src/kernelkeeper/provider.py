@@ -26,6 +26,7 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import types
@@ -269,6 +270,11 @@ class KernelKeeperSpecManager(KernelSpecManager):
         for resource_dir in stock.values():
             data = self._read_spec(resource_dir)
             if data is None:
+                if os.path.basename(os.path.dirname(resource_dir)) == "ipykernel" and resource_dir.endswith(
+                    "resources"
+                ):
+                    # jupyter_client's native python3 (ipykernel's resources, no kernel.json): the server's Python.
+                    interpreters.add(os.path.normpath(sys.executable))
                 continue
             marker = (data.get("metadata") or {}).get(MARKER)
             argv = data.get("argv")
