@@ -524,3 +524,44 @@ def test_this_project_kernel_is_no_environments_kernel(fake_home: Path, capsys) 
     left = [(f["code"], f["subject"]) for f in report["findings"] if f["severity"] != "info"]  # type: ignore[index]
     assert code == 0 and left == [], left
     assert (kernels_dir() / "python-this-project").is_dir() and (kernels_dir() / "python3").is_dir()
+
+
+def test_a_kernel_json_a_package_installed_is_never_rewritten(fake_home: Path, tmp_path: Path) -> None:
+    """Jupyter and kernelkeeper in one environment: ipykernel's wheel put share/jupyter/kernels/python3 there."""
+    import shutil
+
+    # A hard-linked copy of the tests' own environment (ipykernel installed from its wheel, RECORD and all):
+    # an atomic rewrite would replace the copy's directory entry, never the original file.
+    project = tmp_path / "server"
+    project.mkdir()
+    env = project / ".venv"
+    res = subprocess.run(["cp", "-al", sys.prefix, str(env)], capture_output=True, text=True)
+    if res.returncode != 0:
+        shutil.copytree(sys.prefix, env, symlinks=True)
+    shipped = env / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    before = shipped.read_bytes()
+    run_env = hermetic(
+        dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), JUPYTER_PATH=str(env / "share" / "jupyter")),
+        tmp_path / "jr",
+    )
+
+    def kk(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(env / "bin" / "python"), "-m", "kernelkeeper", *args, "--root", str(tmp_path), "--no-default-roots"]
+        return subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=120)
+
+    report = json.loads(kk("doctor", "--json").stdout)
+    about = [f for f in report["findings"] if f["subject"] == "python3"]
+    codes = {f["code"] for f in about}
+    assert "packaged-kernel" in codes and "kernel-without-activation" not in codes, about
+    message = next(f["message"] for f in about if f["code"] == "packaged-kernel")
+    assert "installed by ipykernel" in message
+
+    fixed = kk("doctor", "--fix")
+    assert not [ln for ln in fixed.stdout.splitlines() if ln.startswith(("updated python3", "removed python3"))]
+    assert shipped.read_bytes() == before, "doctor --fix rewrote a file ipykernel installed"
+    res = kk("adopt", "python3")
+    assert res.returncode == 1 and "belongs to that package" in res.stdout
+    assert shipped.read_bytes() == before
+    sync = json.loads(kk("sync", "--json", "--dry-run").stdout)
+    assert not any(a["kernel"] == "python3" for a in sync["actions"])
+    assert any(message in note for note in sync["notes"]), "sync and doctor say the same about it"
