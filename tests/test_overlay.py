@@ -244,10 +244,8 @@ def test_removed_overlay_keeps_its_kernel_and_sync_rebuilds_it_offline(
     overlays = tmp_path / "overlays"
     data = tmp_path / "jupyter-data"
     cache = overlay_world["build_env"]["UV_CACHE_DIR"]
-    # No registry is reachable from here on: whatever sync builds comes from the local cache.
-    nowhere = "http://127.0.0.1:9/simple"
+    # The same index settings as the build (uv keys its cache by index), but sync must build offline.
     env = dict(overlay_world["env"], KERNELKEEPER_OVERLAYS=str(overlays), JUPYTER_DATA_DIR=str(data))
-    env.update(UV_INDEX_URL=nowhere, UV_DEFAULT_INDEX=nowhere, PIP_INDEX_URL=nowhere)
 
     def kk_(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
