@@ -373,3 +373,195 @@ def test_pip_python_only_for_environments_without_pip(three_envs: dict[str, Path
         shutil.rmtree(dist)
     without = kernel_json(merge([Found(alpha, "venv")], fake_home))
     assert without["env"]["PIP_PYTHON"] == without["argv"][0] == str(alpha / "bin" / "python")
+
+
+# --- never lose a kernel someone may need (issue 11) -------------------------------------------------
+
+
+def _kk(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `kernelkeeper` process, as a person runs it (output is what is checked)."""
+    env = hermetic(dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), Path(os.environ["HOME"]).parent / "jr")
+    return subprocess.run(
+        [sys.executable, "-m", "kernelkeeper", *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def _ipykernel_install(*args: str) -> None:
+    """What people run: `python -m ipykernel install --user ...` (here with the tests' own ipykernel)."""
+    subprocess.run([sys.executable, "-m", "ipykernel", "install", *args], check=True, capture_output=True, timeout=120)
+
+
+def _notebook(path: Path, kernel: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}}
+    path.write_text(json.dumps({"cells": [], "metadata": meta, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_a_plan_holds_one_action_per_kernel(tmp_path: Path) -> None:
+    from kernelkeeper.plan import Action, Plan
+
+    one = Action("update", "k", tmp_path, "why", None, {})
+    with pytest.raises(AssertionError, match="two actions for the kernel k"):
+        Plan((one, Action("remove", "k", tmp_path, "why")))
+    assert len(Plan((one, Action("remove", "k", tmp_path / "other", "why"))).actions) == 2
+
+
+def test_moved_interpreter_is_one_update_that_keeps_what_the_person_set(three_envs: dict[str, Path]) -> None:
+    alpha = three_envs["alpha"]
+    name = f"venv-alpha-py{fakes.MINOR}"
+    res = _kk(
+        "add",
+        str(alpha),
+        "--display-name",
+        "Alpha on GPU 1",
+        "--env",
+        "CUDA_VISIBLE_DEVICES=1",
+        "--env",
+        "PYTHONPATH=/opt/extra",
+    )
+    assert res.returncode == 0, res.stderr
+    (alpha / "bin" / "python").unlink()  # the interpreter moved: bin/python3 is what is left
+    res = _kk("sync")
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stdout.splitlines() if name in ln and not ln.startswith("note")]
+    assert lines == [f"updated {name}: interpreter {alpha / 'bin' / 'python'} → {alpha / 'bin' / 'python3'}"], (
+        res.stdout
+    )
+    spec = json.loads((kernels_dir() / name / "kernel.json").read_text())
+    assert spec["argv"][0] == str(alpha / "bin" / "python3")
+    assert spec["display_name"] == "Alpha on GPU 1"
+    assert spec["env"]["CUDA_VISIBLE_DEVICES"] == "1"
+    assert spec["env"]["PYTHONPATH"] == "/opt/extra", "the person's value wins over the blanked one"
+    again = _kk("sync")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+    # A later `add` without the options keeps them too.
+    assert main(["add", str(alpha)]) == 0
+    assert json.loads((kernels_dir() / name / "kernel.json").read_text())["display_name"] == "Alpha on GPU 1"
+
+
+def test_kernels_written_before_choices_were_recorded_keep_theirs(three_envs: dict[str, Path], capsys) -> None:
+    alpha = three_envs["alpha"]
+    name = f"venv-alpha-py{fakes.MINOR}"
+    assert main(["add", str(alpha), "--display-name", "Mine", "--env", "FOO=1"]) == 0
+    path = kernels_dir() / name / "kernel.json"
+    spec = json.loads(path.read_text())
+    assert spec["metadata"]["kernelkeeper"]["display_name"] == "Mine"
+    assert spec["metadata"]["kernelkeeper"]["env"] == {"FOO": "1"}
+    for key in ("display_name", "env"):  # as an older kernelkeeper wrote it
+        del spec["metadata"]["kernelkeeper"][key]
+    path.write_text(json.dumps(spec))
+    (alpha / "bin" / "python").unlink()
+    _, plan = cli_json(capsys, "sync")
+    assert [a["action"] for a in plan["actions"] if a["kernel"] == name] == ["update"]  # type: ignore[index]
+    spec = json.loads(path.read_text())
+    assert spec["display_name"] == "Mine" and spec["env"]["FOO"] == "1"
+
+
+def test_doctor_fix_removes_only_kernels_that_cannot_start(fake_home: Path, monkeypatch, capsys) -> None:
+    data = kernels_dir()
+    early = fake_home.parent / "shared-prefix" / "share" / "jupyter"
+    monkeypatch.setenv("JUPYTER_PATH", str(early))
+    _ipykernel_install("--user", "--name", "myproj")
+    _ipykernel_install("--user", "--name", "myproj-gpu", "--env", "CUDA_VISIBLE_DEVICES", "1")
+    # Two kernels that run the same thing: a true duplicate (the same argv and the same env).
+    _ipykernel_install("--user", "--name", "copy-a", "--env", "STAGE", "copy")
+    _ipykernel_install("--user", "--name", "copy-b", "--env", "STAGE", "copy")
+    _ipykernel_install("--user", "--name", "shared", "--env", "STAGE", "user")  # hidden by the JUPYTER_PATH copy
+    _ipykernel_install("--prefix", str(early.parent.parent), "--name", "shared", "--env", "STAGE", "prefix")
+    assert (early / "kernels" / "shared").is_dir()
+    foreign_kernel(data, "gone", "/nonexistent/bin/python")
+    (data / "broken").mkdir()
+    (data / "broken" / "kernel.json").write_text("{not json")
+    projects = fake_home / "projects"
+    uses_b = _notebook(projects / "api" / "notebooks" / "explore.ipynb", "copy-b")
+    uses_shared = _notebook(projects / "api" / "shared.ipynb", "shared")
+    (projects / "api" / "huge.ipynb").write_bytes(b"{" + b" " * (17 << 20) + b"}")  # over the size limit
+    (projects / "api" / "bad.ipynb").write_text('{"metadata": {"kernelspec": ')
+    os.mkfifo(projects / "api" / "fifo.ipynb")  # never opened: not a regular file
+
+    _, report = cli_json(capsys, "doctor")
+    found = {(f["code"], f["subject"]): f for f in report["findings"]}  # type: ignore[index]
+    assert not any(code == "duplicate-kernel" and "myproj" in subject for code, subject in found), (
+        "a kernel whose env differs is another kernel, not a duplicate"
+    )
+    dup = found[("duplicate-kernel", "copy-b")]
+    assert dup["advice"] is True and dup["needs_yes"] is False
+    assert dup["notebooks"] == [str(uses_b)] and str(uses_b) in dup["message"]
+    shadowed = found[("shadowed-kernel", "shared")]
+    assert shadowed["advice"] is True and shadowed["notebooks"] == [str(uses_shared)]
+    assert "JUPYTER_PATH" in shadowed["message"]
+
+    res = _kk("doctor", "--fix", "--yes", cwd=fake_home)
+    removed = sorted(ln for ln in res.stdout.splitlines() if ln.startswith("removed"))
+    assert removed == [
+        "removed broken: it cannot start: kernel.json is not valid JSON: Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1) (removed because you gave --yes)",
+        "removed gone: it cannot start: interpreter /nonexistent/bin/python is gone (a hand-made kernel, "
+        "removed because you gave --yes)",
+    ], res.stdout
+    left = sorted(p.name for p in data.iterdir())
+    assert left == ["copy-a", "copy-b", "myproj", "myproj-gpu", "shared"]
+    assert "advice: kernelkeeper remove copy-b" in res.stdout
+    # What is advice goes when the person names it.
+    assert main(["remove", "copy-b"]) == 0 and not (data / "copy-b").exists()
+
+
+def test_this_project_kernel_is_no_environments_kernel(fake_home: Path, capsys) -> None:
+    venv_root = str(Path(sys.prefix).parent)  # the tests' own environment is a project's .venv
+    assert main(["add", "--this-project"]) == 0
+    _, plan = cli_json(capsys, "sync", "--dry-run", "--root", venv_root, "--no-default-roots")
+    ours = [a for a in plan["actions"] if a["env"] == sys.prefix]  # type: ignore[index]
+    assert [a["action"] for a in ours] == ["add"], "the this-project kernel does not stand for this environment"
+    assert not any("python-this-project" in n for n in plan["notes"])  # type: ignore[index]
+
+    _ipykernel_install("--user", "--name", "python3")
+    code, report = cli_json(capsys, "doctor", "--root", venv_root, "--no-default-roots")
+    codes = {(f["code"], f["subject"]) for f in report["findings"] if f["severity"] != "info"}  # type: ignore[index]
+    assert not any(c == "duplicate-kernel" for c, _ in codes), codes
+    assert main(["doctor", "--fix", "--root", venv_root, "--no-default-roots"]) in (0, 1)
+    code, report = cli_json(capsys, "doctor", "--root", venv_root, "--no-default-roots")
+    left = [(f["code"], f["subject"]) for f in report["findings"] if f["severity"] != "info"]  # type: ignore[index]
+    assert code == 0 and left == [], left
+    assert (kernels_dir() / "python-this-project").is_dir() and (kernels_dir() / "python3").is_dir()
+
+
+def test_a_kernel_json_a_package_installed_is_never_rewritten(fake_home: Path, tmp_path: Path) -> None:
+    """Jupyter and kernelkeeper in one environment: ipykernel's wheel put share/jupyter/kernels/python3 there."""
+    import shutil
+
+    # A hard-linked copy of the tests' own environment (ipykernel installed from its wheel, RECORD and all):
+    # an atomic rewrite would replace the copy's directory entry, never the original file.
+    project = tmp_path / "server"
+    project.mkdir()
+    env = project / ".venv"
+    res = subprocess.run(["cp", "-al", sys.prefix, str(env)], capture_output=True, text=True)
+    if res.returncode != 0:
+        shutil.copytree(sys.prefix, env, symlinks=True)
+    shipped = env / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    before = shipped.read_bytes()
+    run_env = hermetic(
+        dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), JUPYTER_PATH=str(env / "share" / "jupyter")),
+        tmp_path / "jr",
+    )
+
+    def kk(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(env / "bin" / "python"), "-m", "kernelkeeper", *args, "--root", str(tmp_path), "--no-default-roots"]
+        return subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=120)
+
+    report = json.loads(kk("doctor", "--json").stdout)
+    about = [f for f in report["findings"] if f["subject"] == "python3"]
+    codes = {f["code"] for f in about}
+    assert "packaged-kernel" in codes and "kernel-without-activation" not in codes, about
+    message = next(f["message"] for f in about if f["code"] == "packaged-kernel")
+    assert "installed by ipykernel" in message
+
+    fixed = kk("doctor", "--fix")
+    assert not [ln for ln in fixed.stdout.splitlines() if ln.startswith(("updated python3", "removed python3"))]
+    assert shipped.read_bytes() == before, "doctor --fix rewrote a file ipykernel installed"
+    res = kk("adopt", "python3")
+    assert res.returncode == 1 and "belongs to that package" in res.stdout
+    assert shipped.read_bytes() == before
+    sync = json.loads(kk("sync", "--json", "--dry-run").stdout)
+    assert not any(a["kernel"] == "python3" for a in sync["actions"])
+    assert any(message in note for note in sync["notes"]), "sync and doctor say the same about it"

@@ -235,3 +235,63 @@ def test_this_project_kernel_follows_the_notebook(overlay_world: dict[str, Any],
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_removed_overlay_keeps_its_kernel_and_sync_rebuilds_it_offline(
+    overlay_world: dict[str, Any], tmp_path: Path
+) -> None:
+    proj = overlay_world["projects"]["3.11"]
+    overlays = tmp_path / "overlays"
+    data = tmp_path / "jupyter-data"
+    cache = overlay_world["build_env"]["UV_CACHE_DIR"]
+    # The same index settings as the build (uv keys its cache by index), but sync must build offline.
+    env = dict(overlay_world["env"], KERNELKEEPER_OVERLAYS=str(overlays), JUPYTER_DATA_DIR=str(data))
+
+    def kk_(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "kernelkeeper", *args],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    build_env = dict(overlay_world["build_env"], KERNELKEEPER_OVERLAYS=str(overlays), JUPYTER_DATA_DIR=str(data))
+    res = subprocess.run(
+        [sys.executable, "-m", "kernelkeeper", "add", str(proj), "--json"],
+        env=build_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    added = json.loads(res.stdout)
+    kernel, key = added["kernel"], added["spec"]["metadata"]["kernelkeeper"]["overlay"]
+    prefix = added["env"]
+
+    res = kk_("overlay", "remove", key)
+    assert res.returncode == 0 and f"kernels that run on it: {kernel}" in res.stdout, res.stdout
+
+    res = kk_("sync", "--json", UV_CACHE_DIR=cache)
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(res.stdout)
+    assert not [a for a in plan["actions"] if a["kernel"] == kernel], plan
+    assert any(f"rebuilt the {key} ipykernel overlay from the local cache" in n for n in plan["notes"]), plan
+    status = {k["name"]: k["status"] for k in json.loads(kk_("list", "--json").stdout)}
+    assert status[kernel] == "ok"
+
+    assert kk_("overlay", "remove", key).returncode == 0
+    empty = tmp_path / "empty-cache"
+    res = kk_("sync", "--json", UV_CACHE_DIR=str(empty))
+    assert res.returncode == 0, res.stderr
+    plan = json.loads(res.stdout)
+    assert not [a for a in plan["actions"] if a["kernel"] == kernel], "the environment is not gone"
+    assert any(f"`kernelkeeper overlay build {prefix}` brings it back" in n for n in plan["notes"]), plan
+    assert (data / "kernels" / kernel / "kernel.json").is_file()
+    status = {k["name"]: k["status"] for k in json.loads(kk_("list", "--json").stdout)}
+    assert status[kernel] == "no-overlay"
+    report = json.loads(kk_("doctor", "--json", UV_CACHE_DIR=str(empty)).stdout)
+    about = [f for f in report["findings"] if f["subject"] == kernel]
+    assert [(f["code"], f["fix"]) for f in about] == [
+        ("kernel-overlay-missing", f"kernelkeeper overlay build {prefix}")
+    ]

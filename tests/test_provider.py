@@ -369,3 +369,27 @@ def test_written_kernel_of_a_deleted_env_leaves_the_list(envs: dict[str, Path]) 
     assert "alpha-written" not in m.find_kernel_specs()
     assert m.get_kernel_spec("alpha-written").argv[0] == str(envs["alpha"] / "bin" / "python"), "asked by name"
     assert "alpha-written" in manager(hide_stale=False).get_all_specs()
+
+
+def test_stock_python3_with_a_bare_name_covers_the_servers_environment(
+    fake_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ipykernel's wheel ships share/jupyter/kernels/python3 with argv "python": jupyter_client runs it with the
+    server's own sys.executable, so the server's environment has its kernel and gets no second, dynamic one."""
+    shipped = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3"
+    path_dir = tmp_path / "server-prefix" / "share" / "jupyter"
+    shutil.copytree(shipped, path_dir / "kernels" / "python3")  # as it sits in the server's sys.prefix
+    monkeypatch.setenv("JUPYTER_PATH", str(path_dir))
+    assert json.loads((path_dir / "kernels" / "python3" / "kernel.json").read_text())["argv"][0] == "python"
+
+    def servers_env_kernels(**config: Any) -> list[str]:
+        specs = manager(env_paths=[sys.prefix], default_roots=False, **config).get_all_specs()
+        return [n for n, s in specs.items() if s["spec"]["argv"][0] in ("python", sys.executable)]
+
+    assert servers_env_kernels() == ["python3"], "the server's environment is listed twice"
+
+    shutil.rmtree(path_dir / "kernels" / "python3")
+    assert servers_env_kernels() == ["python3"], "jupyter_client's native python3 is the server's kernel too"
+    assert main(["add", "--this-project"]) == 0  # runs sys.executable too, but is no environment's kernel
+    dynamic = servers_env_kernels(ensure_native_kernel=False)
+    assert len(dynamic) == 2 and "python-this-project" in dynamic, "this-project stands for no environment"

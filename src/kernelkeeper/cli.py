@@ -153,7 +153,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_change_options(ovb, yes=False)
     _add_discovery_options(ovb)
     ovb.set_defaults(func=cmd_overlay)
-    ovr = ovsub.add_parser("remove", help="remove overlays (kernels on them go stale until rebuilt)")
+    ovr = ovsub.add_parser("remove", help="remove overlays (kernels on them are kept and wait for a rebuild)")
     ovr.add_argument("keys", nargs="+", metavar="KEY", help="e.g. cpython-3.11")
     _add_change_options(ovr, yes=False)
     ovr.set_defaults(func=cmd_overlay)
@@ -165,7 +165,12 @@ def make_parser() -> argparse.ArgumentParser:
         "and environments without kernels — each with the command that fixes it. Exit 0 when nothing needs fixing.",
     )
     doctor.add_argument("--fix", action="store_true", help="apply the safe fixes (sync, adopt)")
-    doctor.add_argument("-y", "--yes", action="store_true", help="with --fix: also remove hand-made kernels")
+    doctor.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="with --fix: also remove hand-made kernels that cannot start (interpreter gone, invalid)",
+    )
     doctor.add_argument("-v", "--verbose", action="store_true", help="also list the findings that need nothing")
     _add_change_options(doctor, yes=False)
     _add_discovery_options(doctor)

@@ -22,7 +22,8 @@ from .discovery import Discovery
 from .environments import Environment, has_dist
 from .install import install_ipykernel
 from .kernelspecs import KernelList, KernelSpecInfo, kernel_dirs
-from .plan import Filters, display_mismatch, env_of_kernel
+from .packaged import packaged_kernels
+from .plan import Filters, display_mismatch, env_of_kernel, is_env_kernel, overlay_note, packaged_note
 
 SECTIONS = ("jupyters", "folders", "kernels", "environments")
 SEVERITIES = ("error", "warning", "info")
@@ -37,6 +38,9 @@ class Finding:
     message: str
     fix: str | None = None
     needs_yes: bool = False  # the fix removes a kernel kernelkeeper did not make
+    # Advice only: `--fix` never applies it; the person decides (`kernelkeeper remove NAME`).
+    advice: bool = False
+    notebooks: tuple[str, ...] = ()  # notebooks under the scanned folders that use the kernel's name
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +51,8 @@ class Finding:
             "message": self.message,
             "fix": self.fix,
             "needs_yes": self.needs_yes,
+            "advice": self.advice,
+            "notebooks": list(self.notebooks),
         }
 
 
@@ -323,15 +329,31 @@ def diagnose(
         findings.append(Finding("kernel-dir-unreadable", "warning", "folders", str(bad_dir), f"{bad_dir}: {reason}"))
 
     # Kernels.
-    by_interpreter: dict[str, list[KernelSpecInfo]] = defaultdict(list)
+    packaged = packaged_kernels(kernels.kernels)
+    # Duplicates: kernels that run the same interpreter with the same arguments and the same variables.
+    # Two kernels of one interpreter that differ in argv or env (a GPU variant, "Python (this project)")
+    # are two different kernels.
+    same: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], list[KernelSpecInfo]] = defaultdict(list)
     for k in kernels.kernels:
-        if k.interpreter is not None and k.status in ("ok", "no-ipykernel"):
-            by_interpreter[os.path.normpath(str(k.interpreter))].append(k)
+        if k.interpreter is not None and k.status in ("ok", "no-ipykernel") and is_env_kernel(k):
+            same[(os.path.normpath(str(k.interpreter)), k.argv[1:], tuple(sorted(k.env.items())))].append(k)
     extras: dict[str, KernelSpecInfo] = {}  # duplicate kernel -> the one to keep
-    for group in by_interpreter.values():
+    for group in same.values():
         if len(group) > 1:
             keep = next((k for k in group if k.managed), next((k for k in group if not k.builtin), group[0]))
             extras.update({k.name: keep for k in group if k is not keep and not k.builtin})
+    uses: dict[str, list[str]] | None = None
+
+    def used_by(name: str) -> tuple[tuple[str, ...], str]:
+        nonlocal uses
+        if uses is None:
+            uses = notebooks_using_kernels(ctx)
+        books = tuple(uses.get(name, ()))
+        if not books:
+            return books, f"no notebook under the scanned folders uses the name {name!r}"
+        shown = ", ".join(books[:5]) + (f" and {len(books) - 5} more" if len(books) > 5 else "")
+        return books, f"notebooks that use {name!r}: {shown}"
+
     for k in kernels.kernels:
         fix_remove = f"kernelkeeper remove {k.name}"
         if k.status == "invalid":
@@ -341,22 +363,37 @@ def diagnose(
                     "warning",
                     "kernels",
                     k.name,
-                    f"{k.resource_dir}: {k.reason}",
+                    f"{k.resource_dir}: {k.reason} — it cannot start",
                     f"rm -r {q(k.resource_dir)}",
                     needs_yes=True,
                 )
             )
             continue
         if k.status == "shadowed":
+            books, said = used_by(k.name)
             findings.append(
                 Finding(
                     "shadowed-kernel",
                     "warning",
                     "kernels",
                     k.name,
-                    f"{k.resource_dir} is never used: {k.reason}",
-                    f"rm -r {q(k.resource_dir)}",
-                    needs_yes=not k.managed,
+                    f"{k.resource_dir} is hidden while {k.reason}; it is the one Jupyter uses when that folder "
+                    f"is no longer in its path (JUPYTER_PATH unset) — {said}",
+                    f"rm -r {q(k.resource_dir)}   # only if you no longer need it",
+                    advice=True,
+                    notebooks=books,
+                )
+            )
+            continue
+        if k.status == "no-overlay":
+            findings.append(
+                Finding(
+                    "kernel-overlay-missing",
+                    "error",
+                    "kernels",
+                    k.name,
+                    overlay_note(k) + " (`kernelkeeper sync` rebuilds it from the local cache when it can)",
+                    f"kernelkeeper overlay build {q(k.marker.get('prefix') or k.env_prefix or 'ENV')}",
                 )
             )
             continue
@@ -367,12 +404,16 @@ def diagnose(
                     "error",
                     "kernels",
                     k.name,
-                    f"{k.name} ({k.resource_dir}): {k.reason}",
+                    f"{k.name} ({k.resource_dir}): {k.reason} — it cannot start",
                     "kernelkeeper sync" if k.managed else fix_remove,
                     needs_yes=not k.managed,
                 )
             )
             continue
+        package = packaged.get(str(k.resource_dir))
+        if package is not None:
+            # The same words as sync's note: neither proposes to rewrite a file a package owns.
+            findings.append(Finding("packaged-kernel", "info", "kernels", k.name, packaged_note(k, package)))
         kenv = env_of_kernel(k, envs)
         if k.status == "no-ipykernel":
             target = kenv.python if kenv is not None else k.interpreter
@@ -386,17 +427,20 @@ def diagnose(
                     f"{q(target)} -m pip install ipykernel",
                 )
             )
-        if k.name in extras:
+        if k.name in extras and package is None:
             keep = extras[k.name]
+            books, said = used_by(k.name)
             findings.append(
                 Finding(
                     "duplicate-kernel",
                     "warning",
                     "kernels",
                     k.name,
-                    f"{k.name} and {keep.name} both run {k.interpreter}",
-                    f"kernelkeeper remove {k.name}",
-                    needs_yes=not k.managed,
+                    f"{k.name} and {keep.name} both run {k.interpreter} with the same arguments and variables — "
+                    + said,
+                    f"kernelkeeper remove {k.name}   # if you no longer need it",
+                    advice=True,
+                    notebooks=books,
                 )
             )
             continue
@@ -417,6 +461,8 @@ def diagnose(
                         "kernelkeeper sync   # then pick the project's kernel in the notebook",
                     )
                 )
+        if package is not None:
+            continue  # a package's file: nothing to adopt or rename
         if not k.managed and not k.builtin and kenv is not None and _uses_ipykernel(k) and not _activates(k, kenv):
             findings.append(
                 Finding(
@@ -441,8 +487,9 @@ def diagnose(
                 )
             )
     # Environments.
-    covered = {os.path.normpath(str(k.interpreter)) for k in kernels.kernels if k.interpreter is not None}
-    covered |= {str(k.marker.get("prefix")) for k in kernels.kernels if k.managed}
+    env_kernels = [k for k in kernels.kernels if is_env_kernel(k)]
+    covered = {os.path.normpath(str(k.interpreter)) for k in env_kernels if k.interpreter is not None}
+    covered |= {str(k.marker.get("prefix")) for k in env_kernels if k.managed}
     for env in envs:
         if not env.healthy or env.python is None:
             continue
@@ -507,6 +554,78 @@ def config_breaks_jupyter(ctx: Context, envs: tuple[Environment, ...]) -> list[F
                 )
             )
     return out
+
+
+# Bounds for the notebook scan: a home with years of notebooks must not make doctor slow.
+NOTEBOOK_LIMIT = 2_000  # notebooks read
+NOTEBOOK_BYTES = 16 << 20  # a larger notebook is skipped
+NOTEBOOK_DEPTH = 2  # folder levels below where discovery looks for projects
+_SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", ".ipynb_checkpoints"})
+
+
+def notebooks_using_kernels(ctx: Context) -> dict[str, list[str]]:
+    """Kernel name -> the notebooks under discovery's project roots whose metadata names it.
+
+    Each root is walked a little deeper than discovery looks for projects (notebooks sit in
+    project subfolders), skipping hidden folders, environments and links; at most
+    ``NOTEBOOK_LIMIT`` notebooks are read, each through safeio (regular files only, at most
+    ``NOTEBOOK_BYTES``). A notebook that cannot be read or parsed is skipped.
+    """
+    from . import safeio
+    from .projects import is_env_dir, scan_roots
+
+    out: dict[str, list[str]] = defaultdict(list)
+    budget = {"notebooks": NOTEBOOK_LIMIT, "dirs": ctx.max_dirs}
+    seen: set[str] = set()
+
+    def read(path: str) -> None:
+        budget["notebooks"] -= 1
+        try:
+            raw = safeio.read_bytes(path, NOTEBOOK_BYTES)
+            if b'"kernelspec"' not in raw:
+                return
+            data = safeio.loads_json(raw, path)
+        except (OSError, ValueError):
+            return
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        spec = meta.get("kernelspec") if isinstance(meta, dict) else None
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if isinstance(name, str) and name:
+            out[name.lower()].append(path)
+
+    def walk(folder: str, levels: int) -> None:
+        real = os.path.realpath(folder)
+        if real in seen or budget["dirs"] <= 0 or budget["notebooks"] <= 0:
+            return
+        seen.add(real)
+        budget["dirs"] -= 1
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        subdirs: list[str] = []
+        for entry in entries:
+            if budget["notebooks"] <= 0:
+                return
+            try:
+                if entry.name.endswith(".ipynb") and entry.is_file(follow_symlinks=False):
+                    read(entry.path)
+                elif (
+                    levels > 0
+                    and not entry.name.startswith(".")
+                    and entry.name not in _SKIP_DIRS
+                    and entry.is_dir(follow_symlinks=False)
+                    and not is_env_dir(entry.path)
+                ):
+                    subdirs.append(entry.path)
+            except OSError:
+                continue
+        for sub in subdirs:
+            walk(sub, levels - 1)
+
+    for root, depth in scan_roots(ctx):
+        walk(str(root), depth + NOTEBOOK_DEPTH if depth > 0 else 0)
+    return {name: sorted(paths) for name, paths in out.items()}
 
 
 def overlay_clashes(ctx: Context, env: Environment) -> list[Any]:

@@ -30,7 +30,7 @@ NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 STAGING = ".kernelkeeper-staging"
 LOCK_FILE = ".kernelkeeper.lock"
 
-STATUSES = ("ok", "stale", "no-ipykernel", "shadowed", "invalid")
+STATUSES = ("ok", "stale", "no-overlay", "no-ipykernel", "shadowed", "invalid")
 _OVERLAY_RE = re.compile(r"""site\.addsitedir\(('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)""")
 #: NAME_MAX of the common filesystems: a longer kernel name cannot be a folder.
 NAME_MAX = 255
@@ -233,7 +233,13 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     if interpreter is None or not os.path.exists(interpreter):
         status, reason = "stale", f"interpreter {interpreter or argv[0]} is gone"
     elif overlay is not None and not os.path.isdir(os.path.join(overlay, "ipykernel")):
-        status, reason = "stale", f"its ipykernel overlay {overlay} is gone (`kernelkeeper overlay build`)"
+        # The environment is still there: only the overlay is missing, and building it again brings the kernel back.
+        prefix = env_prefix_of(interpreter)
+        key = Path(overlay).parent.name
+        status = "no-overlay"
+        reason = f"its ipykernel overlay {key} was removed ({overlay}): `kernelkeeper overlay build " + (
+            f"{prefix}` brings it back" if prefix is not None else "ENV` brings it back"
+        )
     else:
         prefix = env_prefix_of(interpreter)
         uses_ipykernel = any(a in ("ipykernel_launcher", "ipykernel") for a in argv)

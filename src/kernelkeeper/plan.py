@@ -9,7 +9,11 @@ writer. Rules, each with its reason in the plan:
 * update kernelkeeper's kernel of an environment whose kernel.json would now
   differ (a new Python version, a moved interpreter), keeping its name;
 * remove kernelkeeper's kernels whose environment is gone (interpreter missing);
-* never touch a kernelspec without kernelkeeper's marker.
+* keep a kernel whose ipykernel overlay was removed (the environment is not gone):
+  a note says which command brings the overlay back;
+* never touch a kernelspec without kernelkeeper's marker, nor one a package
+  installed (listed in a dist-info RECORD: it belongs to that package);
+* at most one action per kernel (`Plan` refuses two).
 """
 
 from __future__ import annotations
@@ -78,6 +82,15 @@ class Action:
 class Plan:
     actions: tuple[Action, ...] = ()
     notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Two actions on one kernel (say "update" then "remove") undo each other: a plan that holds them is a bug.
+        seen: set[tuple[Path, str]] = set()
+        for a in self.actions:
+            key = (a.folder, a.kernel)
+            if key in seen:
+                raise AssertionError(f"a plan holds two actions for the kernel {a.kernel} in {a.folder}")
+            seen.add(key)
 
     def to_json(self) -> dict[str, Any]:
         return {"actions": [a.to_json() for a in self.actions], "notes": list(self.notes)}
@@ -167,6 +180,44 @@ def taken_names(present: KernelList, folder: Path, prefix: Path) -> _TakenFor:
 BASE_KINDS = ("system", "pyenv", "uv-python")
 
 
+def runs_ipykernel(argv: Iterable[str], marker: Mapping[str, Any] | None = None) -> bool:
+    """Whether a kernel runs ipykernel in the interpreter of its argv (directly or on an overlay).
+
+    Only such a kernel is *the* kernel of that interpreter's environment. "Python
+    (this project)" runs a launcher with kernelkeeper's Python that picks another
+    environment at start: it is no environment's kernel, and covers none.
+    """
+    if marker is not None and marker.get("kind") == "this-project":
+        return False
+    args = list(argv)[1:]
+    if any(a in ("ipykernel_launcher", "ipykernel") for a in args):
+        return True
+    return "-c" in args and any("ipykernel" in a and "addsitedir" in a for a in args)
+
+
+def is_env_kernel(k: KernelSpecInfo) -> bool:
+    """`runs_ipykernel` for a read kernelspec."""
+    return runs_ipykernel(k.argv, k.marker)
+
+
+def packaged_note(k: KernelSpecInfo, owner: str) -> str:
+    """What sync and doctor both say about a kernelspec a package installed (the same words in both)."""
+    return (
+        f"{k.name} ({k.resource_dir}) was installed by {owner}: it belongs to that package, "
+        "so kernelkeeper leaves it as it is (never rewritten, adopted or removed)"
+    )
+
+
+def overlay_note(k: KernelSpecInfo) -> str:
+    """What sync and doctor both say about a kernel whose ipykernel overlay was removed."""
+    prefix = k.marker.get("prefix") or (str(k.env_prefix) if k.env_prefix else "ENV")
+    key = k.overlay or k.marker.get("overlay") or "its"
+    return (
+        f"{k.name} runs {prefix} on the {key} ipykernel overlay, which was removed: the kernel is kept "
+        f"(the environment is still there); `kernelkeeper overlay build {prefix}` brings it back"
+    )
+
+
 def overlay_for(env: Environment, overlays: Mapping[str, Overlay]) -> Overlay | None:
     """The overlay an environment without ipykernel runs on, or None (it gets no kernel then).
 
@@ -189,13 +240,16 @@ def plan_sync(
     folder: Path,
     filters: Filters = Filters(),
     overlays: Mapping[str, Overlay] | None = None,
+    packaged: Mapping[str, str] | None = None,
 ) -> Plan:
     """What ``sync`` must do to make ``folder``'s kernels match the environments.
 
     ``overlays``: built ipykernel overlays by key; environments without
     ipykernel whose Python has one get a kernel that runs on it.
+    ``packaged``: kernelspecs a package installed (`packaged.packaged_kernels`), left alone.
     """
     overlays = overlays or {}
+    packaged = packaged or {}
     on_overlay = {
         str(e.prefix): o
         for e in environments
@@ -205,21 +259,24 @@ def plan_sync(
         e for e in environments if e.healthy and filters.admits(e) and (e.has_ipykernel or str(e.prefix) in on_overlay)
     ]
     taken = Taken(present, folder)
-    visible = list(present.visible().values())
-    by_prefix = {str(k.marker.get("prefix")): k for k in visible if k.status == "ok" and k.managed}
+    # Only a kernel that runs ipykernel in an interpreter is that environment's kernel (see `runs_ipykernel`).
+    visible = [k for k in present.visible().values() if is_env_kernel(k)]
+    by_prefix = {str(k.marker.get("prefix")): k for k in visible if k.status in ("ok", "no-overlay") and k.managed}
     by_interpreter = {
         os.path.normpath(str(k.interpreter)): k for k in visible if k.status == "ok" and k.interpreter is not None
     }
     mine: dict[str, KernelSpecInfo] = {}
     for k in present.in_dir(folder):
-        if k.managed and k.status != "invalid":
+        if k.managed and k.status != "invalid" and is_env_kernel(k) and str(k.resource_dir) not in packaged:
             mine.setdefault(str(k.marker.get("prefix")), k)
     actions: list[Action] = []
     notes: list[str] = []
+    handled: set[str] = set()  # kernels that got their one action (or were found up to date)
     for env in envs:
         existing = mine.get(str(env.prefix))
         overlay = on_overlay.get(str(env.prefix))
         if existing is not None:
+            handled.add(existing.name)
             spec = merged_spec(existing, env, overlay=overlay)
             why = spec_changes(existing, spec)
             if why:
@@ -229,7 +286,10 @@ def plan_sync(
             by_interpreter.get(os.path.normpath(str(env.python))) if env.python is not None else None
         )
         if other is not None:  # one interpreter, one kernel
-            if other.managed:
+            owner = packaged.get(str(other.resource_dir))
+            if owner is not None:
+                notes.append(f"{env.name} ({env.prefix}) already has a kernel: {packaged_note(other, owner)}")
+            elif other.managed:
                 notes.append(f"{env.name} ({env.prefix}) already has kernelkeeper's kernel {other.resource_dir}")
             else:
                 notes.append(
@@ -247,8 +307,12 @@ def plan_sync(
         )
         actions.append(Action("add", name, folder, why, env.prefix, spec, logo_files(env, overlay)))
     for prefix, k in mine.items():
+        if k.name in handled:
+            continue  # updated above (a moved interpreter): one action per kernel
         if k.status == "stale":
             actions.append(Action("remove", k.name, folder, f"environment is gone: {k.reason}", Path(prefix)))
+        elif k.status == "no-overlay":
+            notes.append(overlay_note(k))
     return Plan(tuple(actions), tuple(notes))
 
 
@@ -289,15 +353,37 @@ def merged_spec(
     version the environment no longer has), extra variables, other metadata —
     and what the environment dictates is set: interpreter, activation, marker.
     """
-    display = kernel.display_name if kernel.display_name and not display_mismatch(kernel, env) else None
-    spec = kernel_json(env, display=display, overlay=overlay)
+    chosen_display, chosen_env = choices(kernel)
+    if chosen_display is not None:
+        display: str | None = chosen_display
+    else:  # a kernel written before choices were recorded: keep its name unless it states a wrong version
+        display = kernel.display_name if kernel.display_name and not display_mismatch(kernel, env) else None
+    spec = kernel_json(env, display=display, overlay=overlay, extra_env=chosen_env or None)
     ours = set(spec["env"])
     spec["env"] = {**{k: v for k, v in kernel.env.items() if k not in ours}, **spec["env"]}
     metadata = {k: v for k, v in kernel.metadata.items() if k != MARKER}
     spec["metadata"] = {**metadata, **spec["metadata"]}
+    record_choices(spec, chosen_display, chosen_env)
     if adopted or kernel.marker.get("adopted"):
         spec["metadata"][MARKER]["adopted"] = True
     return spec
+
+
+def choices(kernel: KernelSpecInfo) -> tuple[str | None, dict[str, str]]:
+    """The display name and variables the person gave `add` (recorded in the marker), if any."""
+    display = kernel.marker.get("display_name")
+    env = kernel.marker.get("env")
+    chosen_env = {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
+    return (display if isinstance(display, str) and display else None), chosen_env
+
+
+def record_choices(spec: dict[str, Any], display: str | None, env: Mapping[str, str] | None) -> None:
+    """Write what the person chose into the marker, so every later update keeps it."""
+    marker = spec["metadata"][MARKER]
+    if display:
+        marker["display_name"] = display
+    if env:
+        marker["env"] = dict(env)
 
 
 def adopt_spec(kernel: KernelSpecInfo, env: Environment) -> dict[str, Any]:
@@ -305,8 +391,10 @@ def adopt_spec(kernel: KernelSpecInfo, env: Environment) -> dict[str, Any]:
     return merged_spec(kernel, env, adopted=True)
 
 
-def adopt_refusal(kernel: KernelSpecInfo, env: Environment | None) -> str | None:
-    """Why a kernelspec cannot be adopted, or None."""
+def adopt_refusal(kernel: KernelSpecInfo, env: Environment | None, packaged: str | None = None) -> str | None:
+    """Why a kernelspec cannot be adopted, or None. ``packaged``: the package that installed it."""
+    if packaged is not None:
+        return f"it was installed by {packaged} and belongs to that package"
     if kernel.managed:
         return "already kernelkeeper's"
     if kernel.builtin:
@@ -325,15 +413,18 @@ def adopt_refusal(kernel: KernelSpecInfo, env: Environment | None) -> str | None
 
 
 def plan_adopt(
-    kernels: Iterable[KernelSpecInfo], environments: Iterable[Environment]
+    kernels: Iterable[KernelSpecInfo],
+    environments: Iterable[Environment],
+    packaged: Mapping[str, str] | None = None,
 ) -> tuple[Plan, list[tuple[str, str]]]:
     """Adopt each kernel that can be; the others come back as (name, reason)."""
     envs = list(environments)
+    packaged = packaged or {}
     actions: list[Action] = []
     refused: list[tuple[str, str]] = []
     for kernel in kernels:
         env = env_of_kernel(kernel, envs)
-        why = adopt_refusal(kernel, env)
+        why = adopt_refusal(kernel, env, packaged.get(str(kernel.resource_dir)))
         if why is not None or env is None:
             refused.append((kernel.name, why or "no environment"))
             continue

@@ -26,6 +26,7 @@ import importlib.util
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import types
@@ -39,9 +40,9 @@ from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
 from .discovery import Discovery, Snapshot, changed, discover, settle, snapshot
 from .environments import Environment
 from .kernel import display_name, kernel_json, kernel_name
-from .kernelspecs import MARKER
+from .kernelspecs import MARKER, _interpreter
 from .overlay import Overlay, list_overlays, overlays_dir
-from .plan import Filters, overlay_for
+from .plan import Filters, overlay_for, runs_ipykernel
 
 # Names other tools gave the same environments, so their saved notebooks open here.
 _NB_CONDA = re.compile(r"^conda-(?:env-(?P<name>.+)|(?P<root>root|base))-py$")
@@ -269,13 +270,30 @@ class KernelKeeperSpecManager(KernelSpecManager):
         for resource_dir in stock.values():
             data = self._read_spec(resource_dir)
             if data is None:
+                if os.path.basename(os.path.dirname(resource_dir)) == "ipykernel" and resource_dir.endswith(
+                    "resources"
+                ):
+                    # jupyter_client's native python3 (ipykernel's resources, no kernel.json): the server's Python.
+                    interpreters.add(os.path.normpath(sys.executable))
                 continue
             marker = (data.get("metadata") or {}).get(MARKER)
+            argv = data.get("argv")
+            if not isinstance(argv, list) or not argv:
+                continue
+            argv_s = tuple(str(a) for a in argv)
+            if not runs_ipykernel(argv_s, marker if isinstance(marker, dict) else None):
+                continue  # "Python (this project)" and non-Python kernels are no environment's kernel
             if isinstance(marker, dict) and marker.get("prefix"):
                 prefixes.add(str(marker["prefix"]))
-            argv = data.get("argv")
-            if isinstance(argv, list) and argv and os.sep in str(argv[0]):
-                interpreters.add(os.path.normpath(str(argv[0])))
+            # A bare name resolves as jupyter_client resolves it at launch: python/python3/pythonX.Y is the
+            # server's own sys.executable, another name is looked up on the PATH the kernel starts with.
+            spec_env = data.get("env")
+            spec_env = spec_env if isinstance(spec_env, dict) else {}
+            here = os.environ.get("PATH", "")
+            path = str(spec_env.get("PATH", here)).replace("${PATH}", here).replace("$PATH", here)
+            exe = _interpreter(argv_s, path)
+            if exe is not None:
+                interpreters.add(os.path.normpath(str(exe)))
         return prefixes, interpreters
 
     def _dynamic_kernels(self, stock: dict[str, str]) -> dict[str, Environment]:

@@ -29,7 +29,7 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..kernelspecs import check_name, list_kernelspecs, locked, scope_dir
     from ..overlay import build as build_overlay
     from ..overlay import clashes, find_overlay, key_of
-    from ..plan import Action, Plan, taken_names
+    from ..plan import Action, Plan, choices, record_choices, taken_names
     from ..targets import resolve
 
     if args.this_project:
@@ -77,13 +77,18 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
                     )
     folder = scope_dir(args.scope)
     extra = _parse_env_pairs(args.env)
-    spec = kernel_json(target, display=args.display_name, extra_env=extra, overlay=overlay)
     with locked(folder) if not args.dry_run else contextlib.nullcontext():
         present = list_kernelspecs(also=folder)
         existing = next(
             (k for k in present.in_dir(folder) if k.managed and k.marker.get("prefix") == str(target.prefix)),
             None,
         )
+        # What the person chose before stays unless they choose again; recorded so `sync` keeps it too.
+        kept_display, kept_env = choices(existing) if existing is not None else (None, {})
+        display = args.display_name or kept_display
+        extra = {**kept_env, **extra}
+        spec = kernel_json(target, display=display, extra_env=extra, overlay=overlay)
+        record_choices(spec, display, extra)
         if args.name:
             name = check_name(args.name)
             clash = next((k for k in present.kernels if k.name == name and k.resource_dir.parent == folder), None)

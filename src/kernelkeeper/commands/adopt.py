@@ -27,7 +27,10 @@ def cmd_adopt(args: argparse.Namespace, env: dict[str, str]) -> int:
             if name not in visible:
                 raise UserError(f"no kernelspec named {name!r}", hint="`kernelkeeper list` shows the kernel names")
             chosen.append(visible[name])
-    plan, refused = plan_adopt(chosen, found.environments)
+    from ..packaged import packaged_kernels
+
+    # A kernel.json a package installed belongs to that package: refused, as doctor and sync say.
+    plan, refused = plan_adopt(chosen, found.environments, packaged_kernels(chosen))
     results = [] if args.dry_run else apply(plan)
     errors = {id(r.action): r.error for r in results if r.error}
     if args.json:

@@ -52,7 +52,9 @@ def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
         for f in items:
             console.print(f"  {marks[f.severity]} {f.message}  [dim]({f.code})[/dim]")
             if f.fix:
-                console.print(f"      fix: {f.fix}" + ("   [dim](--fix needs --yes)[/dim]" if f.needs_yes else ""))
+                tail = "   [dim](--fix needs --yes)[/dim]" if f.needs_yes else ""
+                tail = "   [dim](advice: --fix leaves it to you)[/dim]" if f.advice else tail
+                console.print(f"      {'advice' if f.advice else 'fix'}: {f.fix}{tail}")
     n = len(report.problems)
     console.print(
         f"\n{n} problem{'s' if n != 1 else ''} to fix"
@@ -62,27 +64,46 @@ def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 
 def _doctor_fix_plan(report: Any, ctx: Context, found: Any, filters: Any, *, yes: bool) -> Any:
-    """The safe fixes: sync's plan, adopting hand-made kernels; removals of foreign kernels only with --yes."""
+    """The safe fixes: sync's plan and adopting hand-made kernels that lack activation.
+
+    The only kernels ``--fix`` removes are ones that cannot start — kernelkeeper's whose
+    environment is gone (through sync), and with ``--yes`` hand-made ones whose interpreter
+    is gone or whose kernel.json is invalid. Duplicates and shadowed kernels are advice: a
+    notebook may need them, so they go only when the person names them (`kernelkeeper remove`).
+    Files a package installed are never touched.
+    """
     from ..kernelspecs import list_kernelspecs, scope_dir
+    from ..overlay import list_overlays
+    from ..packaged import packaged_kernels
     from ..plan import Action, Plan, plan_adopt, plan_sync
+    from .kernels import restore_overlays
 
     folder = scope_dir("user")
     present = list_kernelspecs(native=False, also=folder)
-    sync = plan_sync(found.environments, present, folder, filters)
+    restored = restore_overlays(ctx, found, present)
+    if restored:
+        present = list_kernelspecs(native=False, also=folder)
+    packaged = packaged_kernels(present.kernels)
+    overlays = {o.key: o for o in list_overlays(ctx)}
+    sync = plan_sync(found.environments, present, folder, filters, overlays, packaged)
     codes = {"kernel-without-activation", "display-name-version-mismatch"}
     to_adopt = {f.subject for f in report.findings if f.code in codes}
-    removals = {f.subject for f in report.findings if f.code in ("stale-kernel", "duplicate-kernel") and f.needs_yes}
     visible = present.visible()
-    adopt, _ = plan_adopt([visible[n] for n in sorted(to_adopt) if n in visible], found.environments)
-    adopted = {a.kernel for a in adopt.actions}
+    adopt, _ = plan_adopt([visible[n] for n in sorted(to_adopt) if n in visible], found.environments, packaged)
     actions = [*sync.actions, *adopt.actions]
+    touched = {(a.folder, a.kernel) for a in actions}
     if yes:
-        for name in sorted(removals - adopted):
-            k = visible.get(name)
-            if k is not None:
-                actions.append(Action("remove", k.name, k.resource_dir.parent, k.reason or "doctor", k.env_prefix))
-        # Every shadowed or invalid kernelspec is a doctor finding (shadowed-kernel, invalid-kernel).
         for k in present.kernels:
-            if k.status in ("shadowed", "invalid"):
-                actions.append(Action("remove", k.name, k.resource_dir.parent, k.reason or k.status, k.env_prefix))
-    return Plan(tuple(actions), sync.notes)
+            if k.builtin or k.managed or str(k.resource_dir) in packaged:
+                continue
+            if (k.resource_dir.parent, k.name) in touched:
+                continue
+            if k.status == "stale":
+                why = f"it cannot start: {k.reason} (a hand-made kernel, removed because you gave --yes)"
+            elif k.status == "invalid":
+                why = f"it cannot start: {k.reason} (removed because you gave --yes)"
+            else:
+                continue
+            actions.append(Action("remove", k.name, k.resource_dir.parent, why, k.env_prefix))
+            touched.add((k.resource_dir.parent, k.name))
+    return Plan(tuple(actions), (*restored, *sync.notes))

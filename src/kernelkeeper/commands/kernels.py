@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
 from .common import (
@@ -38,7 +39,14 @@ def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
     for column in ("name", "status", "display name", "interpreter", "path"):
         table.add_column(column, overflow="fold")
     home = Path(env.get("HOME", "/"))
-    styles = {"ok": "green", "stale": "red", "invalid": "red", "no-ipykernel": "yellow", "shadowed": "dim"}
+    styles = {
+        "ok": "green",
+        "stale": "red",
+        "invalid": "red",
+        "no-overlay": "yellow",
+        "no-ipykernel": "yellow",
+        "shadowed": "dim",
+    }
     for k in shown:
         mark = "*" if k.managed else ""
         table.add_row(
@@ -51,7 +59,7 @@ def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
     console = make_console()
     console.print(table)
     for k in shown:
-        if k.status in ("stale", "invalid", "no-ipykernel"):
+        if k.status in ("stale", "invalid", "no-overlay", "no-ipykernel"):
             console.print(f"[yellow]{k.name}[/yellow]: {k.reason}")
     console.print("* made by kernelkeeper", style="dim")
     return 0
@@ -82,17 +90,57 @@ def cmd_sync(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..config import load_config
     from ..kernelspecs import list_kernelspecs, locked, scope_dir
     from ..overlay import list_overlays
-    from ..plan import plan_sync
+    from ..packaged import packaged_kernels
+    from ..plan import Plan, plan_sync
 
     filters = load_config(config_path(env)).sync
     folder = scope_dir(args.scope)
     ctx, found = discover_args(args, env)
-    overlays = {} if args.no_overlay else {o.key: o for o in list_overlays(ctx)}
+
+    def plan() -> Plan:
+        present = list_kernelspecs(native=False, also=folder)
+        overlays = {} if args.no_overlay else {o.key: o for o in list_overlays(ctx)}
+        return plan_sync(found.environments, present, folder, filters, overlays, packaged_kernels(present.kernels))
+
     if args.dry_run:
-        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters, overlays)
-        return report(plan, [], args)
+        return report(plan(), [], args)
+    # Kernels whose overlay was removed get it back when the local cache can build it (never a download).
+    restored = [] if args.no_overlay else restore_overlays(ctx, found, list_kernelspecs(native=False, also=folder))
     with locked(folder):
         # Planned under the lock: a concurrent run sees this run's kernels, not a stale list.
-        plan = plan_sync(found.environments, list_kernelspecs(native=False, also=folder), folder, filters, overlays)
-        results = apply(plan, lock=False)
-    return report(plan, results, args)
+        planned = plan()
+        results = apply(planned, lock=False)
+    return report(Plan(planned.actions, (*restored, *planned.notes)), results, args)
+
+
+def restore_overlays(ctx: Any, found: Any, present: Any) -> list[str]:
+    """Rebuild, offline, the overlays that kernels still run on; one line each about what was rebuilt.
+
+    Offline means from the local wheel cache only (``UV_OFFLINE``/``PIP_NO_INDEX``): sync never
+    downloads. What cannot be rebuilt so stays missing, and sync's note says which command builds it.
+    """
+    import dataclasses
+
+    from ..errors import UserError
+    from ..overlay import build, find_overlay, key_of
+
+    wanted: dict[str, Any] = {}
+    envs = {str(e.prefix): e for e in found.environments}
+    for k in present.kernels:
+        if k.status != "no-overlay" or not k.managed:
+            continue
+        env = envs.get(str(k.marker.get("prefix")))
+        if env is None or not env.healthy or env.python is None or key_of(env) != k.overlay:
+            continue
+        wanted.setdefault(k.overlay, env)
+    done: list[str] = []
+    offline = dataclasses.replace(ctx, env={**ctx.env, "UV_OFFLINE": "1", "PIP_NO_INDEX": "1"})
+    for key, env in sorted(wanted.items()):
+        if find_overlay(ctx, key) is not None:
+            continue
+        try:
+            overlay = build(offline, env)
+        except UserError:
+            continue
+        done.append(f"rebuilt the {key} ipykernel overlay from the local cache (offline): {overlay.path}")
+    return done

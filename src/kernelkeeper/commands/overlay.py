@@ -26,19 +26,33 @@ def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
             console.print(f"{o.key}  ipykernel {data['ipykernel']}  {data['size_mb']} MB  {o.path}")
         return 0
     if args.overlay_command == "remove":
+        from ..kernelspecs import list_kernelspecs
+
+        # Named before anything goes: those kernels stay (their environments are still there) and wait for it.
+        users: dict[str, list[str]] = {}
+        for k in list_kernelspecs(native=False).kernels:
+            if k.overlay is not None and k.status != "shadowed":
+                users.setdefault(k.overlay, []).append(k.name)
         results = []
         for key in args.keys:
             if args.dry_run:
                 if not (overlays_dir(ctx) / key).is_dir():
                     raise UserError(f"no overlay {key!r}", hint="`kernelkeeper overlay list` shows them")
-                results.append({"key": key, "path": str(overlays_dir(ctx) / key), "removed": False})
+                path, removed = overlays_dir(ctx) / key, False
             else:
-                results.append({"key": key, "path": str(remove(ctx, key)), "removed": True})
+                path, removed = remove(ctx, key), True
+            results.append({"key": key, "path": str(path), "removed": removed, "kernels": users.get(key, [])})
         if args.json:
             print_json(results)
         else:
             for r in results:
                 print(f"{'removed' if r['removed'] else 'would remove'} {r['key']} ({r['path']})")
+                if r["kernels"]:
+                    print(
+                        f"  kernels that run on it: {', '.join(r['kernels'])} — they are kept and cannot start "
+                        f"until the overlay is back: `kernelkeeper sync` rebuilds it from the local cache when it "
+                        f"can, `kernelkeeper overlay build ENV` (an environment of that Python) always"
+                    )
         return 0
     # build
     from ..targets import resolve
