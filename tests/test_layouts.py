@@ -434,3 +434,19 @@ def test_macos_layouts(fake_home: Path, tmp_path: Path, monkeypatch: pytest.Monk
     linux = run_discover(platform="linux", system_root=root)
     prefixes = {e.prefix for e in linux.environments}
     assert not {poetry_env, hatch_env, pdm_env, intel, org, cask} & prefixes
+
+
+def test_tilde_in_tool_configs_is_the_contexts_home(fake_home: Path, tmp_path: Path) -> None:
+    # The provider builds a Context per user (a hub's single-user server); "~" in a config file is
+    # that context's HOME, never the HOME of the process running discovery.
+    other = tmp_path / "other-home"
+    (other / ".config" / "pypoetry").mkdir(parents=True)
+    (other / ".config" / "pypoetry" / "config.toml").write_text('[virtualenvs]\npath = "~/pv"\n')
+    (other / ".config" / "pdm").mkdir(parents=True)
+    (other / ".config" / "pdm" / "config.toml").write_text('[venv]\nlocation = "~/pdm-envs"\n')
+    poetry_env = fakes.venv(other / "pv" / "x-AAAAAAAA-py3.11", tool="virtualenv")
+    pdm_env = fakes.venv(other / "pdm-envs" / "y-BBBBBBBB-3.11", tool="virtualenv")
+    env = {**os.environ, "HOME": str(other), "XDG_CONFIG_HOME": str(other / ".config")}
+    found = run_discover(env=env)
+    assert by_prefix(found, poetry_env).kind == "poetry"
+    assert by_prefix(found, pdm_env).kind == "pdm"

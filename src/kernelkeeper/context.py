@@ -79,7 +79,10 @@ class Context:
         their config files; this does the same with the context's env and HOME (an
         unknown variable is left as written, like ``os.path.expandvars``).
         """
-        value = _VAR_RE.sub(lambda m: self.env.get(m.group(1) or m.group(2), m.group(0)), value)
+        return self.expanduser(_VAR_RE.sub(lambda m: self.env.get(m.group(1) or m.group(2), m.group(0)), value))
+
+    def expanduser(self, value: str) -> Path:
+        """A leading ``~`` as this context's HOME (``Path.expanduser`` would read the process's)."""
         if value == "~" or value.startswith("~/"):
             value = str(self.home) + value[1:]
         return Path(value)

@@ -33,16 +33,16 @@ def config_dir(ctx: Context) -> Path:
 def _cache_dir(ctx: Context, config: dict[str, Any]) -> Path:
     cache_dir = ctx.path_var("POETRY_CACHE_DIR")
     if cache_dir is None and isinstance(config.get("cache-dir"), str):
-        cache_dir = Path(config["cache-dir"]).expanduser()
+        cache_dir = ctx.expanduser(config["cache-dir"])
     return cache_dir or ctx.user_cache_dir("pypoetry")
 
 
-def _configured_path(config: dict[str, Any], cache_dir: Path) -> Path | None:
+def _configured_path(ctx: Context, config: dict[str, Any], cache_dir: Path) -> Path | None:
     """``virtualenvs.path`` of a config file, its ``{cache-dir}`` placeholder filled in."""
     venvs = config.get("virtualenvs")
     if isinstance(venvs, dict) and isinstance(venvs.get("path"), str):
         # Only this placeholder, and by replacement: user data never goes through str.format.
-        return Path(venvs["path"].replace("{cache-dir}", str(cache_dir))).expanduser()
+        return ctx.expanduser(venvs["path"].replace("{cache-dir}", str(cache_dir)))
     return None
 
 
@@ -52,7 +52,7 @@ def virtualenvs_path(ctx: Context) -> Path:
         return path
     config: dict[str, Any] = load_toml(config_dir(ctx) / "config.toml") or {}
     cache_dir = _cache_dir(ctx, config)
-    return _configured_path(config, cache_dir) or cache_dir / "virtualenvs"
+    return _configured_path(ctx, config, cache_dir) or cache_dir / "virtualenvs"
 
 
 def project_virtualenvs_paths(ctx: Context, scan: ProjectScan) -> list[tuple[Path, Path]]:
@@ -75,7 +75,7 @@ def project_virtualenvs_paths(ctx: Context, scan: ProjectScan) -> list[tuple[Pat
         if global_config is None:
             global_config = load_toml(config_dir(ctx) / "config.toml") or {}
         cache_dir = _cache_dir(ctx, {**global_config, **local})
-        path = _configured_path(local, cache_dir)
+        path = _configured_path(ctx, local, cache_dir)
         if path is not None:
             out.append((project.path, path if path.is_absolute() else project.path / path))
     return out
