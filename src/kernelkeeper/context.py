@@ -7,6 +7,7 @@ so a test points every tool at a fake HOME by building one.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ CODE_FOLDERS: tuple[str, ...] = (
 )
 DEFAULT_DEPTH = 3
 DEFAULT_MAX_DIRS = 20_000
+_VAR_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class Context:
     depth: int = DEFAULT_DEPTH
     max_dirs: int = DEFAULT_MAX_DIRS
     extra_paths: tuple[Path, ...] = field(default=())
+    # The platform whose folders the tools use ("linux", "darwin", "win32"): a test runs
+    # discovery as macOS would by setting it, instead of patching a global.
+    platform: str = field(default_factory=lambda: sys.platform)
+    # Where absolute system folders (/opt/homebrew, /opt/conda, /etc/conda) are looked up:
+    # "/" on a real machine, a folder under tmp in a test that builds those layouts.
+    system_root: Path = Path("/")
 
     @classmethod
     def from_environ(
@@ -60,6 +68,25 @@ class Context:
 
     # --- the few XDG/platform folders the tools use ---------------------------
 
+    def system_path(self, path: str) -> Path:
+        """An absolute system folder (``/opt/homebrew``) under this context's system root."""
+        return self.system_root / path.lstrip("/")
+
+    def expand(self, value: str) -> Path:
+        """``$VAR``, ``${VAR}`` and a leading ``~`` expanded from this context, as the tools do.
+
+        conda, hatch and pipenv call ``expanduser(expandvars(value))`` on the paths in
+        their config files; this does the same with the context's env and HOME (an
+        unknown variable is left as written, like ``os.path.expandvars``).
+        """
+        return self.expanduser(_VAR_RE.sub(lambda m: self.env.get(m.group(1) or m.group(2), m.group(0)), value))
+
+    def expanduser(self, value: str) -> Path:
+        """A leading ``~`` as this context's HOME (``Path.expanduser`` would read the process's)."""
+        if value == "~" or value.startswith("~/"):
+            value = str(self.home) + value[1:]
+        return Path(value)
+
     def path_var(self, name: str) -> Path | None:
         """An environment variable holding a path, ``~`` expanded; None when unset."""
         value = self.env.get(name)
@@ -80,27 +107,27 @@ class Context:
 
     def user_data_dir(self, app: str) -> Path:
         """Where platformdirs puts an app's data, computed from this context's env."""
-        if sys.platform == "darwin":
+        if self.platform == "darwin":
             return self.home / "Library" / "Application Support" / app
-        if sys.platform == "win32":  # pragma: no cover - not tested here
+        if self.platform == "win32":  # pragma: no cover - not tested here
             import platformdirs
 
             return Path(platformdirs.user_data_dir(app, appauthor=False))
         return self.data_home() / app
 
     def user_cache_dir(self, app: str) -> Path:
-        if sys.platform == "darwin":
+        if self.platform == "darwin":
             return self.home / "Library" / "Caches" / app
-        if sys.platform == "win32":  # pragma: no cover - not tested here
+        if self.platform == "win32":  # pragma: no cover - not tested here
             import platformdirs
 
             return Path(platformdirs.user_cache_dir(app, appauthor=False))
         return self.cache_home() / app
 
     def user_config_dir(self, app: str) -> Path:
-        if sys.platform == "darwin":
+        if self.platform == "darwin":
             return self.home / "Library" / "Application Support" / app
-        if sys.platform == "win32":  # pragma: no cover - not tested here
+        if self.platform == "win32":  # pragma: no cover - not tested here
             import platformdirs
 
             return Path(platformdirs.user_config_dir(app, appauthor=False))

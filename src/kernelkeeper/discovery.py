@@ -56,6 +56,7 @@ def discover(ctx: Context) -> Discovery:
     watched = list(scan.visited)
     for locator in LOCATORS:
         watched += [str(p) for p in locator.watch(ctx)]
+    watched += [str(p) for p in system.watch(ctx)]
     for env in environments:
         watched.append(os.path.dirname(env.prefix))
         if env.site_packages is not None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import safeio
+
 # Most specific first: a poetry env is also a virtualenv, a pyenv-virtualenv
 # env is also a virtualenv; the first kind is the one people recognise.
 KINDS: tuple[str, ...] = (
@@ -164,14 +166,21 @@ def _lib_dir_version(prefix: str, hint: str | None = None) -> tuple[str | None, 
 
 
 def _patchlevel_version(prefix: str, minor: str) -> str | None:
-    """Full version of a base install from ``include/pythonX.Y/patchlevel.h``."""
-    try:
-        with open(_join(prefix, "include", f"python{minor}", "patchlevel.h"), encoding="ascii") as f:
-            for line in f:
-                if line.startswith("#define PY_VERSION "):
-                    return _clean_version(line.split('"')[1])
-    except (OSError, IndexError, UnicodeDecodeError):
-        return None
+    """Full version of a base install from ``include/pythonX.Y/patchlevel.h``.
+
+    Pythons 3.7 and older name the folder with their ABI flags (``python3.7m``); an
+    old virtualenv's ``include/`` links to its base's.
+    """
+    for folder in (f"python{minor}", f"python{minor}m"):
+        try:
+            with open(_join(prefix, "include", folder, "patchlevel.h"), encoding="ascii") as f:
+                for line in f:
+                    if line.startswith("#define PY_VERSION "):
+                        return _clean_version(line.split('"')[1])
+        except FileNotFoundError:
+            continue
+        except (OSError, IndexError, UnicodeDecodeError):
+            return None
     return None
 
 
@@ -224,11 +233,18 @@ def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | 
     minor, lib_impl, site_packages = _lib_dir_version(prefix, hint)
     minor = minor or hint
     implementation = implementation or lib_impl
+    # virtualenv before 20 wrote no pyvenv.cfg; its lib/pythonX.Y names the base Python's prefix.
+    legacy_base = _legacy_base(site_packages) if cfg is None and version is None else None
+    legacy = legacy_base is not None
     if version is None and minor is not None:
         version = _patchlevel_version(prefix, minor) or _version_from_name(found.prefix.name, minor) or minor
     if version is not None and minor is not None and not version.startswith(minor + ".") and version != minor:
         # pyvenv.cfg says one Python, lib/ holds another: the env was rebuilt or copied.
         problems.append(f"pyvenv.cfg says Python {version} but lib/ holds python{minor}")
+
+    if legacy_base and not os.path.isdir(legacy_base):
+        # Its interpreter is a copy that still runs the base's standard library and libpython.
+        problems.append(f"base Python is gone: {legacy_base} (from lib/python{minor}/orig-prefix.txt)")
 
     python = str(found.python) if found.python is not None else _interpreter(prefix, minor)
     if python is None:
@@ -244,7 +260,7 @@ def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | 
         if found.kind != "system":
             problems.append("no site-packages folder")
     has_ipykernel = has_dist(site_packages, "ipykernel")
-    if not has_ipykernel and cfg is None and minor is not None:
+    if not has_ipykernel and cfg is None and not legacy and minor is not None:
         # A base Python (system, pyenv, uv-python) also imports from Debian's
         # dist-packages and from the user site that `pip install --user` fills.
         extra = [
@@ -259,7 +275,7 @@ def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | 
         prefix=found.prefix,
         python=Path(python) if python is not None else None,
         version=version,
-        kinds=(found.kind,),
+        kinds=(found.kind, "virtualenv") if legacy and found.kind != "virtualenv" else (found.kind,),
         name=found.name or found.prefix.name,
         project=found.project,
         has_ipykernel=has_ipykernel,
@@ -267,6 +283,22 @@ def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | 
         implementation=implementation,
         site_packages=Path(site_packages) if site_packages is not None else None,
     )
+
+
+def _legacy_base(site_packages: str | None) -> str | None:
+    """The base prefix an old virtualenv (before 20) names in ``lib/pythonX.Y/orig-prefix.txt``.
+
+    "" when the file is there but unreadable; None when the folder is no such env.
+    """
+    if site_packages is None:
+        return None
+    path = _join(os.path.dirname(site_packages), "orig-prefix.txt")
+    if not os.path.isfile(path):
+        return None
+    try:
+        return safeio.read_text(path, 4096).strip()
+    except OSError:
+        return ""
 
 
 def _version_from_name(name: str, minor: str) -> str | None:
@@ -304,9 +336,14 @@ def merge(records: Iterable[Found], user_home: Path | None = None) -> Environmen
     """
     ordered = sorted(records, key=lambda f: kind_rank(f.kind))
     first = ordered[0]
-    all_kinds = [f.kind for f in ordered]
+    name = next((f.name for f in ordered if f.name), None)
+    project = next((f.project for f in ordered if f.project), None)
+    python = next((f.python for f in ordered if f.python), None)
     cfg = read_pyvenv_cfg(first.prefix)
-    base = cfg_kind(cfg)
+    env = describe(replace(first, name=name, project=project, python=python), user_home, cfg)
+    all_kinds = [f.kind for f in ordered]
+    # describe() adds "virtualenv" for an old virtualenv, which has no pyvenv.cfg to say so.
+    base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in env.kinds else None)
     if base is not None and base not in all_kinds:
         all_kinds.append(base)
     kinds = tuple(sorted(dict.fromkeys(all_kinds), key=kind_rank))
@@ -314,8 +351,4 @@ def merge(records: Iterable[Found], user_home: Path | None = None) -> Environmen
         # The tool that manages the env comes first, whatever made the folder: a hatch env
         # that hatch created with uv is ["hatch", "uv"], a poetry project's uv-made .venv too.
         kinds = (*(k for k in kinds if k != base), base)
-    name = next((f.name for f in ordered if f.name), None)
-    project = next((f.project for f in ordered if f.project), None)
-    python = next((f.python for f in ordered if f.python), None)
-    env = describe(replace(first, name=name, project=project, python=python), user_home, cfg)
     return replace(env, kinds=kinds)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .context import CODE_FOLDERS, Context
 
+_LIBPY_RE = re.compile(r"^(python|pypy)\d+\.\d+$")
 # Folders inside a project that hold its environment.
 ENV_FOLDERS = (".venv", "venv", "env", ".env")
 PROJECT_FILES = frozenset(
@@ -32,6 +34,7 @@ PROJECT_FILES = frozenset(
         "pixi.toml",
         "environment.yml",
         "hatch.toml",
+        "poetry.toml",
     }
 )
 # Files in a walked folder that discovery reads: project markers, and what makes it an environment.
@@ -189,8 +192,26 @@ def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = 
 
 
 def is_env_dir(path: str) -> bool:
-    """A folder is an environment when it holds pyvenv.cfg or conda-meta/."""
+    """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv)."""
+    return _has_env_marker(path) or is_legacy_virtualenv(path)
+
+
+def _has_env_marker(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "pyvenv.cfg")) or os.path.isdir(os.path.join(path, "conda-meta"))
+
+
+def is_legacy_virtualenv(path: str | os.PathLike[str]) -> bool:
+    """An environment made by virtualenv before 20, which wrote no pyvenv.cfg.
+
+    Its mark is ``lib/pythonX.Y/orig-prefix.txt`` (the base Python's prefix), beside
+    ``no-global-site-packages.txt`` and links into the base's standard library.
+    """
+    lib = os.path.join(path, "lib")
+    try:
+        names = os.listdir(lib)
+    except OSError:
+        return False
+    return any(_LIBPY_RE.match(n) and os.path.isfile(os.path.join(lib, n, "orig-prefix.txt")) for n in names)
 
 
 def scan_roots(ctx: Context) -> list[tuple[Path, int]]:
@@ -247,6 +268,11 @@ class _Walker:
             self.scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
             return
         self.scan.signatures[folder] = signature(entries)
+        if level > 0 and any(e.name == "lib" for e in entries) and is_legacy_virtualenv(folder):
+            # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
+            # rather than costing every folder a look into lib/ before it is entered.
+            self.scan.loose_envs.append(Path(folder))
+            return
         files = frozenset(e.name for e in entries if e.name in PROJECT_FILES)
         project: Project | None = None
         subdirs: list[os.DirEntry[str]] = []
@@ -285,7 +311,7 @@ class _Walker:
         if real in self.seen:
             return
         self.seen.add(real)
-        if is_env_dir(path):
+        if _has_env_marker(path):
             self.scan.loose_envs.append(Path(path))
             return
         if self.budget <= 0:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import safeio
 from ..context import Context
 from ..environments import Found
 from ..projects import ProjectScan, iter_env_dirs
@@ -32,10 +33,22 @@ BASE_NAMES = (
     ".local/share/mamba",
 )
 SYSTEM_BASES = ("/opt/conda", "/opt/miniconda3", "/opt/anaconda3", "/opt/miniforge3", "/opt/mambaforge")
+# macOS: Homebrew casks (Apple silicon under /opt/homebrew, Intel under /usr/local) and the
+# Anaconda .pkg installer's "just for me" folder, ~/opt/anaconda3.
+MACOS_SYSTEM_BASES = (
+    *(
+        f"{brew}/Caskroom/{cask}/base"
+        for brew in ("/opt/homebrew", "/usr/local")
+        for cask in ("miniconda", "miniforge", "mambaforge", "anaconda")
+    ),
+    "/opt/homebrew/anaconda3",
+    "/usr/local/anaconda3",
+)
+MACOS_BASE_NAMES = ("opt/anaconda3", "opt/miniconda3")
 
 
 def _condarc_files(ctx: Context, bases: list[Path]) -> list[Path]:
-    files = [Path("/etc/conda/.condarc"), Path("/etc/conda/condarc"), Path("/var/lib/conda/.condarc")]
+    files = [ctx.system_path(p) for p in ("/etc/conda/.condarc", "/etc/conda/condarc", "/var/lib/conda/.condarc")]
     files += [base / ".condarc" for base in bases]
     files += [
         ctx.config_home() / "conda" / ".condarc",
@@ -79,7 +92,9 @@ def _unquote(value: str) -> str:
 
 
 def base_prefixes(ctx: Context) -> list[Path]:
-    bases = [ctx.home / name for name in BASE_NAMES] + [Path(p) for p in SYSTEM_BASES]
+    bases = [ctx.home / name for name in BASE_NAMES] + [ctx.system_path(p) for p in SYSTEM_BASES]
+    if ctx.platform == "darwin":
+        bases += [ctx.home / name for name in MACOS_BASE_NAMES] + [ctx.system_path(p) for p in MACOS_SYSTEM_BASES]
     for var in ("MAMBA_ROOT_PREFIX", "CONDA_ROOT"):
         path = ctx.path_var(var)
         if path is not None:
@@ -99,6 +114,23 @@ def _has_python(prefix: Path) -> bool:
         return False
 
 
+def envs_dirs(ctx: Context, bases: list[Path]) -> list[Path]:
+    """The folders of envs named by ``CONDA_ENVS_PATH``/``CONDA_ENVS_DIRS`` and the .condarc files."""
+    env_dirs: list[Path] = []
+    for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
+        value = ctx.env.get(var)
+        if value:
+            env_dirs += [ctx.expand(p) for p in value.split(os.pathsep) if p]
+    for rc in _condarc_files(ctx, bases):
+        try:
+            text = safeio.read_text(rc)
+        except OSError:
+            continue
+        # conda expands $VAR, ${VAR} and ~ in envs_dirs (``expand`` in conda's config).
+        env_dirs += [ctx.expand(d) for d in parse_envs_dirs(text)]
+    return env_dirs
+
+
 def candidates(ctx: Context) -> Iterator[tuple[Path, str | None]]:
     """(prefix, name) pairs; name None means "the folder's name"."""
     bases = base_prefixes(ctx)
@@ -106,18 +138,7 @@ def candidates(ctx: Context) -> Iterator[tuple[Path, str | None]]:
         yield base, "base"
         yield from ((p, None) for p in iter_env_dirs(base / "envs"))
     yield from ((p, None) for p in iter_env_dirs(ctx.home / ".conda" / "envs"))
-    env_dirs: list[Path] = []
-    for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
-        value = ctx.env.get(var)
-        if value:
-            env_dirs += [Path(p).expanduser() for p in value.split(os.pathsep) if p]
-    for rc in _condarc_files(ctx, bases):
-        try:
-            text = rc.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        env_dirs += [Path(d.replace("~", str(ctx.home), 1)) for d in parse_envs_dirs(text)]
-    for folder in env_dirs:
+    for folder in envs_dirs(ctx, bases):
         yield from ((p, None) for p in iter_env_dirs(folder))
     try:
         listed = (ctx.home / ".conda" / "environments.txt").read_text(encoding="utf-8", errors="replace")
@@ -150,8 +171,4 @@ def watch(ctx: Context) -> list[Path]:
     bases = base_prefixes(ctx)
     folders = [*bases, *(b / "envs" for b in bases), ctx.home / ".conda" / "envs"]
     folders += [ctx.home / ".conda" / "environments.txt", *_condarc_files(ctx, bases)]
-    for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
-        value = ctx.env.get(var)
-        if value:
-            folders += [Path(p).expanduser() for p in value.split(os.pathsep) if p]
-    return folders
+    return folders + envs_dirs(ctx, bases)

@@ -34,7 +34,7 @@ def venvs_dir(ctx: Context) -> Path:
     config: dict[str, Any] = load_toml(config_file) or {}
     venv = config.get("venv")
     if isinstance(venv, dict) and isinstance(venv.get("location"), str):
-        return Path(venv["location"]).expanduser()
+        return ctx.expanduser(venv["location"])
     return ctx.user_data_dir("pdm") / "venvs"
 
 

@@ -21,7 +21,9 @@ _MANAGED_RE = re.compile(r"^(cpython|pypy|graalpy)-(\d+\.\d+\.\d+)\S*-")
 
 
 def python_install_dir(ctx: Context) -> Path:
-    return ctx.path_var("UV_PYTHON_INSTALL_DIR") or ctx.user_data_dir("uv") / "python"
+    # uv keeps XDG folders on macOS too (~/.local/share/uv), not ~/Library.
+    data = ctx.user_data_dir("uv") if ctx.platform == "win32" else ctx.data_home() / "uv"
+    return ctx.path_var("UV_PYTHON_INSTALL_DIR") or data / "python"
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..context import Context
 from ..environments import Found, cfg_kind, read_pyvenv_cfg
-from ..projects import ProjectScan, is_env_dir, iter_env_dirs
+from ..projects import ProjectScan, is_env_dir, is_legacy_virtualenv, iter_env_dirs
 
 KIND = "venv"
 # Folders people keep environments in by hand (`python -m venv ~/venvs/x`).
@@ -23,8 +23,8 @@ _PROJECT_TOOLS = ("poetry", "pdm", "uv", "pipenv", "hatch")
 
 
 def base_kind(prefix: Path) -> str | None:
-    """uv, virtualenv or venv, from the pyvenv.cfg the creating tool wrote."""
-    return cfg_kind(read_pyvenv_cfg(prefix))
+    """uv, virtualenv or venv, from the pyvenv.cfg the creating tool wrote (virtualenv before 20: none)."""
+    return cfg_kind(read_pyvenv_cfg(prefix)) or ("virtualenv" if is_legacy_virtualenv(prefix) else None)
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:

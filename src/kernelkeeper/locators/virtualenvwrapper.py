@@ -1,7 +1,8 @@
 """virtualenvwrapper: ``<WORKON_HOME or ~/.virtualenvs>/<name>``.
 
-When WORKON_HOME is shared with pipenv, pipenv's ``<dir>-<hash>`` envs are
-left to the pipenv locator. ``setvirtualenvproject`` writes ``.project``.
+When WORKON_HOME is shared with pipenv, the envs whose name pipenv's own
+hash proves pipenv's (`pipenv.pipenv_project`) are left to the pipenv locator.
+``setvirtualenvproject`` writes ``.project``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ def workon_home(ctx: Context) -> Path:
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     home = workon_home(ctx)
-    shared = home == pipenv.workon_home(ctx)
+    shared = any(home == h and is_shared for h, is_shared in pipenv.homes(ctx))
+    by_name = pipenv.pipfile_projects(scan) if shared else {}
     for prefix in iter_env_dirs(home):
         project = project_of(prefix)
-        if not (shared and is_pipenv_env(prefix, project)):
+        if not (shared and is_pipenv_env(prefix, project, by_name)):
             yield Found(prefix, KIND, name=prefix.name, project=project)
 
 
