@@ -64,7 +64,8 @@ def context_key(ctx: Context) -> str:
         "depth": ctx.depth,
         "max_dirs": ctx.max_dirs,
         "extra_paths": [str(p) for p in ctx.extra_paths],
-        "platform": str(getattr(ctx, "platform", "")),
+        "platform": ctx.platform,
+        "system_root": str(ctx.system_root),
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
