@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import safeio
+
 # Most specific first: a poetry env is also a virtualenv, a pyenv-virtualenv
 # env is also a virtualenv; the first kind is the one people recognise.
 KINDS: tuple[str, ...] = (
@@ -109,9 +111,8 @@ _join = os.path.join
 def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
     """The key/value pairs of ``prefix/pyvenv.cfg``, or None when it has none."""
     try:
-        with open(_join(prefix, "pyvenv.cfg"), encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
+        text = safeio.read_text(_join(prefix, "pyvenv.cfg"))  # a FIFO would block open() for good
+    except (OSError, ValueError):
         return None
     cfg: dict[str, str] = {}
     for line in text.splitlines():
@@ -166,11 +167,11 @@ def _lib_dir_version(prefix: str, hint: str | None = None) -> tuple[str | None, 
 def _patchlevel_version(prefix: str, minor: str) -> str | None:
     """Full version of a base install from ``include/pythonX.Y/patchlevel.h``."""
     try:
-        with open(_join(prefix, "include", f"python{minor}", "patchlevel.h"), encoding="ascii") as f:
-            for line in f:
-                if line.startswith("#define PY_VERSION "):
-                    return _clean_version(line.split('"')[1])
-    except (OSError, IndexError, UnicodeDecodeError):
+        text = safeio.read_text(_join(prefix, "include", f"python{minor}", "patchlevel.h"), errors="strict")
+        for line in text.splitlines():
+            if line.startswith("#define PY_VERSION "):
+                return _clean_version(line.split('"')[1])
+    except (OSError, IndexError, ValueError):
         return None
     return None
 

@@ -41,6 +41,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import safeio
 from .errors import UserError
 
 PROVIDER = "kernelkeeper.provider.KernelKeeperSpecManager"
@@ -379,7 +380,7 @@ def _app_status(
 def _py_assignment_line(path: Path, section: str) -> int | None:
     """The line of the last ``c.<section>.kernel_spec_manager_class = ...`` in a Python config file."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        text = safeio.read_text(path)
     except OSError:
         return None
     line = None
@@ -550,16 +551,16 @@ def _read_json(path: Path, overlay: _Overlay) -> dict[str, Any] | None:
     if path in overlay:
         return overlay[path]
     try:
-        raw = path.read_bytes()
+        raw = safeio.read_bytes(path)  # a FIFO would block open() for good
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from e
+        raise UserError(f"cannot read {path}: {safeio.why(e)}") from e
     try:
         text = raw.decode("utf-8")
         if not text.strip():
             return {}  # an empty file (`touch`) holds no settings
-        data = json.loads(text)
+        data = safeio.loads_json(text, "the file")
     except (UnicodeDecodeError, ValueError) as e:
         raise UserError(
             f"{path} is not valid JSON: {e}",

@@ -84,6 +84,18 @@ def read_bytes(path: StrPath, limit: int = LIMIT) -> bytes:
         os.close(fd)
 
 
+def read_head(path: StrPath, size: int) -> bytes:
+    """The first ``size`` bytes of a regular file of any length (a magic number, a ``#!``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def read_text(path: StrPath, limit: int = LIMIT, *, errors: str = "replace") -> str:
     """``read_bytes`` decoded as UTF-8 (undecodable bytes replaced unless ``errors="strict"``)."""
     return read_bytes(path, limit).decode("utf-8", errors=errors)
@@ -148,6 +160,7 @@ __all__ = [
     "load_toml",
     "loads_json",
     "read_bytes",
+    "read_head",
     "read_text",
     "why",
 ]

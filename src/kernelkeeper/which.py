@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import safeio
 from .discovery import Discovery
 from .errors import UserError
 from .kernelspecs import KernelList, check_name
@@ -34,12 +34,16 @@ class Which:
 
 def read_notebook_kernel(path: Path) -> tuple[str | None, str | None]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # Notebooks run to megabytes of outputs: a larger limit than for config files.
+        data = safeio.loads_json(safeio.read_bytes(path, 256 * safeio.LIMIT), str(path))
     except FileNotFoundError as e:
         raise UserError(f"{path}: no such notebook") from e
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        raise UserError(f"{path} is not a readable notebook: {safeio.why(e)}", hint="is it an .ipynb file?") from e
+    except ValueError as e:
         raise UserError(f"{path} is not a readable notebook: {e}", hint="is it an .ipynb file?") from e
-    spec = (data.get("metadata") or {}).get("kernelspec") if isinstance(data, dict) else None
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    spec = metadata.get("kernelspec") if isinstance(metadata, dict) else None
     if not isinstance(spec, dict):
         return None, None
     name = spec.get("name")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from typing import Any
 
+from .. import safeio
 from ..errors import UserError
 from .common import discover_args, print_json, spinner
 
@@ -148,10 +148,12 @@ def _add_this_project(args: argparse.Namespace) -> int:
     verb = "update" if (folder / name).exists() else "add"
     if (folder / name).exists():
         try:
-            current = json.loads((folder / name / "kernel.json").read_text())
+            current = safeio.load_json(folder / name / "kernel.json")
         except (OSError, ValueError):
             current = {}
-        if (current.get("metadata") or {}).get("kernelkeeper", {}).get("kind") != "this-project":
+        metadata = current.get("metadata") if isinstance(current, dict) else None
+        marker = metadata.get("kernelkeeper") if isinstance(metadata, dict) else None
+        if not isinstance(marker, dict) or marker.get("kind") != "this-project":
             raise UserError(f"{folder / name} is another kernel; it is not overwritten", hint="choose --name")
     action = Action(verb, name, folder, "one kernel for every project: the environment is found at launch", None, spec)
     if not args.dry_run:

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import safeio
 from ..context import Context
 from ..environments import Found
 from ..projects import ProjectScan, iter_env_dirs
@@ -113,19 +114,20 @@ def candidates(ctx: Context) -> Iterator[tuple[Path, str | None]]:
             env_dirs += [Path(p).expanduser() for p in value.split(os.pathsep) if p]
     for rc in _condarc_files(ctx, bases):
         try:
-            text = rc.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+            text = safeio.read_text(rc)  # a FIFO at ~/.condarc would block open() for good
+        except (OSError, ValueError):
             continue
-        env_dirs += [Path(d.replace("~", str(ctx.home), 1)) for d in parse_envs_dirs(text)]
+        # A NUL byte makes every os call on the path raise ValueError: such an entry names no folder.
+        env_dirs += [Path(d.replace("~", str(ctx.home), 1)) for d in parse_envs_dirs(text) if "\0" not in d]
     for folder in env_dirs:
         yield from ((p, None) for p in iter_env_dirs(folder))
     try:
-        listed = (ctx.home / ".conda" / "environments.txt").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        listed = safeio.read_text(ctx.home / ".conda" / "environments.txt")
+    except (OSError, ValueError):
         listed = ""
     for line in listed.splitlines():
         line = line.strip()
-        if line and not line.startswith("#"):
+        if line and not line.startswith("#") and "\0" not in line:
             yield Path(line), None
     active = ctx.path_var("CONDA_PREFIX")
     if active is not None:

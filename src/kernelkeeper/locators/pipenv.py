@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import safeio
 from ..context import Context
 from ..environments import Found
 from ..projects import ProjectScan, iter_env_dirs
@@ -25,10 +26,10 @@ def workon_home(ctx: Context) -> Path:
 def project_of(prefix: Path) -> Path | None:
     """The folder named by an env's ``.project`` file (pipenv and virtualenvwrapper write it)."""
     try:
-        text = (prefix / ".project").read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
+        text = safeio.read_text(prefix / ".project", errors="strict").strip()
+    except (OSError, ValueError):  # a FIFO, a huge file, bytes that are not UTF-8
         return None
-    return Path(text) if text else None
+    return Path(text) if text and "\0" not in text else None
 
 
 def is_pipenv_env(prefix: Path, project: Path | None) -> bool:
