@@ -395,3 +395,42 @@ def test_server_answers_and_stops_despite_hostile_files(
     assert seconds < 10
     log = server.log.read_text()
     assert "Traceback" not in log or "kernelkeeper" not in log.split("Traceback", 1)[1][:3000], log[-5000:]
+
+
+# The server's config file is Python run inside the server: it makes every scan hang as on a dead
+# NFS mount (the suite's model of a slow filesystem, as in test_provider, here in a real server).
+DEAD_MOUNT = """
+import time
+import kernelkeeper.provider as provider
+
+_discover = provider.discover
+
+
+def _hung(ctx):
+    time.sleep(300)
+    return _discover(ctx)
+
+
+provider.discover = _hung
+"""
+
+
+def test_server_answers_and_stops_while_a_scan_hangs(home: Path, tmp_path: Path) -> None:
+    env = _server_env(home, tmp_path, {"first_scan_timeout": 3.0})
+    (Path(env["JUPYTER_CONFIG_DIR"]) / "jupyter_server_config.py").write_text(DEAD_MOUNT)
+    proc, server = _start_server(env, tmp_path)
+    try:
+        specs = Timed(server, "/api/kernelspecs", timeout=20)
+        time.sleep(0.3)
+        status = Timed(server, "/api/status", timeout=5)
+        assert status.join(8) is not None
+        assert status.seconds < 1, f"/api/status waited {status.seconds:.1f} s behind /api/kernelspecs"
+        assert specs.seconds < 0, "the kernel list was still waiting for the scan when /api/status answered"
+        listed = specs.join(25)["kernelspecs"]
+        assert "good" in listed, "the written kernels are listed while discovery hangs"
+    except BaseException:
+        print(server.log.read_text()[-5000:])
+        raise
+    finally:
+        seconds = _stop_within(proc, 10) if proc.poll() is None else 0.0
+    assert seconds < 10

@@ -31,6 +31,8 @@ NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 STAGING = ".kernelkeeper-staging"
 LOCK_FILE = ".kernelkeeper.lock"
 
+# A kernel.json is a few levels deep; past this it is refused before it is copied or printed.
+KERNEL_JSON_DEPTH = 64
 STATUSES = ("ok", "stale", "no-ipykernel", "shadowed", "invalid")
 _OVERLAY_RE = re.compile(r"site\.addsitedir\('([^']+)'\)")
 
@@ -170,7 +172,9 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
         return KernelSpecInfo(name, resource_dir, status="invalid", reason="dangling symlink")
     try:
         # safeio: a FIFO here would block open() for good, a 100,000-deep document raises RecursionError.
-        data = safeio.loads_json(safeio.read_bytes(resource_dir / "kernel.json"), "kernel.json")
+        data = safeio.loads_json(
+            safeio.read_bytes(resource_dir / "kernel.json"), "kernel.json", max_depth=KERNEL_JSON_DEPTH
+        )
     except OSError as e:
         return KernelSpecInfo(name, resource_dir, status="invalid", reason=f"cannot read kernel.json: {safeio.why(e)}")
     except ValueError as e:

@@ -110,21 +110,43 @@ def why(error: BaseException) -> str:
     return str(error)
 
 
-def loads_json(text: str | bytes, what: str = "JSON") -> Any:
-    """``json.loads`` whose every failure is a ``ValueError`` saying what was wrong."""
+def depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iterative: a deep value cannot exhaust the stack here)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
+def loads_json(text: str | bytes, what: str = "JSON", *, max_depth: int | None = None) -> Any:
+    """``json.loads`` whose every failure is a ``ValueError`` saying what was wrong.
+
+    ``max_depth``: refuse documents nested deeper. One that json.loads just manages
+    (~990 levels) still raises RecursionError later, when it is copied or printed a
+    few calls deeper (traitlets, jupyter_server's reply, our own renderers).
+    """
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise ValueError(f"{what} is nested too deeply to read") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{what} is not UTF-8: {e.reason} at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} is not valid JSON: {e}") from None
+    if max_depth is not None and depth(data) > max_depth:
+        raise ValueError(f"{what} is nested too deeply to read (more than {max_depth} levels)")
+    return data
 
 
-def load_json(path: StrPath, limit: int = LIMIT) -> Any:
+def load_json(path: StrPath, limit: int = LIMIT, *, max_depth: int | None = None) -> Any:
     """A JSON file: ``OSError`` when it cannot be read, ``ValueError`` when it is not JSON."""
-    return loads_json(read_bytes(path, limit), f"{os.fspath(path)}")
+    return loads_json(read_bytes(path, limit), f"{os.fspath(path)}", max_depth=max_depth)
 
 
 def load_toml(path: StrPath, limit: int = LIMIT) -> dict[str, Any]:
@@ -155,6 +177,7 @@ __all__ = [
     "LIMIT",
     "NotARegularFile",
     "TooLarge",
+    "depth",
     "is_regular_file",
     "load_json",
     "load_toml",
