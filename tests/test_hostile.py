@@ -93,12 +93,6 @@ def fifo_pyproject(home: Path) -> None:
     fifo(project / "pyproject.toml")
 
 
-def fifo_pyvenv_cfg(home: Path) -> None:
-    env = fakes.venv(home / "projects" / "delta" / ".venv", ipykernel=True)
-    (env / "pyvenv.cfg").unlink()
-    fifo(env / "pyvenv.cfg")
-
-
 def fifo_jupyter_config(home: Path) -> None:
     fifo(home / ".jupyter" / "jupyter_server_config.json")
 
@@ -130,11 +124,6 @@ def nul_in_condarc(home: Path) -> None:
     (home / ".condarc").write_bytes(b"envs_dirs:\n  - /tmp/a\x00b\n  - ~/more\x00envs\n")
 
 
-def nul_in_environments_txt(home: Path) -> None:
-    (home / ".conda").mkdir(exist_ok=True)
-    (home / ".conda" / "environments.txt").write_bytes(b"/opt/x\x00y\n")
-
-
 def bad_utf8_own_config(home: Path) -> None:
     path = home / ".config" / "kernelkeeper" / "config.toml"
     path.parent.mkdir(parents=True)
@@ -161,6 +150,8 @@ def notebook_metadata_list(home: Path) -> None:
     (home / "nb.ipynb").write_text(json.dumps({"metadata": ["x"], "cells": []}))
 
 
+# What the CLI sweep below runs. A string metadata and a kernel.json of [] broke only the provider:
+# they are in the server test.
 HOSTILE: dict[str, Callable[[Path], None]] = {
     f.__name__: f
     for f in (
@@ -170,15 +161,11 @@ HOSTILE: dict[str, Callable[[Path], None]] = {
         fifo_environments_txt,
         fifo_pipenv_project,
         fifo_pyproject,
-        fifo_pyvenv_cfg,
         fifo_jupyter_config,
         fifo_notebook,
-        metadata_string,
         deep_kernel_json,
         deep_metadata,
-        list_kernel_json,
         nul_in_condarc,
-        nul_in_environments_txt,
         bad_utf8_own_config,
         bad_utf8_poetry_config,
         kernels_path_is_file,
@@ -244,7 +231,6 @@ def test_cli_survives_hostile_file(home: Path, hostile: str) -> None:
     [
         (fifo_kernel_json, "fifo", "FIFO"),
         (deep_kernel_json, "deep", "nested too deeply"),
-        (list_kernel_json, "list", "no argv"),
     ],
 )
 def test_list_marks_bad_kernel_invalid_with_a_reason(
