@@ -19,16 +19,11 @@ The user config lives at ``<user config dir>/kernelkeeper/config.toml``::
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.9/3.10
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
+from . import safeio
 from .errors import UserError
 from .plan import Filters
 
@@ -36,14 +31,17 @@ from .plan import Filters
 def load_toml(path: Path, *, strict: bool = False) -> dict[str, Any] | None:
     """A TOML file as a dict; None when missing. A malformed file is None, or an error if strict."""
     try:
-        with open(path, "rb") as f:
-            data: dict[str, Any] = tomllib.load(f)
-            return data
+        # safeio: regular files only (a FIFO would block), bytes that are not UTF-8 are a ValueError.
+        return safeio.load_toml(path)
     except FileNotFoundError:
         return None
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except OSError as e:
         if strict:
-            raise UserError(f"cannot read {path}: {e}", hint="fix or remove the file") from e
+            raise UserError(f"cannot read {path}: {safeio.why(e)}", hint="fix or remove the file") from e
+        return None
+    except ValueError as e:
+        if strict:
+            raise UserError(str(e), hint="fix or remove the file") from e
         return None
 
 

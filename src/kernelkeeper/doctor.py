@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import safeio
 from .context import Context
 from .discovery import Discovery
 from .environments import Environment, has_dist
@@ -83,15 +84,16 @@ def q(path: object) -> str:
 def shebang_python(script: Path) -> Path | None:
     """The interpreter a console script (``jupyter``) runs, from its first line."""
     try:
-        with open(script, "rb") as f:
-            first = f.readline(512).decode("utf-8", "replace").strip()
-            if first.startswith("#!/bin/sh"):
-                # pip's trampoline for long paths: '#!/bin/sh\n'''exec' /path/python "$0" "$@"
-                second = f.readline(1024).decode("utf-8", "replace")
-                m = re.search(r"exec'?\s+'?([^'\s]+)", second)
-                return Path(m.group(1)) if m else None
+        # A FIFO named jupyter on PATH would block open() for good; a binary needs only its head.
+        lines = safeio.read_head(script, 1536).split(b"\n", 2)
     except OSError:
         return None
+    first = lines[0][:512].decode("utf-8", "replace").strip()
+    if first.startswith("#!/bin/sh"):
+        # pip's trampoline for long paths: '#!/bin/sh\n'''exec' /path/python "$0" "$@"
+        second = lines[1].decode("utf-8", "replace") if len(lines) > 1 else ""
+        m = re.search(r"exec'?\s+'?([^'\s]+)", second)
+        return Path(m.group(1)) if m else None
     if not first.startswith("#!"):
         return None
     parts = first[2:].split()
@@ -111,11 +113,15 @@ def pyenv_selected(ctx: Context) -> Path | None:
         for folder in (ctx.cwd, *ctx.cwd.parents):
             candidate = folder / ".python-version"
             if candidate.is_file():
-                version = candidate.read_text(errors="replace").split()[0] if candidate.read_text().strip() else None
+                try:
+                    words = safeio.read_text(candidate).split()
+                except OSError:
+                    words = []
+                version = words[0] if words else None
                 break
     if not version:
         try:
-            version = (root / "version").read_text(errors="replace").split()[0]
+            version = safeio.read_text(root / "version").split()[0]
         except (OSError, IndexError):
             version = None
     if not version or version == "system":

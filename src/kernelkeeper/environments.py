@@ -111,9 +111,8 @@ _join = os.path.join
 def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
     """The key/value pairs of ``prefix/pyvenv.cfg``, or None when it has none."""
     try:
-        with open(_join(prefix, "pyvenv.cfg"), encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
+        text = safeio.read_text(_join(prefix, "pyvenv.cfg"))  # a FIFO would block open() for good
+    except (OSError, ValueError):
         return None
     cfg: dict[str, str] = {}
     for line in text.splitlines():
@@ -173,14 +172,16 @@ def _patchlevel_version(prefix: str, minor: str) -> str | None:
     """
     for folder in (f"python{minor}", f"python{minor}m"):
         try:
-            with open(_join(prefix, "include", folder, "patchlevel.h"), encoding="ascii") as f:
-                for line in f:
-                    if line.startswith("#define PY_VERSION "):
-                        return _clean_version(line.split('"')[1])
+            text = safeio.read_text(_join(prefix, "include", folder, "patchlevel.h"), errors="strict")
         except FileNotFoundError:
             continue
-        except (OSError, IndexError, UnicodeDecodeError):
+        except (OSError, ValueError):
             return None
+        for line in text.splitlines():
+            if line.startswith("#define PY_VERSION "):
+                parts = line.split('"')
+                return _clean_version(parts[1]) if len(parts) > 1 else None
+        return None
     return None
 
 

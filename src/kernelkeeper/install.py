@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 
+from . import safeio
 from .environments import Environment
 
 
@@ -24,7 +25,10 @@ def install_ipykernel(target: Environment, env: Mapping[str, str]) -> tuple[list
     kinds = set(target.kinds)
     if project is not None:
         files = {p.name for p in project.iterdir()} if project.is_dir() else set()
-        pyproject = (project / "pyproject.toml").read_text(errors="replace") if "pyproject.toml" in files else ""
+        try:
+            pyproject = safeio.read_text(project / "pyproject.toml") if "pyproject.toml" in files else ""
+        except OSError:
+            pyproject = ""
         if "uv" in kinds and ("uv.lock" in files or "[tool.uv" in pyproject) and which("uv"):
             return [str(which("uv")), "add", "--dev", "ipykernel"], str(project)
         if "poetry" in kinds and which("poetry"):

@@ -13,7 +13,7 @@ from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, safeio
 from .environments import Environment, has_dist
 from .kernelspecs import ARGV_TEMPLATE_RE, MARKER, NAME_MAX, PYTHON_VAR, SH_WRAPPER, env_literal, slug
 from .overlay import Overlay, bootstrap_code
@@ -92,8 +92,9 @@ def conda_activate_exports(prefix: Path) -> dict[str, str]:
     )
     for script in scripts:
         try:
-            lines = script.read_text(encoding="utf-8", errors="replace").splitlines()
-        except OSError:
+            # A FIFO here would block open() for good: on the provider's path, that is a dead server.
+            lines = safeio.read_text(script).splitlines()
+        except (OSError, ValueError):
             continue
         for line in lines:
             m = pattern.match(line)

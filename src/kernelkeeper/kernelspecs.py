@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import safeio
 from .environments import has_dist, read_pyvenv_cfg
 from .errors import UserError
 
@@ -30,6 +31,8 @@ NAME_RE = re.compile(r"^[a-z0-9._-]+$")
 STAGING = ".kernelkeeper-staging"
 LOCK_FILE = ".kernelkeeper.lock"
 
+# A kernel.json is a few levels deep; past this it is refused before it is copied or printed.
+KERNEL_JSON_DEPTH = 64
 STATUSES = ("ok", "stale", "no-overlay", "no-ipykernel", "shadowed", "invalid")
 _OVERLAY_RE = re.compile(r"""site\.addsitedir\(('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\)""")
 #: NAME_MAX of the common filesystems: a longer kernel name cannot be a folder.
@@ -213,13 +216,14 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     if os.path.islink(resource_dir) and not os.path.exists(resource_dir):
         return KernelSpecInfo(name, resource_dir, status="invalid", reason="dangling symlink")
     try:
-        with open(resource_dir / "kernel.json", encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, UnicodeDecodeError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        return KernelSpecInfo(name, resource_dir, status="invalid", reason=f"cannot read kernel.json: {why}")
-    except json.JSONDecodeError as e:
-        return KernelSpecInfo(name, resource_dir, status="invalid", reason=f"kernel.json is not valid JSON: {e}")
+        # safeio: a FIFO here would block open() for good, a 100,000-deep document raises RecursionError.
+        data = safeio.loads_json(
+            safeio.read_bytes(resource_dir / "kernel.json"), "kernel.json", max_depth=KERNEL_JSON_DEPTH
+        )
+    except OSError as e:
+        return KernelSpecInfo(name, resource_dir, status="invalid", reason=f"cannot read kernel.json: {safeio.why(e)}")
+    except ValueError as e:
+        return KernelSpecInfo(name, resource_dir, status="invalid", reason=str(e))
     if not isinstance(data, dict) or not isinstance(data.get("argv"), list) or not data["argv"]:
         return KernelSpecInfo(name, resource_dir, status="invalid", reason="kernel.json has no argv list")
     argv = tuple(str(a) for a in data["argv"])
@@ -489,6 +493,11 @@ def locked(folder: Path) -> Iterator[None]:
         raise UserError(
             f"cannot create {folder}: permission denied",
             hint="use --scope user, or run as a user who may write there",
+        ) from e
+    except (FileExistsError, NotADirectoryError) as e:  # a file where a folder should be
+        raise UserError(
+            f"cannot use {folder} as a kernels folder: it or a folder above it is not a folder",
+            hint="move that file away, or use another --scope",
         ) from e
     lock_path = folder.parent / LOCK_FILE
     parent_fd = _open_dir(folder.parent, follow=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import safeio
 from .context import Context
 from .environments import Environment
 from .errors import UserError
@@ -90,7 +91,7 @@ def _size(folder: Path) -> int:
 def find_overlay(ctx: Context, key: str) -> Overlay | None:
     path = overlays_dir(ctx) / key
     try:
-        info = json.loads((path / "overlay.json").read_text(encoding="utf-8"))
+        info = safeio.load_json(path / "overlay.json")
     except (OSError, ValueError):
         return None
     if not (path / "site-packages" / "ipykernel").is_dir():
@@ -225,7 +226,7 @@ def _requires(site_packages: Path, dist: str, version: str) -> list[str]:
         m = _DIST_RE.match(folder.name)
         if m and _canon(m.group("name")) == dist:
             try:
-                text = (folder / "METADATA").read_text(encoding="utf-8", errors="replace")
+                text = safeio.read_text(folder / "METADATA")
             except OSError:
                 return []
             return [

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import safeio
 from .context import CODE_FOLDERS, Context
 
 _LIBPY_RE = re.compile(r"^(python|pypy)\d+\.\d+$")
@@ -83,8 +84,8 @@ class Project:
     def pyproject_text(self) -> str:
         if self._pyproject is None:
             try:
-                self._pyproject = (self.path / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
-            except OSError:
+                self._pyproject = safeio.read_text(self.path / "pyproject.toml")
+            except (OSError, ValueError):
                 self._pyproject = ""
         return self._pyproject
 
@@ -347,7 +348,7 @@ def iter_env_dirs(parent: Path) -> Iterator[Path]:
     try:
         with os.scandir(parent) as it:
             entries = sorted(it, key=lambda e: e.name)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in a path read from a config file
         return
     for entry in entries:
         if entry.name.startswith(".") and entry.name != ".venv":

@@ -20,7 +20,9 @@ and otherwise gets the cached list, so a slow shared filesystem never stalls
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
+import contextlib
+import copy
 import functools
 import importlib.util
 import logging
@@ -30,23 +32,86 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import Bool, Float, Integer, List, TraitError, Unicode
 
+from . import safeio
 from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
 from .discovery import Discovery, Snapshot, changed, discover, settle, snapshot
 from .environments import Environment
 from .kernel import display_name, kernel_json, kernel_name
-from .kernelspecs import MARKER, _interpreter
+from .kernelspecs import KERNEL_JSON_DEPTH, MARKER, SH_WRAPPER, _interpreter
 from .overlay import Overlay, list_overlays, overlays_dir
 from .plan import Filters, overlay_for, runs_ipykernel
 
 # Names other tools gave the same environments, so their saved notebooks open here.
 _NB_CONDA = re.compile(r"^conda-(?:env-(?P<name>.+)|(?P<root>root|base))-py$")
 _NB_VENV = re.compile(r"^venv-(?P<name>.+)-py$")
+
+
+T = TypeVar("T")
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _in_daemon_thread(work: Callable[[], T]) -> T:
+    """``work()`` in a thread of its own, awaited without holding the event loop.
+
+    A daemon thread, not the loop's executor: a thread stuck on a dead network
+    filesystem must not keep the server from exiting on SIGTERM (executor threads
+    are joined at exit).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the request went away
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        try:
+            result, error = work(), None
+        except BaseException as e:  # handed to the awaiting request
+            result, error = None, e
+        with contextlib.suppress(RuntimeError):  # the loop closed while we worked
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="kernelkeeper-specs", daemon=True).start()
+    return await future
+
+
+def _marker(data: dict[str, Any]) -> dict[str, Any] | None:
+    """kernelkeeper's marker in a kernel.json's metadata (which anyone may have made a string or a list)."""
+    metadata = data.get("metadata")
+    marker = metadata.get(MARKER) if isinstance(metadata, dict) else None
+    return marker if isinstance(marker, dict) else None
+
+
+def _argv0(data: dict[str, Any]) -> str:
+    """The interpreter a kernel.json runs: argv[0], or the one kernelkeeper's exec wrapper carries in env."""
+    argv = data.get("argv")
+    if not (isinstance(argv, list) and argv and isinstance(argv[0], str)):
+        return ""
+    if tuple(argv[: len(SH_WRAPPER)]) == SH_WRAPPER:
+        env = data.get("env")
+        env = {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
+        exe = _interpreter(tuple(str(a) for a in argv), None, env)
+        return str(exe) if exe is not None else argv[0]
+    return argv[0]
 
 
 @functools.cache
@@ -98,8 +163,9 @@ class DiscoveryCache:
         self.refresh_timeout = refresh_timeout
         self.first_timeout = first_timeout
         self._lock = threading.Lock()
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kernelkeeper-scan")
-        self._job: concurrent.futures.Future[None] | None = None
+        # A daemon thread per check, not an executor: a scan stuck on a dead network filesystem
+        # must not keep the server from exiting (executor threads are joined at exit).
+        self._job: threading.Thread | None = None
         self._answer = threading.Event()
         self._found: Discovery | None = None
         self._snapshot: Snapshot = {}
@@ -119,9 +185,12 @@ class DiscoveryCache:
     def start(self) -> threading.Event:
         """Start a check (or join the one running); the event is set when its answer is ready."""
         with self._lock:
-            if self._job is None or self._job.done():
+            if self._job is None or not self._job.is_alive():
                 self._answer = threading.Event()
-                self._job = self._executor.submit(self._refresh, self._answer)
+                self._job = threading.Thread(
+                    target=self._refresh, args=(self._answer,), name="kernelkeeper-scan", daemon=True
+                )
+                self._job.start()
             return self._answer
 
     def _refresh(self, answer: threading.Event) -> None:
@@ -162,7 +231,7 @@ class DiscoveryCache:
         )
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        """Nothing to release: a running check ends on its own, and never keeps the process alive."""
 
 
 class KernelKeeperSpecManager(KernelSpecManager):
@@ -218,6 +287,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._kernels_key: tuple[Any, ...] | None = None
         self._dynamic_result: dict[str, Any] = {}
         self._ctx = self._context()
+        self._specs_lock = threading.Lock()
         # The first scan starts with the server, so the first kernel list need not wait for it.
         self._cache.start()
 
@@ -252,12 +322,11 @@ class KernelKeeperSpecManager(KernelSpecManager):
         cached = self._spec_cache.get(path)
         if cached is not None and cached[0] == mtime:
             return cached[1]
-        import json
-
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
+            # safeio: a FIFO would block for good; a 100,000-deep document raises RecursionError.
+            data = safeio.load_json(path, max_depth=KERNEL_JSON_DEPTH)
+        except (OSError, ValueError) as e:
+            self.log.warning("kernelkeeper: skipped kernelspec %s: %s", resource_dir, safeio.why(e))
             data = None
         data = data if isinstance(data, dict) else None
         self._spec_cache[path] = (mtime, data)
@@ -276,22 +345,22 @@ class KernelKeeperSpecManager(KernelSpecManager):
                     # jupyter_client's native python3 (ipykernel's resources, no kernel.json): the server's Python.
                     interpreters.add(os.path.normpath(sys.executable))
                 continue
-            marker = (data.get("metadata") or {}).get(MARKER)
+            marker = _marker(data)
             argv = data.get("argv")
             if not isinstance(argv, list) or not argv:
                 continue
             argv_s = tuple(str(a) for a in argv)
-            if not runs_ipykernel(argv_s, marker if isinstance(marker, dict) else None):
+            if not runs_ipykernel(argv_s, marker):
                 continue  # "Python (this project)" and non-Python kernels are no environment's kernel
-            if isinstance(marker, dict) and marker.get("prefix"):
-                prefixes.add(str(marker["prefix"]))
+            if marker is not None and isinstance(marker.get("prefix"), str):
+                prefixes.add(marker["prefix"])
             # A bare name resolves as jupyter_client resolves it at launch: python/python3/pythonX.Y is the
             # server's own sys.executable, another name is looked up on the PATH the kernel starts with.
             spec_env = data.get("env")
-            spec_env = spec_env if isinstance(spec_env, dict) else {}
+            spec_env = {str(k): str(v) for k, v in spec_env.items()} if isinstance(spec_env, dict) else {}
             here = os.environ.get("PATH", "")
-            path = str(spec_env.get("PATH", here)).replace("${PATH}", here).replace("$PATH", here)
-            exe = _interpreter(argv_s, path)
+            path = spec_env.get("PATH", here).replace("${PATH}", here).replace("$PATH", here)
+            exe = _interpreter(argv_s, path, spec_env)
             if exe is not None:
                 interpreters.add(os.path.normpath(str(exe)))
         return prefixes, interpreters
@@ -335,8 +404,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             return stock
         live = {}
         for name, resource_dir in stock.items():
-            argv = (self._read_spec(resource_dir) or {}).get("argv")
-            exe = str(argv[0]) if isinstance(argv, list) and argv else ""
+            exe = _argv0(self._read_spec(resource_dir) or {})
             if os.path.isabs(exe) and not os.path.exists(exe):
                 continue
             live[name] = resource_dir
@@ -360,7 +428,24 @@ class KernelKeeperSpecManager(KernelSpecManager):
             raise NoSuchKernel(kernel_name)
         return self._spec_for(target)
 
-    def get_all_specs(self) -> dict[str, Any]:
+    def get_all_specs(self) -> Any:
+        """Every kernel: a dict; inside a running event loop, an awaitable of that dict.
+
+        jupyter_server's ``/api/kernelspecs`` awaits what this returns (``ensure_async``,
+        the path its gateway's async manager takes), so reading kernel.json files and
+        waiting for the first scan happen in a thread while the server keeps answering
+        ``/api/status``, other requests and SIGTERM. Called outside a loop
+        (``jupyter kernelspec list``), it answers directly.
+        """
+        if _on_event_loop():
+            return _in_daemon_thread(self._all_specs_locked)
+        return self._all_specs()
+
+    def _all_specs_locked(self) -> dict[str, Any]:
+        with self._specs_lock:  # the caches below are shared by concurrent requests' threads
+            return self._all_specs()
+
+    def _all_specs(self) -> dict[str, Any]:
         cls = type(self)
         if (
             cls.find_kernel_specs is not KernelKeeperSpecManager.find_kernel_specs
@@ -407,9 +492,39 @@ class KernelKeeperSpecManager(KernelSpecManager):
         except Exception:
             self.log.warning("Error loading kernelspec %r", name, exc_info=True)
             return None
-        entry = _entry(name, resource_dir, spec.to_dict(), base_url)
+        try:
+            to_dict = spec.to_dict()
+        except RecursionError:
+            return None
+        entry = _entry(name, resource_dir, to_dict, base_url)
         self._entries[key] = ((stamp, base_url), entry)
         return entry
+
+    def _get_kernel_spec_by_name(self, kernel_name: str, resource_dir: str) -> KernelSpec:
+        """A written kernelspec, its kernel.json read through safeio (the stock reader opens a FIFO and waits).
+
+        A kernel.json that is not a regular file, not JSON, too deep, or whose values
+        KernelSpec refuses (``"metadata": "x"``) is no kernel: NoSuchKernel, as the
+        stock manager treats a folder without one, so one bad file costs one kernel.
+        """
+        if not os.path.lexists(os.path.join(resource_dir, "kernel.json")):
+            if kernel_name != "python3":
+                raise NoSuchKernel(kernel_name)
+            spec: KernelSpec = super()._get_kernel_spec_by_name(kernel_name, resource_dir)  # ipykernel's built-in
+            return spec
+        data = self._read_spec(resource_dir)
+        if data is None:
+            raise NoSuchKernel(kernel_name)
+        try:
+            spec = self.kernel_spec_class(resource_dir=resource_dir, **copy.deepcopy(data))
+        except (TraitError, TypeError, ValueError) as e:
+            self.log.warning("kernelkeeper: skipped kernelspec %s: %s", resource_dir, e)
+            raise NoSuchKernel(kernel_name) from None
+        from jupyter_client.provisioning.factory import KernelProvisionerFactory
+
+        if not KernelProvisionerFactory.instance(parent=self.parent).is_provisioner_available(spec):
+            raise NoSuchKernel(kernel_name)
+        return spec
 
     def _dynamic_entries(self, stock: dict[str, str], base_url: str | None) -> dict[str, Any]:
         """The dynamic kernels as get_all_specs returns them, rebuilt only when discovery or the list changes."""
@@ -461,10 +576,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
                 return dynamic_env
         for written, resource_dir in stock.items():
             data = self._read_spec(resource_dir) or {}
-            marker = (data.get("metadata") or {}).get(MARKER)
-            argv = data.get("argv") or [""]
-            if (isinstance(marker, dict) and marker.get("prefix") == str(env.prefix)) or (
-                env.python is not None and os.path.normpath(str(argv[0])) == os.path.normpath(str(env.python))
+            marker = _marker(data)
+            exe = _argv0(data)
+            if (marker is not None and marker.get("prefix") == str(env.prefix)) or (
+                env.python is not None and exe and os.path.normpath(exe) == os.path.normpath(str(env.python))
             ):
                 return written
         return name

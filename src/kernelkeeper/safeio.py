@@ -84,6 +84,18 @@ def read_bytes(path: StrPath, limit: int = LIMIT) -> bytes:
         os.close(fd)
 
 
+def read_head(path: StrPath, size: int) -> bytes:
+    """The first ``size`` bytes of a regular file of any length (a magic number, a ``#!``)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def read_text(path: StrPath, limit: int = LIMIT, *, errors: str = "replace") -> str:
     """``read_bytes`` decoded as UTF-8 (undecodable bytes replaced unless ``errors="strict"``)."""
     return read_bytes(path, limit).decode("utf-8", errors=errors)
@@ -98,21 +110,43 @@ def why(error: BaseException) -> str:
     return str(error)
 
 
-def loads_json(text: str | bytes, what: str = "JSON") -> Any:
-    """``json.loads`` whose every failure is a ``ValueError`` saying what was wrong."""
+def depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iterative: a deep value cannot exhaust the stack here)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
+def loads_json(text: str | bytes, what: str = "JSON", *, max_depth: int | None = None) -> Any:
+    """``json.loads`` whose every failure is a ``ValueError`` saying what was wrong.
+
+    ``max_depth``: refuse documents nested deeper. One that json.loads just manages
+    (~990 levels) still raises RecursionError later, when it is copied or printed a
+    few calls deeper (traitlets, jupyter_server's reply, our own renderers).
+    """
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except RecursionError:
         raise ValueError(f"{what} is nested too deeply to read") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{what} is not UTF-8: {e.reason} at byte {e.start}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} is not valid JSON: {e}") from None
+    if max_depth is not None and depth(data) > max_depth:
+        raise ValueError(f"{what} is nested too deeply to read (more than {max_depth} levels)")
+    return data
 
 
-def load_json(path: StrPath, limit: int = LIMIT) -> Any:
+def load_json(path: StrPath, limit: int = LIMIT, *, max_depth: int | None = None) -> Any:
     """A JSON file: ``OSError`` when it cannot be read, ``ValueError`` when it is not JSON."""
-    return loads_json(read_bytes(path, limit), f"{os.fspath(path)}")
+    return loads_json(read_bytes(path, limit), f"{os.fspath(path)}", max_depth=max_depth)
 
 
 def load_toml(path: StrPath, limit: int = LIMIT) -> dict[str, Any]:
@@ -143,11 +177,13 @@ __all__ = [
     "LIMIT",
     "NotARegularFile",
     "TooLarge",
+    "depth",
     "is_regular_file",
     "load_json",
     "load_toml",
     "loads_json",
     "read_bytes",
+    "read_head",
     "read_text",
     "why",
 ]

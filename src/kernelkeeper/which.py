@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import safeio
 from .discovery import Discovery
 from .errors import UserError
-from .kernelspecs import KernelList, check_name
+from .kernelspecs import KernelList, _interpreter, check_name
 from .plan import env_of_kernel
 
 
@@ -34,12 +34,16 @@ class Which:
 
 def read_notebook_kernel(path: Path) -> tuple[str | None, str | None]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # Notebooks run to megabytes of outputs: a larger limit than for config files.
+        data = safeio.loads_json(safeio.read_bytes(path, 256 * safeio.LIMIT), str(path))
     except FileNotFoundError as e:
         raise UserError(f"{path}: no such notebook") from e
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        raise UserError(f"{path} is not a readable notebook: {safeio.why(e)}", hint="is it an .ipynb file?") from e
+    except ValueError as e:
         raise UserError(f"{path} is not a readable notebook: {e}", hint="is it an .ipynb file?") from e
-    spec = (data.get("metadata") or {}).get("kernelspec") if isinstance(data, dict) else None
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    spec = metadata.get("kernelspec") if isinstance(metadata, dict) else None
     if not isinstance(spec, dict):
         return None, None
     name = spec.get("name")
@@ -56,12 +60,14 @@ def which(path: Path, kernels: KernelList, found: Discovery, dynamic: dict[str, 
     visible = kernels.visible()
     spec = visible.get(name.lower())
     if spec is None and dynamic is not None:
-        argv = dynamic["argv"]
-        env = next((e for e in found.environments if e.python is not None and str(e.python) == argv[0]), None)
+        argv = tuple(str(a) for a in dynamic["argv"])
+        exe = _interpreter(argv, None, {str(k): str(v) for k, v in (dynamic.get("env") or {}).items()})
+        runs = str(exe) if exe is not None else argv[0]
+        env = next((e for e in found.environments if e.python is not None and str(e.python) == runs), None)
         return Which(
             **base,
             kernelspec=f"{name} (kernelkeeper provider)",
-            interpreter=argv[0],
+            interpreter=runs,
             env=str(env.prefix) if env else None,
             env_kind=env.kind if env else None,
             starts=True,

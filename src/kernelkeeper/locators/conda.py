@@ -123,11 +123,12 @@ def envs_dirs(ctx: Context, bases: list[Path]) -> list[Path]:
             env_dirs += [ctx.expand(p) for p in value.split(os.pathsep) if p]
     for rc in _condarc_files(ctx, bases):
         try:
-            text = safeio.read_text(rc)
-        except OSError:
+            text = safeio.read_text(rc)  # a FIFO at ~/.condarc would block open() for good
+        except (OSError, ValueError):
             continue
         # conda expands $VAR, ${VAR} and ~ in envs_dirs (``expand`` in conda's config).
-        env_dirs += [ctx.expand(d) for d in parse_envs_dirs(text)]
+        # A NUL byte makes every os call on the path raise ValueError: such an entry names no folder.
+        env_dirs += [ctx.expand(d) for d in parse_envs_dirs(text) if "\0" not in d]
     return env_dirs
 
 
@@ -141,12 +142,12 @@ def candidates(ctx: Context) -> Iterator[tuple[Path, str | None]]:
     for folder in envs_dirs(ctx, bases):
         yield from ((p, None) for p in iter_env_dirs(folder))
     try:
-        listed = (ctx.home / ".conda" / "environments.txt").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        listed = safeio.read_text(ctx.home / ".conda" / "environments.txt")
+    except (OSError, ValueError):
         listed = ""
     for line in listed.splitlines():
         line = line.strip()
-        if line and not line.startswith("#"):
+        if line and not line.startswith("#") and "\0" not in line:
             yield Path(line), None
     active = ctx.path_var("CONDA_PREFIX")
     if active is not None:

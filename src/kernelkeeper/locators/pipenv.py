@@ -53,9 +53,9 @@ def project_of(prefix: Path) -> Path | None:
     """The folder named by an env's ``.project`` file (pipenv and virtualenvwrapper write it)."""
     try:
         text = safeio.read_text(prefix / ".project", 4096, errors="strict").strip()
-    except (OSError, UnicodeDecodeError):
+    except (OSError, ValueError):  # a FIFO, a huge file, bytes that are not UTF-8
         return None
-    return Path(text) if text else None
+    return Path(text) if text and "\0" not in text else None
 
 
 def env_name(project: Path) -> str:

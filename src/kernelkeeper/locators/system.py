@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import safeio
 from ..context import Context
 from ..environments import Found
 from ..projects import is_env_dir
@@ -31,9 +32,9 @@ _FRAMEWORKS = ("/Library/Frameworks/Python.framework", "/Library/Frameworks/Pyth
 
 def _is_script(path: str) -> bool:
     try:
-        with open(path, "rb") as f:
-            return f.read(2) == b"#!"
-    except OSError:
+        # A FIFO named python3 in a PATH folder would block open() for good.
+        return safeio.read_head(path, 2) == b"#!"
+    except (OSError, ValueError):
         return True
 
 
