@@ -51,7 +51,7 @@ def discover(ctx: Context) -> Discovery:
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
         records[f"{_key(found.prefix, scan.realpath)}\0{found.python}"].append(found)
-    environments = [merge(group, ctx.home) for group in records.values()]
+    environments = [merge(group, ctx.home, scan.cfgs) for group in records.values()]
     environments.sort(key=lambda e: (kind_rank(e.kind), _natural(e.name), str(e.prefix)))
     watched = list(scan.visited)
     for locator in LOCATORS:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,21 @@ def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
     return cfg
 
 
+class PyvenvCfgs:
+    """``read_pyvenv_cfg`` that remembers, for one scan: locators and ``merge`` read the same file."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, dict[str, str] | None] = {}
+
+    def __call__(self, prefix: str | Path) -> dict[str, str] | None:
+        key = str(prefix)
+        try:
+            return self._memo[key]
+        except KeyError:
+            cfg = self._memo[key] = read_pyvenv_cfg(key)
+            return cfg
+
+
 def _clean_version(text: str | None) -> str | None:
     if not text:
         return None
@@ -185,6 +200,20 @@ def _patchlevel_version(prefix: str, minor: str) -> str | None:
     return None
 
 
+def _site_has(site_packages: str, project: str) -> tuple[bool, bool]:
+    """(the folder could be listed, the distribution is in it)."""
+    prefix = project + "-"
+    try:
+        with os.scandir(site_packages) as it:
+            for entry in it:
+                name = entry.name.lower()
+                if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
+                    return True, True
+    except OSError:
+        return False, False
+    return True, False
+
+
 def has_dist(site_packages: str | Path | None, project: str) -> bool:
     """Whether a distribution is installed, from its dist-info / egg-info folder."""
     if site_packages is None:
@@ -203,7 +232,10 @@ def has_dist(site_packages: str | Path | None, project: str) -> bool:
 
 def _interpreter(prefix: str, minor: str | None) -> str | None:
     """The environment's interpreter (link or file), dangling or not."""
-    names = ["python", "python3"] + ([f"python{minor}"] if minor else [])
+    first = _join(prefix, "bin", "python")
+    if os.path.lexists(first):  # nearly every environment: one lstat
+        return first
+    names = ["python3"] + ([f"python{minor}"] if minor else [])
     for candidate in [_join(prefix, "bin", n) for n in names] + [
         _join(prefix, "Scripts", "python.exe"),
         _join(prefix, "python.exe"),
@@ -213,11 +245,21 @@ def _interpreter(prefix: str, minor: str | None) -> str | None:
     return None
 
 
-def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | None = None) -> Environment:
-    """Read a prefix's files and return what it is. Never runs its interpreter."""
+_UNREAD: Any = object()
+
+
+def describe(
+    found: Found,
+    user_home: Path | None = None,
+    cfg: dict[str, str] | None = _UNREAD,
+) -> Environment:
+    """Read a prefix's files and return what it is. Never runs its interpreter.
+
+    ``cfg``: the prefix's pyvenv.cfg when the caller has read it already (None: it has none).
+    """
     prefix = str(found.prefix)
     problems: list[str] = []
-    if cfg is None:
+    if cfg is _UNREAD:
         cfg = read_pyvenv_cfg(prefix)
     version: str | None = None
     implementation: str | None = None
@@ -256,11 +298,14 @@ def describe(found: Found, user_home: Path | None = None, cfg: dict[str, str] | 
             if os.path.islink(python)
             else f"interpreter missing: {python}"
         )
-    if site_packages is None or not os.path.isdir(site_packages):
+    # One listing answers both "is there a site-packages?" and "is ipykernel in it?".
+    has_ipykernel = site_listed = False
+    if site_packages is not None:
+        site_listed, has_ipykernel = _site_has(site_packages, "ipykernel")
+    if not site_listed:
         site_packages = None
         if found.kind != "system":
             problems.append("no site-packages folder")
-    has_ipykernel = has_dist(site_packages, "ipykernel")
     if not has_ipykernel and cfg is None and not legacy and minor is not None:
         # A base Python (system, pyenv, uv-python) also imports from Debian's
         # dist-packages and from the user site that `pip install --user` fills.
@@ -329,19 +374,26 @@ def cfg_kind(cfg: dict[str, str] | None) -> str | None:
     return "venv"
 
 
-def merge(records: Iterable[Found], user_home: Path | None = None) -> Environment:
+def merge(
+    records: Iterable[Found],
+    user_home: Path | None = None,
+    cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg,
+) -> Environment:
     """One environment from every locator's record of the same prefix.
 
     The kind that made the folder (from pyvenv.cfg) is always among the
     kinds, after the tool that manages it: a poetry env is poetry, virtualenv.
+    ``cfgs`` reads pyvenv.cfg (a scan passes one that remembers what the locators read).
     """
     ordered = sorted(records, key=lambda f: kind_rank(f.kind))
     first = ordered[0]
-    name = next((f.name for f in ordered if f.name), None)
-    project = next((f.project for f in ordered if f.project), None)
-    python = next((f.python for f in ordered if f.python), None)
-    cfg = read_pyvenv_cfg(first.prefix)
-    env = describe(replace(first, name=name, project=project, python=python), user_home, cfg)
+    cfg = cfgs(first.prefix)
+    if len(ordered) > 1:
+        name = next((f.name for f in ordered if f.name), None)
+        project = next((f.project for f in ordered if f.project), None)
+        python = next((f.python for f in ordered if f.python), None)
+        first = Found(first.prefix, first.kind, name, project, python)
+    env = describe(first, user_home, cfg)
     all_kinds = [f.kind for f in ordered]
     # describe() adds "virtualenv" for an old virtualenv, which has no pyvenv.cfg to say so.
     base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in env.kinds else None)
@@ -352,4 +404,4 @@ def merge(records: Iterable[Found], user_home: Path | None = None) -> Environmen
         # The tool that manages the env comes first, whatever made the folder: a hatch env
         # that hatch created with uv is ["hatch", "uv"], a poetry project's uv-made .venv too.
         kinds = (*(k for k in kinds if k != base), base)
-    return replace(env, kinds=kinds)
+    return env if kinds == env.kinds else replace(env, kinds=kinds)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import safeio
 from .context import CODE_FOLDERS, Context
+from .environments import PyvenvCfgs
 
 _LIBPY_RE = re.compile(r"^(python|pypy)\d+\.\d+$")
 # Folders inside a project that hold its environment.
@@ -141,6 +142,8 @@ class ProjectScan:
     signatures: dict[str, Signature] = field(default_factory=dict)
     # realpath for this scan, remembering the folders it resolved.
     realpath: RealPaths = field(default_factory=RealPaths)
+    # pyvenv.cfg for this scan: the locators and merge read the same files.
+    cfgs: PyvenvCfgs = field(default_factory=PyvenvCfgs)
     _by_hash: dict[str, Project] | None = None
 
     def by_path_hash(self) -> dict[str, Project]:
@@ -195,6 +198,19 @@ def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = 
 def is_env_dir(path: str) -> bool:
     """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv)."""
     return _has_env_marker(path) or is_legacy_virtualenv(path)
+
+
+def _lists_env_marker(entries: list[os.DirEntry[str]]) -> bool:
+    """``_has_env_marker`` from a folder's listing (no extra stat unless a marker name is there)."""
+    for entry in entries:
+        try:
+            if entry.name == "pyvenv.cfg" and entry.is_file():
+                return True
+            if entry.name == "conda-meta" and entry.is_dir():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _has_env_marker(path: str) -> bool:
@@ -259,15 +275,23 @@ class _Walker:
         self._visit(str(root), 0, (real,))
 
     def _visit(self, folder: str, level: int, ancestors: tuple[str, ...]) -> None:
-        self.scan.visited.append(folder)
         try:
             entries = list(os.scandir(folder))
         except PermissionError:
+            self.scan.visited.append(folder)
             self.scan.skipped.append(Skipped(Path(folder), "permission denied"))
             return
         except OSError as e:
+            self.scan.visited.append(folder)
             self.scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
             return
+        if level > 0 and _lists_env_marker(entries):
+            # A folder met below a root that is an environment itself (``~/code/myenv``): its own
+            # listing says so, which spares every other folder two stats before it is entered.
+            self.scan.loose_envs.append(Path(folder))
+            self.budget += 1  # an environment is not a folder walked
+            return
+        self.scan.visited.append(folder)
         self.scan.signatures[folder] = signature(entries)
         if level > 0 and any(e.name == "lib" for e in entries) and is_legacy_virtualenv(folder):
             # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
@@ -312,10 +336,10 @@ class _Walker:
         if real in self.seen:
             return
         self.seen.add(real)
-        if _has_env_marker(path):
-            self.scan.loose_envs.append(Path(path))
-            return
         if self.budget <= 0:
+            # Past the budget a folder is not listed: only a direct look says whether it is an env.
+            if _has_env_marker(path):
+                self.scan.loose_envs.append(Path(path))
             return
         self.budget -= 1
         if self.budget == 0:

@@ -34,12 +34,12 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         target = ctx.path_var("UV_PROJECT_ENVIRONMENT")
         assert target is not None
         if target.is_absolute():
-            if base_kind(target):
+            if base_kind(target, scan.cfgs):
                 yield Found(target, KIND)
         else:
             for project in scan.projects:
                 prefix = project.path / target
-                if project.uses("uv") and base_kind(prefix):
+                if project.uses("uv") and base_kind(prefix, scan.cfgs):
                     yield Found(prefix, KIND, name=project.path.name, project=project.path)
     managed = python_install_dir(ctx)
     try:

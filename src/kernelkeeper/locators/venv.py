@@ -9,7 +9,7 @@ virtualenv, else venv. The tool that manages a project's in-project env
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..context import Context
@@ -22,15 +22,15 @@ ENV_FOLDERS_IN_HOME = ("venvs", ".venvs", "envs", "virtualenvs", ".local/venvs")
 _PROJECT_TOOLS = ("poetry", "pdm", "uv", "pipenv", "hatch")
 
 
-def base_kind(prefix: Path) -> str | None:
+def base_kind(prefix: Path, cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg) -> str | None:
     """uv, virtualenv or venv, from the pyvenv.cfg the creating tool wrote (virtualenv before 20: none)."""
-    return cfg_kind(read_pyvenv_cfg(prefix)) or ("virtualenv" if is_legacy_virtualenv(prefix) else None)
+    return cfg_kind(cfgs(prefix)) or ("virtualenv" if is_legacy_virtualenv(prefix) else None)
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     for project in scan.projects:
         for prefix in project.envs:
-            kind = base_kind(prefix)
+            kind = base_kind(prefix, scan.cfgs)
             if kind is None:
                 continue  # a conda prefix in .venv; the conda locator has it
             yield Found(prefix, kind, name=project.path.name, project=project.path)
@@ -38,7 +38,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
                 if tool != kind and project.uses(tool):
                     yield Found(prefix, tool, name=project.path.name, project=project.path)
     for prefix in scan.loose_envs:
-        kind = base_kind(prefix)
+        kind = base_kind(prefix, scan.cfgs)
         if kind is not None:
             yield Found(prefix, kind)
     candidates: list[Path] = []
@@ -50,7 +50,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     if active is not None:
         candidates.append(active)
     for prefix in candidates:
-        kind = base_kind(prefix) or ("conda" if (prefix / "conda-meta").is_dir() else None)
+        kind = base_kind(prefix, scan.cfgs) or ("conda" if (prefix / "conda-meta").is_dir() else None)
         if kind is not None:
             yield Found(prefix, kind)
 
