@@ -507,8 +507,13 @@ def test_doctor_fix_removes_only_kernels_that_cannot_start(fake_home: Path, monk
     assert main(["remove", "copy-b"]) == 0 and not (data / "copy-b").exists()
 
 
-def test_this_project_kernel_is_no_environments_kernel(fake_home: Path, capsys) -> None:
-    venv_root = str(Path(sys.prefix).parent)  # the tests' own environment is a project's .venv
+def test_this_project_kernel_is_no_environments_kernel(fake_home: Path, capsys, monkeypatch) -> None:
+    # kernelkeeper's own environment (the tests' venv, wherever it lives: .venv, .ci-venv) is one discovery
+    # finds: named outright in the config, as a person would for an env outside their projects.
+    config = fake_home / "kk.toml"
+    config.write_text(f"[discovery]\npaths = [{json.dumps(sys.prefix)}]\n")
+    monkeypatch.setenv("KERNELKEEPER_CONFIG", str(config))
+    venv_root = str(fake_home)
     assert main(["add", "--this-project"]) == 0
     _, plan = cli_json(capsys, "sync", "--dry-run", "--root", venv_root, "--no-default-roots")
     ours = [a for a in plan["actions"] if a["env"] == sys.prefix]  # type: ignore[index]
