@@ -575,7 +575,7 @@ class Declaration:
         self.block = block
         self.lock = lock
         try:
-            import tomllib  # 3.11+: the same declaration written differently shares one environment
+            import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+: same TOML, same env
 
             body = "".join(line[2:] if line.startswith("# ") else line[1:] for line in block.splitlines(True)[1:-1])
             canonical: object = tomllib.loads(body)
@@ -755,7 +755,7 @@ def _record_use(folder: str, notebook: str) -> None:
         pass  # a read-only cache still runs the kernel
 
 
-def _spawn_builder(folder: str, decl: Declaration) -> str:
+def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object]:
     """Start the detached builder (it outlives this kernel's start); return its log's path."""
     import json
     import subprocess
@@ -769,7 +769,7 @@ def _spawn_builder(folder: str, decl: Declaration) -> str:
     log = os.path.join(folder, "build.log")
     with open(log, "ab") as out:
         # -I: not the notebook's folder on sys.path (a planted kernelkeeper/ there is not imported); site kept.
-        subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -778,11 +778,14 @@ def _spawn_builder(folder: str, decl: Declaration) -> str:
             cwd=folder,
             env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")},
         )
-    return log
+    return log, proc
 
 
-def _wait_for_build(folder: str, log: str, seconds: float) -> bool:
-    """Wait up to ``seconds`` for the build, relaying its log to stderr (the server log); True when built."""
+def _wait_for_build(folder: str, log: str, proc: object, seconds: float) -> bool:
+    """Wait up to ``seconds`` for the build, relaying its log to stderr (the server log); True when built.
+
+    A builder that exits without a result (it could not even start) leaves ``failed.json`` with its log.
+    """
     import time
 
     deadline = time.monotonic() + seconds
@@ -796,6 +799,14 @@ def _wait_for_build(folder: str, log: str, seconds: float) -> bool:
         if os.path.exists(os.path.join(folder, BUILT)):
             return True
         if os.path.exists(os.path.join(folder, FAILED)) or time.monotonic() >= deadline:
+            return False
+        if proc.poll() is not None and not os.path.exists(os.path.join(folder, BUILT)):  # type: ignore[attr-defined]
+            if not os.path.exists(os.path.join(folder, FAILED)):
+                import json
+
+                tail = (got[0][-2000:] if got else b"").decode("utf-8", errors="replace")
+                with open(os.path.join(folder, FAILED), "w", encoding="utf-8") as f:
+                    json.dump({"message": f"the builder exited with code {proc.returncode}:\n{tail}", "hint": ""}, f)  # type: ignore[attr-defined]
             return False
         time.sleep(0.1)
 
@@ -876,12 +887,12 @@ def declared_plan(decl: Declaration, argv: list[str]) -> tuple[str, list[str], d
             f"kernelkeeper: building the environment {name} declares in {folder} (uv; log: {folder}/build.log)",
             file=sys.stderr,
         )
-        log = _spawn_builder(folder, decl)
+        log, proc = _spawn_builder(folder, decl)
         try:
             wait = float(os.environ.get("KERNELKEEPER_BUILD_WAIT", "30"))
         except ValueError:
             wait = 30.0
-        if not _wait_for_build(folder, log, wait):
+        if not _wait_for_build(folder, log, proc, wait):
             failed = _json(os.path.join(folder, FAILED))
             if failed is not None:
                 return declared_plan(decl, argv)  # shows the failure

@@ -221,10 +221,8 @@ def _declared(folder: Path) -> tuple[tuple[str, ...], str | None]:
     except (OSError, ValueError):
         return (), None
     body = "".join(line[2:] if line.startswith("# ") else line[1:] for line in block.splitlines(True)[1:-1])
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python < 3.11
-        return (), None
+    from .safeio import tomllib  # type: ignore[attr-defined]
+
     try:
         data = tomllib.loads(body)
     except tomllib.TOMLDecodeError:
