@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from . import __version__
 from .commands.add import cmd_add
 from .commands.adopt import cmd_adopt
+from .commands.cache import cmd_cache
 from .commands.doctor import cmd_doctor
 from .commands.envs import cmd_envs
 from .commands.jupyter import cmd_jupyter
@@ -157,6 +158,24 @@ def make_parser() -> argparse.ArgumentParser:
     ovr.add_argument("keys", nargs="+", metavar="KEY", help="e.g. cpython-3.11")
     _add_change_options(ovr, yes=False)
     ovr.set_defaults(func=cmd_overlay)
+
+    ca = sub.add_parser(
+        "cache",
+        help="the environments notebooks declare for themselves (PEP 723): list, remove unused",
+        description="'Python (this project)' builds the dependencies a notebook declares in a `# /// script` block "
+        "into a cache shared by every notebook declaring the same. `list` shows them with their size and the "
+        "notebooks that last used them; `remove` takes KEYs or --unused-for.",
+    )
+    casub = ca.add_subparsers(dest="cache_command", metavar="ACTION")
+    casub.required = True
+    cal = casub.add_parser("list", help="the cached notebook environments")
+    cal.add_argument("--json", action="store_true", help="print a JSON array")
+    cal.set_defaults(func=cmd_cache)
+    car = casub.add_parser("remove", help="remove cached notebook environments (the next start builds again)")
+    car.add_argument("keys", nargs="*", metavar="KEY", help="environments named by `cache list`")
+    car.add_argument("--unused-for", metavar="AGE", help="every environment no kernel started for AGE (30d, 12h, 2w)")
+    _add_change_options(car, yes=False)
+    car.set_defaults(func=cmd_cache)
 
     doctor = sub.add_parser(
         "doctor",

@@ -545,8 +545,412 @@ def _fallback(notice: str, argv: list[str]) -> tuple[str, list[str], dict[str, s
     return sys.executable, [sys.executable, "-I", "-c", code, *argv], dict(os.environ), notice
 
 
-def plan(cwd: str, argv: list[str]) -> tuple[str, list[str], dict[str, str], str | None]:
-    """(executable, argv, environment, notice) — what the kernel process becomes."""
+# --- the notebook's own declaration (PEP 723 in a code cell, juv's format) ------------------------
+
+#: PEP 723's reference regex, as juv uses it: ``# /// script`` ... ``# ///``, every line a comment.
+SCRIPT_RE = r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
+NOTEBOOK_LIMIT = 64 << 20  # notebooks with outputs grow large; the declaration check reads them whole
+SCAN_LIMIT = 200  # notebooks read in one folder when nothing names the notebook
+BUILT = "built.json"  # written last by the builder: the environment is complete
+FAILED = "failed.json"  # the last build's error, shown once as the kernel's first output
+REQUEST = "request.json"  # what the launcher asks the builder to build
+UV_PLACES = (".local/bin/uv", ".cargo/bin/uv", "/usr/local/bin/uv", "/opt/homebrew/bin/uv", "/usr/bin/uv")
+UV_HINT = (
+    "install uv (https://docs.astral.sh/uv/getting-started/installation/: `curl -LsSf "
+    "https://astral.sh/uv/install.sh | sh`, or `pipx install uv`, or `pip install uv` into kernelkeeper's "
+    "environment), then restart the kernel"
+)
+
+
+class Declaration:
+    """A notebook's PEP 723 block: the block's text, juv's lock (notebook metadata ``uv.lock``), the cache key."""
+
+    __slots__ = ("block", "key", "lock", "notebook")
+
+    def __init__(self, notebook: str, block: str, lock: str | None) -> None:
+        import hashlib
+        import json
+
+        self.notebook = notebook
+        self.block = block
+        self.lock = lock
+        try:
+            import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+: same TOML, same env
+
+            body = "".join(line[2:] if line.startswith("# ") else line[1:] for line in block.splitlines(True)[1:-1])
+            canonical: object = tomllib.loads(body)
+        except ImportError:
+            canonical = [line.rstrip() for line in block.splitlines()]
+        machine = os.uname().machine if hasattr(os, "uname") else ""
+        what = {"v": 1, "declared": canonical, "lock": lock, "platform": f"{sys.platform}-{machine}"}
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+        self.key = digest[:20]
+
+
+def declaration(notebook: str, data: bytes | None = None) -> Declaration | str | None:
+    """The notebook's declaration, None when it has none, or a string saying why it cannot be read.
+
+    The block is looked for in the first code cell that has one (juv's rule: ``juv add`` keeps it in
+    a hidden first cell, but a person may move a markdown cell above it).
+    """
+    if data is None:
+        got = read_file(notebook, NOTEBOOK_LIMIT)
+        if got is None:
+            return None
+        data = got[0]
+    if b"# /// script" not in data:  # the common case costs no JSON parse
+        return None
+    import json
+    import re
+
+    try:
+        nb = json.loads(data.decode("utf-8"))
+        cells = nb.get("cells") or []
+    except (ValueError, AttributeError, RecursionError) as e:
+        return f"{notebook} is not a notebook JSON file ({e})"
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        blocks = [m for m in re.finditer(SCRIPT_RE, source.strip() + "\n") if m.group("type") == "script"]
+        if not blocks:
+            if "# /// script" in source:
+                return (
+                    "its `# /// script` block does not parse: every line up to a closing `# ///` must start with "
+                    "`#` (PEP 723)"
+                )
+            continue
+        if len(blocks) > 1:
+            return "its code cell has more than one `# /// script` block"
+        block = blocks[0].group(0)
+        body = "".join(
+            line[2:] if line.startswith("# ") else line[1:] for line in blocks[0].group("content").splitlines(True)
+        )
+        problem = _check_toml(body)
+        if problem:
+            return f"its `# /// script` block does not parse: {problem}"
+        meta = nb.get("metadata") if isinstance(nb, dict) else None
+        lock = meta.get("uv.lock") if isinstance(meta, dict) else None
+        return Declaration(notebook, block + "\n", lock if isinstance(lock, str) and lock.strip() else None)
+    return None
+
+
+def _check_toml(body: str) -> str | None:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11 runs the launcher: uv parses it and says what is wrong
+        return None
+    try:
+        data = tomllib.loads(body)
+    except tomllib.TOMLDecodeError as e:
+        return str(e)
+    deps = data.get("dependencies", [])
+    if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
+        return "`dependencies` must be a list of strings"
+    if not isinstance(data.get("requires-python", ""), str):
+        return "`requires-python` must be a string"
+    if not isinstance(data.get("tool", {}), dict):
+        return "`tool` must be a table"
+    return None
+
+
+def _parent_notebooks() -> list[str]:
+    """Notebooks named on the command line of the process that started the kernel (papermill, jupyter execute)."""
+    ppid = os.getppid()
+    got = read_file(f"/proc/{ppid}/cmdline", 1 << 20)
+    if got is None:
+        return []
+    try:
+        pcwd = os.readlink(f"/proc/{ppid}/cwd")
+    except OSError:
+        return []
+    out = []
+    for arg in got[0].decode("utf-8", errors="replace").split("\0"):
+        if arg.endswith(".ipynb"):
+            out.append(os.path.normpath(os.path.join(pcwd, arg)))
+    return out
+
+
+def which_notebook(cwd: str, session: str | None) -> tuple[Declaration | str | None, str | None]:
+    """(the declaration of the notebook this kernel is for, or why it cannot be read; a notice when unsure).
+
+    jupyter_server names the notebook in ``JPY_SESSION_NAME`` (absolute when the client names it,
+    else relative to the server's root, and the kernel starts in the notebook's folder). Without it
+    (nbclient, papermill): a notebook on the starting process's command line that is in the working
+    directory, else the working directory's only notebook with a declaration.
+    """
+    if session and session.endswith(".ipynb"):
+        path = session if os.path.isabs(session) else os.path.join(cwd, os.path.basename(session))
+        if os.path.isfile(path):
+            return declaration(path), None
+    try:
+        names = sorted(n for n in os.listdir(cwd) if n.endswith(".ipynb"))[:SCAN_LIMIT]
+    except OSError:
+        return None, None
+    if not names:
+        return None, None
+    found: dict[str, Declaration | str] = {}
+    for name in names:
+        got = declaration(os.path.join(cwd, name))
+        if got is not None:
+            found[os.path.join(cwd, name)] = got
+    if len(found) <= 1:
+        return next(iter(found.values()), None), None
+    named = [p for p in _parent_notebooks() if p in found]
+    if named:
+        return found[named[0]], None
+    listed = ", ".join(os.path.basename(p) for p in found)
+    return None, (
+        f"kernelkeeper: several notebooks in {cwd} declare their own dependencies ({listed}) and nothing told "
+        f"this kernel which one it runs for, so it runs {sys.executable}. Open the notebook in Jupyter (which names "
+        f"it), run it with papermill or `jupyter execute` naming it, or give the kernel JPY_SESSION_NAME=<the "
+        f"notebook's path> (nbclient: client.execute(env=...))."
+    )
+
+
+def envs_root() -> str:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(home(), ".cache")
+    return os.environ.get("KERNELKEEPER_NOTEBOOK_ENVS") or os.path.join(cache, "kernelkeeper", "notebook-envs")
+
+
+def find_uv() -> str | None:
+    """uv on PATH, else next to kernelkeeper's Python, else where its installers put it."""
+    places = [os.path.join(p, "uv") for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    places.append(os.path.join(os.path.dirname(sys.executable), "uv"))
+    places += [p if os.path.isabs(p) else os.path.join(home(), p) for p in UV_PLACES]
+    for path in places:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def _json(path: str) -> dict[str, object] | None:
+    got = read_file(path)
+    if got is None:
+        return None
+    import json
+
+    try:
+        data = json.loads(got[0].decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _record_use(folder: str, notebook: str) -> None:
+    """``used/<hash>`` holds the notebook's path; its mtime is when it last started this environment."""
+    import hashlib
+
+    used = os.path.join(folder, "used")
+    try:
+        os.makedirs(used, exist_ok=True)
+        path = os.path.join(used, hashlib.sha256(notebook.encode()).hexdigest()[:16])
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            os.write(fd, notebook.encode())
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # a read-only cache still runs the kernel
+
+
+def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object]:
+    """Start the detached builder (it outlives this kernel's start); return its log's path."""
+    import json
+    import subprocess
+
+    os.makedirs(folder, exist_ok=True)
+    request = {"notebook": decl.notebook, "block": decl.block, "lock": decl.lock, "key": decl.key}
+    tmp = os.path.join(folder, f".{REQUEST}.{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(request, f)
+    os.replace(tmp, os.path.join(folder, REQUEST))
+    log = os.path.join(folder, "build.log")
+    with open(log, "ab") as out:
+        # -I: not the notebook's folder on sys.path (a planted kernelkeeper/ there is not imported); site kept.
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=folder,
+            env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")},
+        )
+    return log, proc
+
+
+def _wait_for_build(folder: str, log: str, proc: object, seconds: float) -> bool:
+    """Wait up to ``seconds`` for the build, relaying its log to stderr (the server log); True when built.
+
+    A builder that exits without a result (it could not even start) leaves ``failed.json`` with its log.
+    """
+    import time
+
+    deadline = time.monotonic() + seconds
+    shown = 0
+    while True:
+        got = read_file(log, 16 << 20)
+        if got and len(got[0]) > shown:
+            for line in got[0][shown:].decode("utf-8", errors="replace").splitlines():
+                print(f"kernelkeeper build: {line}", file=sys.stderr)
+            shown = len(got[0])
+        if os.path.exists(os.path.join(folder, BUILT)):
+            return True
+        if os.path.exists(os.path.join(folder, FAILED)) or time.monotonic() >= deadline:
+            return False
+        if proc.poll() is not None and not os.path.exists(os.path.join(folder, BUILT)):  # type: ignore[attr-defined]
+            if not os.path.exists(os.path.join(folder, FAILED)):
+                import json
+
+                tail = (got[0][-2000:] if got else b"").decode("utf-8", errors="replace")
+                with open(os.path.join(folder, FAILED), "w", encoding="utf-8") as f:
+                    json.dump({"message": f"the builder exited with code {proc.returncode}:\n{tail}", "hint": ""}, f)  # type: ignore[attr-defined]
+            return False
+        time.sleep(0.02)  # the build of a small declaration takes ~0.15 s: polling must not add to it
+
+
+BUILDING_HOOK = (
+    "def _kk_notice(*args, _said=[]):\n"
+    "    import os\n"
+    "    if not _said:\n"
+    "        _said.append(1)\n"
+    "        print({message!r})\n"
+    "    elif 'done' not in _said and os.path.exists({built!r}):\n"
+    "        _said.append('done')\n"
+    "        print('kernelkeeper: the notebook\\'s environment is ready: restart the kernel to use it.')\n"
+    "    elif 'done' not in _said and os.path.exists({failed!r}):\n"
+    "        _said.append('done')\n"
+    "        print('kernelkeeper: building the notebook\\'s environment failed; restart the kernel to see why.')\n"
+    "get_ipython().events.register('pre_run_cell', _kk_notice)\n"
+)
+
+
+def _notebook_trust(decl: Declaration) -> str | None:
+    """A refusal when someone else could have written the declaration (building runs what it names)."""
+    if not hasattr(os, "geteuid"):
+        return None
+    checker = Checker()
+    real = os.path.realpath(decl.notebook)
+    found = [checker.path(real, sticky_ok=False), checker.above(os.path.dirname(real))]
+    problems = list(dict.fromkeys(p for p in found if p))
+    if not problems:
+        return None
+    folder = os.path.dirname(real)
+    trusted, notes = trusted_by([real])
+    if trusted:
+        return None
+    shown = "; ".join(problems[:3])
+    extra = "".join(f" ({n})" for n in notes)
+    return (
+        f"kernelkeeper: did not build or run the environment {decl.notebook} declares: {shown}. Building it installs "
+        f"and runs the packages the notebook names, and someone other than you could have written that, so this "
+        f"kernel runs {sys.executable} instead, without the notebook's folder on sys.path.{extra} If you trust "
+        f"{folder}: `kernelkeeper trust {_quote(folder)}`, then restart the kernel."
+    )
+
+
+def declared_plan(decl: Declaration, argv: list[str]) -> tuple[str, list[str], dict[str, str], str | None]:
+    """Run the environment the notebook declares: from the cache, or built now (or in the background)."""
+    refused = _notebook_trust(decl)
+    if refused:
+        return _fallback(refused, argv)
+    folder = os.path.join(envs_root(), decl.key)
+    prefix = os.path.join(folder, "env")
+    name = os.path.basename(decl.notebook)
+    ready = os.path.exists(os.path.join(folder, BUILT)) and _python(prefix) is not None
+    if ready and _overlay(prefix) is None:
+        ready = False  # the overlay for its Python was removed: the builder makes it again
+    if not ready:
+        failed = _json(os.path.join(folder, FAILED))
+        if failed is not None:
+            try:  # noqa: SIM105 - contextlib is one more import in the launcher
+                os.unlink(os.path.join(folder, FAILED))  # shown once; the next start tries again
+            except OSError:
+                pass
+            return _fallback(
+                f"kernelkeeper: could not build the environment {name} declares, so this kernel runs "
+                f"{sys.executable}.\n{failed.get('message', '')}\n{failed.get('hint', '')} "
+                f"(build log: {os.path.join(folder, 'build.log')})",
+                argv,
+            )
+        if find_uv() is None:
+            return _fallback(
+                f"kernelkeeper: {name} declares its own dependencies (a `# /// script` block), and they are installed "
+                f"with uv, which is not on this machine (looked on PATH, next to {sys.executable}, and in "
+                f"~/.local/bin, ~/.cargo/bin, /usr/local/bin). This kernel runs {sys.executable} instead. Fix: "
+                + UV_HINT,
+                argv,
+            )
+        print(
+            f"kernelkeeper: building the environment {name} declares in {folder} (uv; log: {folder}/build.log)",
+            file=sys.stderr,
+        )
+        log, proc = _spawn_builder(folder, decl)
+        try:
+            wait = float(os.environ.get("KERNELKEEPER_BUILD_WAIT", "30"))
+        except ValueError:
+            wait = 30.0
+        if not _wait_for_build(folder, log, proc, wait):
+            failed = _json(os.path.join(folder, FAILED))
+            if failed is not None:
+                return declared_plan(decl, argv)  # shows the failure
+            notice = (
+                f"kernelkeeper: the environment {name} declares is still being built (log: {log}); until it is ready "
+                f"this kernel runs {sys.executable}. Restart the kernel when it is done — this notebook will say so "
+                f"when you next run a cell."
+            )
+            code = NOTICE.format(
+                code=BUILDING_HOOK.format(
+                    message=notice, built=os.path.join(folder, BUILT), failed=os.path.join(folder, FAILED)
+                )
+            )
+            return sys.executable, [sys.executable, "-I", "-c", code, *argv], dict(os.environ), notice
+    python = _python(prefix)
+    overlay = _overlay(prefix)
+    if python is None or overlay is None:
+        return _fallback(
+            f"kernelkeeper: the environment built for {name} in {prefix} is incomplete; "
+            f"run `kernelkeeper cache remove {decl.key}` and restart the kernel.",
+            argv,
+        )
+    problems = env_problems(prefix, python, overlay) if hasattr(os, "geteuid") else []
+    if problems and not trusted_by([prefix])[0]:
+        return _fallback(refusal(prefix, None, problems, []), argv)
+    _record_use(folder, decl.notebook)
+    code = (
+        f"import site, sys; site.addsitedir({overlay!r}); sys.path[0] == '' and sys.path.pop(0); "
+        "from ipykernel import kernelapp as app; app.launch_new_instance()"
+    )
+    env = activation(prefix, python)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["KERNELKEEPER_NOTEBOOK"] = decl.notebook
+    return python, [python, "-c", code, *argv], env, None
+
+
+def plan(
+    cwd: str, argv: list[str], session: str | None = None, start: str | None = None
+) -> tuple[str, list[str], dict[str, str], str | None]:
+    """(executable, argv, environment, notice) — what the kernel process becomes.
+
+    In order: the notebook's own declaration (``cwd`` is the kernel's working directory,
+    ``session`` jupyter_server's ``JPY_SESSION_NAME``), then the project's environment above
+    ``start`` (the notebook's folder; default ``cwd``), then the explaining fallback.
+    """
+    decl, unsure = which_notebook(cwd, session)
+    if isinstance(decl, Declaration):
+        return declared_plan(decl, argv)
+    if isinstance(decl, str):
+        return _fallback(
+            f"kernelkeeper: this notebook's declared environment cannot be read: {decl}. This kernel runs "
+            f"{sys.executable} instead. Fix the `# /// script` block in the first code cell (PEP 723: TOML in `# ` "
+            f'comment lines, e.g. `# dependencies = ["packaging"]`) and restart the kernel.',
+            argv,
+        )
+    if unsure:
+        return _fallback(unsure, argv)
+    cwd = start or cwd
     prefix, project, looked = find_env(cwd)
     python = _python(prefix) if prefix else None
     if prefix and python:
@@ -594,7 +998,8 @@ def main() -> None:
         cwd = os.getcwd()
     except OSError:  # the folder was deleted under the server
         cwd = "/"
-    executable, argv, env, notice = plan(notebook_folder(cwd, os.environ.get("JPY_SESSION_NAME")), sys.argv[1:])
+    session = os.environ.get("JPY_SESSION_NAME")
+    executable, argv, env, notice = plan(cwd, sys.argv[1:], session, notebook_folder(cwd, session))
     if notice:
         print(notice, file=sys.stderr)
     os.execve(executable, argv, env)
