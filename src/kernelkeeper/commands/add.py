@@ -7,7 +7,7 @@ import contextlib
 import sys
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from .common import discover_args, print_json, spinner
 
 
@@ -16,7 +16,7 @@ def _parse_env_pairs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key or not key.replace("_", "a").isalnum():
-            raise UserError(f"--env {pair!r}: expected KEY=VALUE", hint="e.g. --env OMP_NUM_THREADS=4")
+            raise UsageError(f"--env {pair}: expected KEY=VALUE", hint="e.g. --env OMP_NUM_THREADS=4")
         out[key] = value
     return out
 
@@ -143,7 +143,7 @@ def _add_this_project(args: argparse.Namespace) -> int:
     from ..plan import Action, Plan
 
     if args.target:
-        raise UserError("--this-project takes no TARGET: the kernel finds the project at launch")
+        raise UsageError("--this-project takes no TARGET: the kernel finds the project at launch")
     name = check_name(args.name or THIS_PROJECT)
     folder = scope_dir(args.scope)
     spec = this_project_spec()

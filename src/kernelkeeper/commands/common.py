@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
-from ..errors import UserError
+from ..errors import UsageError, UserError
 
 
 def config_path(env: dict[str, str]) -> Path:
@@ -29,7 +29,7 @@ def build_context(args: argparse.Namespace, env: dict[str, str]) -> Context:
     roots = [*config.roots, *(Path(r) for r in args.root)]
     for root in args.root:
         if not Path(root).expanduser().is_dir():
-            raise UserError(f"--root {root}: no such folder", hint="pass a folder that exists")
+            raise UsageError(f"--root {root}: no such folder", hint="pass a folder that exists")
     depth = args.depth if args.depth is not None else config.depth
     return Context.from_environ(
         env=env,
@@ -49,13 +49,6 @@ def discover_args(args: argparse.Namespace, env: dict[str, str]) -> tuple[Contex
     for skipped in found.skipped:
         print(f"kernelkeeper: skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     return ctx, found
-
-
-def home_short(path: Path, home: Path) -> str:
-    try:
-        return "~/" + str(path.relative_to(home))
-    except ValueError:
-        return str(path)
 
 
 def make_console() -> Any:
