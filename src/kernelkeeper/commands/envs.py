@@ -48,9 +48,8 @@ def cmd_envs(args: argparse.Namespace, env: dict[str, str]) -> int:
     for e in broken:
         out.append(f"{e.name} ({home_short(e.prefix, ctx.home)}): {'; '.join(e.problems)}")
     what = f"{args.kind} environment" if args.kind else "environment"
-    out.append(
-        f"{len(environments)} {what}{'s' if len(environments) != 1 else ''}" + (f", {len(broken)} broken" if broken else "")
-    )
+    count = f"{len(environments)} {what}{'s' if len(environments) != 1 else ''}"
+    out.append(count + (f", {len(broken)} broken" if broken else ""))
     sys.stdout.write("".join(line + "\n" for line in out))
     return 0
 

@@ -75,8 +75,8 @@ def shorten_middle(path: str, width: int) -> str:
     # Even the last name is too long: keep its start and its end, which tell environments apart.
     if width <= 2:
         return cut_end(path, width)
-    tail = (width - 1) // 2
-    return path[: width - 1 - tail] + ELLIPSIS + path[len(path) - tail :]
+    keep_end = (width - 1) // 2
+    return path[: width - 1 - keep_end] + ELLIPSIS + path[len(path) - keep_end :]
 
 
 def cut_end(text: str, width: int) -> str:
