@@ -68,12 +68,18 @@ def spinner(message: str) -> Any:
     """A spinner on stderr while something takes seconds; yields a function that updates its text."""
     from rich.console import Console
 
-    console = Console(stderr=True)
-    with console.status(message) as status:
+    from .table import cut_end
+
+    # One display: the spinner's text changes in place and disappears when done; the caller prints
+    # one line of result. Only a step that failed and was retried is kept, as one unwrapped line.
+    console = Console(stderr=True, highlight=False)
+    width = max(20, console.width - 4)
+    with console.status(cut_end(message, width)) as status:
 
         def say(text: str) -> None:
-            console.print(f"kernelkeeper: {text}", highlight=False)
-            status.update(text[:100])
+            if "failed" in text:
+                sys.stderr.write(f"kernelkeeper: {text}\n")
+            status.update(cut_end(text, width))
 
         yield say
 
