@@ -105,9 +105,7 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
     budget = width - len(GAP) * (len(columns) - 1)
     # Shrink the widest shrinkable column one step at a time: the table keeps every column readable.
     while sum(widths) > budget:
-        candidates = [
-            i for i, c in enumerate(columns) if c.shrink and widths[i] > max(c.min_width, len(c.name))
-        ]
+        candidates = [i for i, c in enumerate(columns) if c.shrink and widths[i] > max(c.min_width, len(c.name))]
         if not candidates:
             break
         # The widest column gives first, a path a little before text (its middle says least).
