@@ -66,12 +66,18 @@ def _pick(candidates: list[Environment], what: str) -> Environment:
     raise UserError(f"{what} matches {len(healthy)} environments: {listing}", hint="pass the prefix path instead")
 
 
-def _relative(path: Path, cwd: Path) -> str:
+def _relative(path: Path, ctx: Context) -> str:
+    """``../venv`` for what is near the current folder, else the path with HOME as ``~``."""
     try:
-        rel = os.path.relpath(path, cwd)
+        rel = os.path.relpath(path, ctx.cwd)
+    except ValueError:
+        rel = str(path)
+    if not rel.startswith(("../..", "/")) and len(rel) < len(str(path)):
+        return rel
+    try:
+        return "~/" + str(path.relative_to(ctx.home))
     except ValueError:
         return str(path)
-    return rel if len(rel) < len(str(path)) else str(path)
 
 
 def _here(found: Discovery, ctx: Context) -> tuple[Environment, str]:
@@ -80,14 +86,14 @@ def _here(found: Discovery, ctx: Context) -> tuple[Environment, str]:
         mine = [e for e in found.environments if e.project == folder]
         if mine:
             env = _pick(mine, f"project {folder}")
-            where = _relative(env.prefix, ctx.cwd)
+            where = _relative(env.prefix, ctx)
             if folder == ctx.cwd:
                 why = f"found {where}, the environment of this folder's project ({env.kind})"
             elif env.prefix.parent == folder:
                 why = f"found {where}, the nearest environment above this folder"
             else:
                 why = (
-                    f"found {where}, the {env.kind} environment of {_relative(folder, ctx.cwd)}, "
+                    f"found {where}, the {env.kind} environment of {_relative(folder, ctx)}, "
                     "the nearest project above this folder"
                 )
             return env, why

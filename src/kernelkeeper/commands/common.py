@@ -54,9 +54,9 @@ def discover_args(args: argparse.Namespace, env: dict[str, str]) -> tuple[Contex
 def make_console() -> Any:
     from rich.console import Console
 
-    # Piped output is for grep and awk: one row a line, never folded at 80 columns.
-    width = None if sys.stdout.isatty() else 10_000
-    return Console(highlight=False, soft_wrap=False, width=width)
+    # An action line is one line: never folded by rich (at 80 columns when it cannot tell the width);
+    # a terminal narrower than the line wraps it whole, as it does `echo`. Piped: no colour codes.
+    return Console(highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:

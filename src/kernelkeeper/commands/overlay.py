@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..context import Context
 from ..errors import UserError
-from .common import discover_args, make_console, print_json, spinner
-from .table import home_short
+from .common import discover_args, print_json, spinner
+from .table import Column, home_short, lines, terminal_width
 
 
 def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -20,12 +21,17 @@ def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
         if args.json:
             print_json([o.to_json() for o in overlays])
             return 0
-        console = make_console()
         if not overlays:
-            console.print(f"no overlays yet in {overlays_dir(ctx)} (`kernelkeeper overlay build ENV` makes one)")
+            where = home_short(overlays_dir(ctx), ctx.home)
+            print(f"no overlays yet in {where} (`kernelkeeper overlay build ENV` makes one)")
+            return 0
+        columns = (Column("overlay"), Column("ipykernel", shrink=False), Column("size", shrink=False))
+        columns = (*columns, Column("path", path=True, min_width=20))
+        rows = []
         for o in overlays:
             data = o.to_json()
-            console.print(f"{o.key}  ipykernel {data['ipykernel']}  {data['size_mb']} MB  {o.path}")
+            rows.append([o.key, str(data["ipykernel"]), f"{data['size_mb']} MB", home_short(o.path, ctx.home)])
+        sys.stdout.write("".join(line + "\n" for line in lines(columns, rows, terminal_width())))
         return 0
     if args.overlay_command == "remove":
         from ..kernelspecs import list_kernelspecs
