@@ -219,7 +219,9 @@ def decode(ctx: Context, text: str | bytes) -> tuple[Discovery, Snapshot]:
             environments=tuple(_env_from_json(row) for row in data["environments"]),
             skipped=tuple(Skipped(Path(p), str(r)) for p, r in data["skipped"]),
             watched=tuple(str(p) for p in data["watched"]),
-            signatures={str(path): tuple((str(n), int(v)) for n, v in sig) for path, sig in data["signatures"].items()},
+            signatures={
+                str(path): tuple((str(n), int(v)) for n, v in sig) for path, sig in data["signatures"].items()
+            },
         )
         snap = {str(k): int(v) for k, v in data["snapshot"].items()}
     except (KeyError, TypeError, ValueError, AttributeError) as e:

@@ -25,8 +25,12 @@ def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
             where = home_short(overlays_dir(ctx), ctx.home)
             print(f"no overlays yet in {where} (`kernelkeeper overlay build ENV` makes one)")
             return 0
-        columns = (Column("overlay"), Column("ipykernel", shrink=False), Column("size", shrink=False))
-        columns = (*columns, Column("path", path=True, min_width=20))
+        columns = [
+            Column("overlay"),
+            Column("ipykernel", shrink=False),
+            Column("size", shrink=False),
+            Column("path", path=True, min_width=20),
+        ]
         rows = []
         for o in overlays:
             data = o.to_json()
