@@ -2,7 +2,8 @@
 
 A ``console`` block holds ``$ command`` lines, each followed by the output it shows. The test runs
 each command in one world built to match what the docs talk about (a fake HOME with the api poetry
-project, the web uv project, the science conda environment, the scratch venv and a built overlay),
+project, the web uv project, the science conda environment, the scratch venv, and a `uv` that
+writes what building an ipykernel overlay writes),
 on a pseudo-terminal of ``COLUMNS`` columns, as a person would see it. Each shown line must appear,
 in order, among the lines the command printed, once both are normalised: HOME is ``~`` (``/home/me``
 in the docs), version numbers are ``V``, poetry's path hash is ``HASH``, runs of spaces are one.
@@ -12,6 +13,7 @@ A line ``...`` stands for lines left out. ``$ cmd   # exit 1`` says the command 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -80,6 +82,7 @@ def normal(line: str, home: str) -> str:
     line = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line)  # colours: what is shown, not how
     line = line.replace(home, "~").replace("/home/me", "~")
     line = re.sub(r"-[A-Za-z0-9_-]{8}-py", "-HASH-py", line)
+    line = re.sub(r"\d{4}-\d\d-\d\dT[0-9:+.Z-]+", "DATE", line)
     line = re.sub(r"\d+\.\d+(\.\d+)?", "V", line)
     return " ".join(line.split())
 
@@ -101,19 +104,28 @@ def world(fake_home: Path, tmp_path: Path) -> dict[str, str]:
     api = fakes.project(fake_home / "projects" / "api", files={"pyproject.toml": '[tool.poetry]\nname = "api"\n'})
     cache = fake_home / ".cache" / "pypoetry" / "virtualenvs"
     fakes.venv(cache / f"api-{path_hash(api)}-py{minor}", tool="virtualenv", ipykernel=True)
+    notebook = {"metadata": {"kernelspec": {"name": f"poetry-api-py{minor}", "display_name": f"Python {minor} (api · poetry)"}}, "cells": []}
+    (api / "analysis.ipynb").write_text(json.dumps(notebook))
     fakes.venv(fakes.project(fake_home / "projects" / "web") / ".venv", tool="uv")
     fakes.conda(fake_home / "miniconda3" / "envs" / "science", version="3.10.13", ipykernel=True)
     fakes.venv(fakes.project(fake_home / "projects" / "scratch") / ".venv")
-    # A built ipykernel overlay for this Python (building one needs the network: test_overlay.py does).
-    overlay = fake_home / ".local" / "share" / "kernelkeeper" / "overlays" / f"cpython-{minor}"
-    (overlay / "site-packages" / "ipykernel").mkdir(parents=True)
-    info = overlay / "site-packages" / "ipykernel-7.4.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ipykernel\nVersion: 7.4.0\n")
-    (overlay / "overlay.json").write_text('{"command": "uv pip install ipykernel"}')
-    # PATH holds only `kernelkeeper`: no Python of the machine running the tests shows up as an environment.
+    # PATH holds `kernelkeeper` and a `uv` that writes what `uv pip install --target DIR ipykernel` writes
+    # (the real build needs the network: test_overlay.py runs it), and no Python of the machine running
+    # the tests, which would show up as an environment.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    uv = bin_dir / "uv"
+    uv.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "target = sys.argv[sys.argv.index('--target') + 1]\n"
+        "os.makedirs(os.path.join(target, 'ipykernel'))\n"
+        "info = os.path.join(target, 'ipykernel-7.4.0.dist-info')\n"
+        "os.makedirs(info)\n"
+        "meta = 'Metadata-Version: 2.1\\nName: ipykernel\\nVersion: 7.4.0\\n'\n"
+        "open(os.path.join(info, 'METADATA'), 'w').write(meta)\n"
+    )
+    uv.chmod(0o755)
     wrapper = bin_dir / "kernelkeeper"
     wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m kernelkeeper "$@"\n')
     wrapper.chmod(0o755)
@@ -160,6 +172,7 @@ def run_doc(doc: Path, world: dict[str, str], home: Path) -> list[str]:
     failures = []
     for e in examples(doc):
         code, out = run_in_pty(e.command, world, home)
+        out = out.replace(world["PATH"] + "/", "")  # the world's own tools, by name as a person has them
         got = [normal(line, str(home)) for line in out.splitlines()]
         at = 0
         for shown in e.shown:
