@@ -322,3 +322,15 @@ def test_list_with_nothing_to_show_says_so(fake_home: Path) -> None:
 def test_paths_are_shortened_in_the_middle(path: str, width: int, expected: str) -> None:
     assert shorten_middle(path, width) == expected
     assert len(shorten_middle(path, width)) <= width
+
+
+def test_add_without_target_says_which_environment_above_it_chose(
+    fake_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fakes.venv(fake_home / "work" / "venv", ipykernel=True)
+    (fake_home / "work" / "empty").mkdir()
+    monkeypatch.chdir(fake_home / "work" / "empty")
+    for dry in (["--dry-run"], []):
+        assert main(["add", *dry]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first == "found ../venv, the nearest environment above this folder"
