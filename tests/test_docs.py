@@ -104,7 +104,8 @@ def world(fake_home: Path, tmp_path: Path) -> dict[str, str]:
     api = fakes.project(fake_home / "projects" / "api", files={"pyproject.toml": '[tool.poetry]\nname = "api"\n'})
     cache = fake_home / ".cache" / "pypoetry" / "virtualenvs"
     fakes.venv(cache / f"api-{path_hash(api)}-py{minor}", tool="virtualenv", ipykernel=True)
-    notebook = {"metadata": {"kernelspec": {"name": f"poetry-api-py{minor}", "display_name": f"Python {minor} (api · poetry)"}}, "cells": []}
+    kernelspec = {"name": f"poetry-api-py{minor}", "display_name": f"Python {minor} (api · poetry)"}
+    notebook = {"metadata": {"kernelspec": kernelspec}, "cells": []}
     (api / "analysis.ipynb").write_text(json.dumps(notebook))
     fakes.venv(fakes.project(fake_home / "projects" / "web") / ".venv", tool="uv")
     fakes.conda(fake_home / "miniconda3" / "envs" / "science", version="3.10.13", ipykernel=True)
