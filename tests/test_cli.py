@@ -12,12 +12,15 @@ import pytest
 
 import fakes
 from kernelkeeper.cli import main
+from kernelkeeper.commands.table import shorten_middle
 
 JSON_KEYS = {"prefix", "python", "version", "kinds", "name", "project", "has_ipykernel", "healthy", "problems"}
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+def run_cli(
+    *args: str, cwd: Path | None = None, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), **(env_extra or {}))
     return subprocess.run(
         [sys.executable, "-m", "kernelkeeper", *args],
         env=env,
@@ -86,7 +89,7 @@ def test_root_option_and_missing_root(small_home: Path, tmp_path: Path) -> None:
     res = run_cli("envs", "--json", "--root", str(tmp_path / "outside"))
     assert str(elsewhere) in [d["prefix"] for d in json.loads(res.stdout)]
     missing = run_cli("envs", "--root", str(tmp_path / "missing"))
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # a bad option value is bad usage
     assert missing.stderr.startswith("kernelkeeper: error: --root")
     assert len(missing.stderr.strip().splitlines()) <= 2
 
@@ -151,3 +154,183 @@ def test_jupyter_enable_status_disable(tmp_path: Path, capsys: pytest.CaptureFix
     assert "another manager" in out and "keeps jupyter_client.kernelspec.KernelSpecManager" in out
     assert main(["jupyter", "disable", "--system"]) == 0
     assert not enable_file.exists()
+
+
+# --- exit codes: one rule ----------------------------------------------------------------
+
+USAGE_MISTAKES = [
+    # (arguments, what stderr must say): each is bad usage, exit 2, and nothing is written.
+    (["add", "--scope", "bogus"], "--scope bogus: unknown scope"),
+    (["sync", "--scope", "bogus"], "--scope bogus: unknown scope"),
+    (["add", "--scope", "prefix:"], "unknown scope"),
+    (["add", "--name", "Bad Name"], "invalid kernel name 'Bad Name'"),
+    (["add", "--name", "x" * 300], "at most 255"),
+    (["add", "--env", "FOO"], "--env FOO: expected KEY=VALUE"),
+    (["add", "--env", "=1"], "expected KEY=VALUE"),
+    (["envs", "--kind", "cond"], "invalid choice: 'cond'"),
+    (["list", "--status", "gone"], "invalid choice: 'gone'"),
+    (["envs", "--depth", "-1"], "--depth -1: expected a whole number"),
+    (["envs", "--columns", "name,colour"], "--columns: no column 'colour'"),
+    (["envs", "--root", "/nonexistent-folder-for-kk"], "--root /nonexistent-folder-for-kk: no such folder"),
+    (["remove", "Bad Name"], "invalid kernel name"),
+    (["adopt"], "name the kernels to adopt"),
+    (["trust"], "which folder?"),
+    (["add", ".", "--this-project"], "--this-project takes no TARGET"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["envs", "--bogus"], "unrecognized arguments: --bogus"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), USAGE_MISTAKES, ids=[" ".join(a)[:40] for a, _ in USAGE_MISTAKES])
+def test_bad_usage_exits_2(small_home: Path, args: list[str], said: str) -> None:
+    kernels = small_home / ".local" / "share" / "jupyter" / "kernels"
+    res = run_cli(*args, cwd=small_home / "projects" / "alpha")
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert said in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not kernels.exists() or not any(kernels.iterdir()), "bad usage wrote a kernel"
+
+
+def test_problems_exit_1_and_success_0(small_home: Path) -> None:
+    assert run_cli("add", "no-such-env").returncode == 1  # a problem the message explains
+    assert run_cli("remove", "no-such-kernel").returncode == 1
+    assert run_cli("envs").returncode == 0
+
+
+# --- a real terminal of 100 columns, and piped -------------------------------------------
+
+
+def run_in_pty(*args: str, columns: int = 100, answer: bytes = b"", cwd: Path | None = None) -> tuple[int, str]:
+    """Run the CLI with stdin, stdout and stderr on a pseudo-terminal of ``columns`` columns."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), COLUMNS=str(columns), TERM="xterm")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernelkeeper", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+        cwd=cwd,
+        close_fds=True,
+    )
+    os.close(follower)
+    out = b""
+    deadline = time.monotonic() + 60
+    sent = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if answer and not sent and b"[y/N]" in out:
+                os.write(leader, answer)
+                sent = True
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(timeout=30)
+    os.close(leader)
+    return code, out.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+@pytest.fixture
+def long_paths_home(fake_home: Path) -> Path:
+    """Environments whose paths are far wider than a 100-column terminal."""
+    deep = fake_home / "projects" / "clients" / "acme-corporation" / "data-platform-ingestion-service"
+    fakes.venv(fakes.project(deep) / ".venv", ipykernel=True)
+    fakes.venv(fakes.project(fake_home / "projects" / "alpha") / ".venv", ipykernel=True)
+    cache = fake_home / ".cache" / "pypoetry" / "virtualenvs"
+    fakes.venv(cache / "reporting-dashboards-Hq3kx0Qb-py3.11", ipykernel=True)
+    return fake_home
+
+
+def test_tables_fit_a_100_column_terminal(long_paths_home: Path) -> None:
+    assert run_cli("sync").returncode == 0
+    for command in ("envs", "list"):
+        code, out = run_in_pty(command)
+        assert code == 0, out
+        rows = out.splitlines()
+        assert all(len(line) <= 100 for line in rows), [line for line in rows if len(line) > 100]
+        assert all(line == line.rstrip() for line in rows)
+        header = rows[0].split()
+        assert header[0] == "name" and header[-1] == "path"
+        # One row per kernel or environment: no path folded onto a line of its own.
+        assert not any(line.startswith(" ") for line in rows), out
+        assert "~/" in out and str(long_paths_home) not in out  # home as ~
+        assert "…" in out  # the long paths were shortened, in the middle
+    code, out = run_in_pty("envs", "--columns", "path,kind")
+    assert out.splitlines()[0].split() == ["path", "kind"]
+    assert "~/projects/clients/acme-corporation/data-platform-ingestion-service/.venv" in out
+
+
+def test_piped_output_is_whole_and_plain(long_paths_home: Path) -> None:
+    assert run_cli("sync").returncode == 0
+    for command in ("envs", "list"):
+        res = run_cli(command, env_extra={"COLUMNS": "100"})
+        assert res.returncode == 0, res.stderr
+        rows = res.stdout.splitlines()
+        assert all(line == line.rstrip() for line in rows), "trailing spaces"
+        assert "\t" not in res.stdout and "\x1b" not in res.stdout
+        assert "…" not in res.stdout  # nothing shortened: grep finds the whole path
+        assert "data-platform-ingestion-service/.venv" in res.stdout
+        width = len(rows[0].split())
+        body = [line for line in rows[1:] if line.startswith(("venv", "poetry", "data", "alpha", "reporting"))]
+        assert body and all(len(line.split()) >= width for line in body), "an empty cell must not shift awk's fields"
+
+
+def test_declining_at_the_prompt_removes_nothing_and_exits_0(fake_home: Path) -> None:
+    gone = fakes.venv(fake_home / "projects" / "old" / ".venv", ipykernel=True)
+    assert run_cli("add", str(gone)).returncode == 0
+    import shutil
+
+    shutil.rmtree(gone)
+    code, out = run_in_pty("prune", answer=b"n\n")
+    assert code == 0, out
+    assert "nothing removed" in out
+    assert "venv-old" in run_cli("list", "--status", "stale").stdout
+    assert run_cli("list", "--status", "invalid").stdout.startswith("no invalid kernels")
+
+
+def test_list_with_nothing_to_show_says_so(fake_home: Path) -> None:
+    res = run_cli("list", "--status", "stale")
+    assert res.returncode == 0
+    assert res.stdout == "no stale kernels\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "width", "expected"),
+    [
+        ("~/projects/api/.venv", 40, "~/projects/api/.venv"),
+        ("~/.cache/pypoetry/virtualenvs/api-Hq3kx0Qb-py3.11", 30, "~/.cache/…/api-Hq3kx0Qb-py3.11"),
+        ("~/.cache/pypoetry/virtualenvs/api-Hq3kx0Qb-py3.11", 25, "~/…/api-Hq3kx0Qb-py3.11"),
+        ("~/.cache/pypoetry/virtualenvs/api-Hq3kx0Qb-py3.11", 40, "~/…/virtualenvs/api-Hq3kx0Qb-py3.11"),
+        ("/a/b/averyveryverylongname", 12, "/a/b/a…gname"),
+    ],
+)
+def test_paths_are_shortened_in_the_middle(path: str, width: int, expected: str) -> None:
+    assert shorten_middle(path, width) == expected
+    assert len(shorten_middle(path, width)) <= width
+
+
+def test_add_without_target_says_which_environment_above_it_chose(
+    fake_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fakes.venv(fake_home / "work" / "venv", ipykernel=True)
+    (fake_home / "work" / "empty").mkdir()
+    monkeypatch.chdir(fake_home / "work" / "empty")
+    for dry in (["--dry-run"], []):
+        assert main(["add", *dry]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first == "found ../venv, the nearest environment above this folder"

@@ -222,7 +222,7 @@ def test_scopes(three_envs: dict[str, Path], tmp_path: Path, capsys) -> None:
     assert (system / "conda-sci-py3.10" / "kernel.json").is_file()
     assert main(["add", "sci", "--scope", f"prefix:{tmp_path / 'pfx'}"]) == 0
     assert (tmp_path / "pfx" / "share" / "jupyter" / "kernels" / "conda-sci-py3.10").is_dir()
-    assert main(["add", "sci", "--scope", "galaxy"]) == 1
+    assert main(["add", "sci", "--scope", "galaxy"]) == 2  # bad usage (issue 15)
     assert "unknown scope" in capsys.readouterr().err
 
 

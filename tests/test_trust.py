@@ -244,7 +244,7 @@ def test_trust_command(tmp_path: Path, shared: Path, capsys: Any) -> None:
     capsys.readouterr()
     assert kk("trust", "--list", "--json") == 0
     assert [e["path"] for e in json.loads(capsys.readouterr().out)] == [str(other)]
-    assert kk("trust") == 1
+    assert kk("trust") == 2  # no folder given: bad usage
     assert "which folder" in capsys.readouterr().err
 
 

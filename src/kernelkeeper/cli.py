@@ -3,8 +3,8 @@
 
 Each command lives in ``commands/`` (one module per verb) and renders its own result.
 
-Exit codes: 0 done, 1 a problem the message explains, 2 bad usage,
-130 interrupted.
+Exit codes (errors.py): 0 done, 1 a problem the message explains, 2 bad usage
+(argparse's errors and ``UsageError``), 130 interrupted; declining at a prompt is 0.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .commands.trust import cmd_trust
 from .commands.which import cmd_which
 from .context import CODE_FOLDERS, DEFAULT_DEPTH
 from .environments import KINDS
-from .errors import UserError
+from .errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, UserError
 from .kernelspecs import STATUSES
 
 # --- parser and entry point -------------------------------------------------------
@@ -43,7 +43,7 @@ def _add_discovery_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--depth",
-        type=int,
+        type=_depth_value,
         default=None,
         metavar="N",
         help=f"how many folder levels below each root to look for projects (default {DEFAULT_DEPTH})",
@@ -71,6 +71,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     envs.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
     envs.add_argument("--kind", choices=KINDS, help="only environments of this kind")
+    _add_columns(envs, "name,kind,python,ipykernel,project,path")
     _add_discovery_options(envs)
     envs.set_defaults(func=cmd_envs)
 
@@ -82,6 +83,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     lst.add_argument("--json", action="store_true", help="print a JSON array")
     lst.add_argument("--status", action="append", choices=STATUSES, help="only kernels with this status")
+    _add_columns(lst, "name,status,display-name,interpreter,path")
     lst.set_defaults(func=cmd_list)
 
     add = sub.add_parser(
@@ -92,10 +94,12 @@ def make_parser() -> argparse.ArgumentParser:
         "without it, the environment of the project you are in (or the active one).",
     )
     add.add_argument("target", nargs="?", metavar="TARGET")
-    add.add_argument("--name", help="kernel name (a-z, 0-9, '.', '_', '-'); default: kind-name-pyX.Y")
+    add.add_argument("--name", type=_name_value, help="kernel name (a-z, 0-9, '.', '_', '-'); default: kind-name-pyX.Y")
     add.add_argument("--display-name", help="the name Jupyter shows; default: 'Python X.Y (name · kind)'")
     _add_scope(add)
-    add.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra kernel variable")
+    add.add_argument(
+        "--env", action="append", default=[], type=_env_value, metavar="KEY=VALUE", help="extra kernel variable"
+    )
     add.add_argument(
         "--install-ipykernel",
         action="store_true",
@@ -258,9 +262,50 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Option values are checked while parsing, before any discovery: a bad value is bad usage (exit 2).
+
+
+def _scope_value(text: str) -> str:
+    if text in ("user", "sys-prefix", "system") or (text.startswith("prefix:") and len(text) > len("prefix:")):
+        return text
+    raise UsageError(f"--scope {text}: unknown scope", hint="use user, sys-prefix, system or prefix:PATH")
+
+
+def _name_value(text: str) -> str:
+    from .kernelspecs import check_name
+
+    return check_name(text)
+
+
+def _env_value(text: str) -> str:
+    key, sep, _ = text.partition("=")
+    if not sep or not key or not key.replace("_", "a").isalnum():
+        raise UsageError(f"--env {text}: expected KEY=VALUE", hint="e.g. --env OMP_NUM_THREADS=4")
+    return text
+
+
+def _depth_value(text: str) -> int:
+    try:
+        depth = int(text)
+    except ValueError:
+        depth = -1
+    if depth < 0:
+        raise UsageError(f"--depth {text}: expected a whole number ≥ 0", hint="e.g. --depth 3")
+    return depth
+
+
+def _add_columns(p: argparse.ArgumentParser, every: str) -> None:
+    p.add_argument(
+        "--columns",
+        metavar="LIST",
+        help=f"the columns to show, in order, comma-separated (default: {every}); e.g. drop the paths",
+    )
+
+
 def _add_scope(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scope",
+        type=_scope_value,
         default="user",
         metavar="SCOPE",
         help="where kernels go: user (default), sys-prefix, system (every user), or prefix:PATH",
@@ -301,9 +346,9 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         complete(parser)  # answers the shell and exits
     if not (sys.argv[1:] if argv is None else argv):
         sys.stdout.write(command_list(parser))
-        return 0
-    args = parser.parse_args(argv)
+        return EXIT_OK
     try:
+        args = parser.parse_args(argv)
         return int(args.func(args, dict(os.environ if env is None else env)))
     except UserError as e:
         print(f"kernelkeeper: error: {e}", file=sys.stderr)
@@ -312,12 +357,12 @@ def main(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -
         return e.exit_code
     except KeyboardInterrupt:
         print("kernelkeeper: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `kernelkeeper envs | head`: the reader left; that is not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        return EXIT_OK
 
 
 def run() -> None:

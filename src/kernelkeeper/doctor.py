@@ -13,7 +13,9 @@ import shlex
 import shutil
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -211,39 +213,119 @@ def owner_of(python: Path | None, envs: tuple[Environment, ...]) -> Environment 
     return None
 
 
-# --- the diagnosis ----------------------------------------------------------------------
+# --- the diagnosis: one small function per check ----------------------------------------
+#
+# Each check takes the one ``Machine`` (what discovery and the kernel list found, read once) and
+# returns its findings. ``CHECKS`` is the report's order; adding a check is one function here,
+# one entry in CHECKS and one test (tests/test_doctor.py), the way `brew doctor` and pre-commit
+# hooks are each a unit.
 
 
-def diagnose(
-    ctx: Context,
-    found: Discovery,
-    kernels: KernelList,
-    server_python: Path | None = None,
-    filters: Filters | None = None,
-) -> Report:
-    envs = found.environments
-    filters = filters or Filters()
-    findings: list[Finding] = []
-    facts: dict[str, Any] = {}
+@dataclass(frozen=True)
+class Machine:
+    """What every check reads: the context, the environments, the kernels Jupyter sees."""
 
-    # Jupyters and Pythons.
-    python = resolve_python(ctx, first_on_path(ctx, "python") or first_on_path(ctx, "python3"))
-    jupyters = jupyters_on_path(ctx)
-    facts["python"] = str(python) if python else None
-    facts["jupyters_on_path"] = [{"jupyter": str(j), "python": str(p) if p else None} for j, p in jupyters]
-    findings.append(
-        Finding(
-            "first-python",
-            "info",
-            "jupyters",
-            str(python) if python else "python",
-            f"`python` on PATH runs {python}" if python else "no `python` on PATH",
-        )
-    )
-    for i, (script, runs) in enumerate(jupyters):
-        owner = owner_of(runs, envs)
+    ctx: Context
+    envs: tuple[Environment, ...]
+    kernels: KernelList
+    server_python: Path | None = None
+    filters: Filters = field(default_factory=Filters)
+
+    @cached_property
+    def python(self) -> Path | None:
+        return resolve_python(self.ctx, first_on_path(self.ctx, "python") or first_on_path(self.ctx, "python3"))
+
+    @cached_property
+    def jupyters(self) -> list[tuple[Path, Path | None]]:
+        return jupyters_on_path(self.ctx)
+
+    @cached_property
+    def installs(self) -> list[Environment]:
+        jupyter = ("jupyter_server", "notebook")
+        return [e for e in self.envs if any(has_package(self.ctx, e, name) for name in jupyter)]
+
+    @cached_property
+    def packaged(self) -> dict[str, str]:
+        return packaged_kernels(self.kernels.kernels)
+
+    @cached_property
+    def duplicates(self) -> dict[str, KernelSpecInfo]:
+        """Duplicate kernel name -> the kernel to keep: same interpreter, same arguments, same variables.
+
+        Two kernels of one interpreter that differ in argv or env (a GPU variant, "Python (this
+        project)") are two different kernels.
+        """
+        same: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], list[KernelSpecInfo]] = defaultdict(list)
+        for k in self.kernels.kernels:
+            if k.interpreter is not None and k.status in ("ok", "no-ipykernel") and is_env_kernel(k):
+                same[(os.path.normpath(str(k.interpreter)), k.argv[1:], tuple(sorted(k.env.items())))].append(k)
+        extras: dict[str, KernelSpecInfo] = {}
+        for group in same.values():
+            if len(group) > 1:
+                keep = next((k for k in group if k.managed), next((k for k in group if not k.builtin), group[0]))
+                extras.update({k.name: keep for k in group if k is not keep and not k.builtin})
+        return {name: keep for name, keep in extras.items() if self._package_of(name) is None}
+
+    @cached_property
+    def _notebooks(self) -> dict[str, list[str]]:
+        return notebooks_using_kernels(self.ctx)
+
+    def _package_of(self, name: str) -> str | None:
+        k = next((k for k in self.kernels.kernels if k.name == name), None)
+        return None if k is None else self.packaged.get(str(k.resource_dir))
+
+    def used_by(self, name: str) -> tuple[tuple[str, ...], str]:
+        """The notebooks whose metadata names the kernel, and a sentence saying so (read on first use)."""
+        books = tuple(self._notebooks.get(name, ()))
+        if not books:
+            return books, f"no notebook under the scanned folders uses the name {name!r}"
+        shown = ", ".join(books[:5]) + (f" and {len(books) - 5} more" if len(books) > 5 else "")
+        return books, f"notebooks that use {name!r}: {shown}"
+
+    def startable(self) -> list[KernelSpecInfo]:
+        """Kernels that may start (ok or lost ipykernel): the ones the kernel checks look into."""
+        return [k for k in self.kernels.kernels if k.status in ("ok", "no-ipykernel")]
+
+    def judged(self) -> list[KernelSpecInfo]:
+        """Startable kernels that are not a duplicate: a duplicate's finding says all there is to say."""
+        return [k for k in self.startable() if k.name not in self.duplicates]
+
+
+def facts_of(m: Machine) -> dict[str, Any]:
+    return {
+        "python": str(m.python) if m.python else None,
+        "jupyters_on_path": [{"jupyter": str(j), "python": str(p) if p else None} for j, p in m.jupyters],
+        "jupyter_installs": [str(e.prefix) for e in m.installs],
+        "dirs": _jupyter_dirs(),
+        "kernel_dirs": [{"path": str(d), "writable": _writable(d)} for d in kernel_dirs()],
+    }
+
+
+def _jupyter_dirs() -> dict[str, str]:
+    from jupyter_core import paths
+
+    return {
+        "data": paths.jupyter_data_dir(),
+        "config": paths.jupyter_config_dir(),
+        "runtime": paths.jupyter_runtime_dir(),
+    }
+
+
+# Jupyters and Pythons.
+
+
+def check_first_python(m: Machine) -> list[Finding]:
+    python = m.python
+    message = f"`python` on PATH runs {python}" if python else "no `python` on PATH"
+    return [Finding("first-python", "info", "jupyters", str(python) if python else "python", message)]
+
+
+def check_jupyters_on_path(m: Machine) -> list[Finding]:
+    out = []
+    for i, (script, runs) in enumerate(m.jupyters):
+        owner = owner_of(runs, m.envs)
         where = f"{owner.name} ({owner.kind}, {owner.prefix})" if owner else str(runs)
-        findings.append(
+        out.append(
             Finding(
                 "jupyter-on-path" if i == 0 else "jupyter-shadowed-on-path",
                 "info",
@@ -252,27 +334,35 @@ def diagnose(
                 f"{'first' if i == 0 else 'also'} `jupyter` on PATH: {script} runs {where}",
             )
         )
-    if jupyters and python and jupyters[0][1] is not None:
-        first_jupyter_python = jupyters[0][1]
-        if os.path.realpath(first_jupyter_python) != os.path.realpath(python):
-            findings.append(
-                Finding(
-                    "jupyter-python-mismatch",
-                    "info",
-                    "jupyters",
-                    str(jupyters[0][0]),
-                    f"`jupyter` runs {first_jupyter_python} but `python` is {python}: a kernel started from "
-                    "this Jupyter's default python3 kernel does not see the packages of `python`",
-                    "kernelkeeper sync   # every environment gets its own kernel",
-                )
-            )
-    installs = [e for e in envs if has_package(ctx, e, "jupyter_server") or has_package(ctx, e, "notebook")]
-    facts["jupyter_installs"] = [str(e.prefix) for e in installs]
-    for inst in installs:
-        version = dist_version(inst.site_packages, "jupyter_client") or dist_version(
-            _user_site(ctx, inst), "jupyter_client"
+    return out
+
+
+def check_jupyter_python_mismatch(m: Machine) -> list[Finding]:
+    if not m.jupyters or m.python is None:
+        return []
+    script, runs = m.jupyters[0]
+    if runs is None or os.path.realpath(runs) == os.path.realpath(m.python):
+        return []
+    return [
+        Finding(
+            "jupyter-python-mismatch",
+            "info",
+            "jupyters",
+            str(script),
+            f"`jupyter` runs {runs} but `python` is {m.python}: a kernel started from "
+            "this Jupyter's default python3 kernel does not see the packages of `python`",
+            "kernelkeeper sync   # every environment gets its own kernel",
         )
-        findings.append(
+    ]
+
+
+def check_jupyter_installs(m: Machine) -> list[Finding]:
+    out = []
+    for inst in m.installs:
+        version = dist_version(inst.site_packages, "jupyter_client") or dist_version(
+            _user_site(m.ctx, inst), "jupyter_client"
+        )
+        out.append(
             Finding(
                 "jupyter-install",
                 "info",
@@ -283,7 +373,7 @@ def diagnose(
             )
         )
         if version and _major(version) < 7:
-            findings.append(
+            out.append(
                 Finding(
                     "jupyter-client-too-old",
                     "warning",
@@ -294,183 +384,217 @@ def diagnose(
                     f"{q(inst.python)} -m pip install 'jupyter_client>=7'",
                 )
             )
+    return out
 
-    findings.extend(config_breaks_jupyter(ctx, envs))
 
-    # Folders.
-    from jupyter_core import paths
+def check_config_breaks_jupyter(m: Machine) -> list[Finding]:
+    return config_breaks_jupyter(m.ctx, m.envs)
 
-    dirs = {
-        "data": paths.jupyter_data_dir(),
-        "config": paths.jupyter_config_dir(),
-        "runtime": paths.jupyter_runtime_dir(),
-    }
-    facts["dirs"] = dirs
-    facts["kernel_dirs"] = [{"path": str(d), "writable": _writable(d)} for d in kernel_dirs()]
-    for label, folder in dirs.items():
-        findings.append(Finding(f"{label}-dir", "info", "folders", folder, f"Jupyter's {label} folder: {folder}"))
-    for i, entry in enumerate(facts["kernel_dirs"]):
-        findings.append(
+
+# Jupyter's folders.
+
+
+def check_jupyter_dirs(m: Machine) -> list[Finding]:
+    out = [
+        Finding(f"{label}-dir", "info", "folders", folder, f"Jupyter's {label} folder: {folder}")
+        for label, folder in _jupyter_dirs().items()
+    ]
+    for i, folder in enumerate(kernel_dirs()):
+        writable = _writable(folder)
+        out.append(
             Finding(
                 "kernel-dir",
                 "info",
                 "folders",
-                entry["path"],
-                f"kernels folder #{i + 1}: {entry['path']}" + ("" if entry["writable"] else " (not writable by you)"),
+                str(folder),
+                f"kernels folder #{i + 1}: {folder}" + ("" if writable else " (not writable by you)"),
             )
         )
+    return out
+
+
+def check_user_kernel_dir_writable(m: Machine) -> list[Finding]:
+    from jupyter_core import paths
+
     user_kernels = Path(paths.jupyter_data_dir()) / "kernels"
-    if not _writable(str(user_kernels)):
-        findings.append(
+    if _writable(str(user_kernels)):
+        return []
+    return [
+        Finding(
+            "user-kernel-dir-unwritable",
+            "error",
+            "folders",
+            str(user_kernels),
+            f"you cannot write your own kernels folder {user_kernels}",
+            f"sudo chown -R {os.environ.get('USER', '$USER')} {q(user_kernels)}",
+        )
+    ]
+
+
+def check_unreadable_kernel_dirs(m: Machine) -> list[Finding]:
+    return [
+        Finding("kernel-dir-unreadable", "warning", "folders", str(folder), f"{folder}: {reason}")
+        for folder, reason in m.kernels.problems
+    ]
+
+
+# Kernels.
+
+
+def check_invalid_kernels(m: Machine) -> list[Finding]:
+    return [
+        Finding(
+            "invalid-kernel",
+            "warning",
+            "kernels",
+            k.name,
+            f"{k.resource_dir}: {k.reason} — it cannot start",
+            f"rm -r {q(k.resource_dir)}",
+            needs_yes=True,
+        )
+        for k in m.kernels.kernels
+        if k.status == "invalid"
+    ]
+
+
+def check_shadowed_kernels(m: Machine) -> list[Finding]:
+    out = []
+    for k in m.kernels.kernels:
+        if k.status != "shadowed":
+            continue
+        books, said = m.used_by(k.name)
+        out.append(
             Finding(
-                "user-kernel-dir-unwritable",
-                "error",
-                "folders",
-                str(user_kernels),
-                f"you cannot write your own kernels folder {user_kernels}",
-                f"sudo chown -R {os.environ.get('USER', '$USER')} {q(user_kernels)}",
+                "shadowed-kernel",
+                "warning",
+                "kernels",
+                k.name,
+                f"{k.resource_dir} is hidden while {k.reason}; it is the one Jupyter uses when that folder "
+                f"is no longer in its path (JUPYTER_PATH unset) — {said}",
+                f"rm -r {q(k.resource_dir)}   # only if you no longer need it",
+                advice=True,
+                notebooks=books,
             )
         )
-    for bad_dir, reason in kernels.problems:
-        findings.append(Finding("kernel-dir-unreadable", "warning", "folders", str(bad_dir), f"{bad_dir}: {reason}"))
+    return out
 
-    # Kernels.
-    packaged = packaged_kernels(kernels.kernels)
-    # Duplicates: kernels that run the same interpreter with the same arguments and the same variables.
-    # Two kernels of one interpreter that differ in argv or env (a GPU variant, "Python (this project)")
-    # are two different kernels.
-    same: dict[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]], list[KernelSpecInfo]] = defaultdict(list)
-    for k in kernels.kernels:
-        if k.interpreter is not None and k.status in ("ok", "no-ipykernel") and is_env_kernel(k):
-            same[(os.path.normpath(str(k.interpreter)), k.argv[1:], tuple(sorted(k.env.items())))].append(k)
-    extras: dict[str, KernelSpecInfo] = {}  # duplicate kernel -> the one to keep
-    for group in same.values():
-        if len(group) > 1:
-            keep = next((k for k in group if k.managed), next((k for k in group if not k.builtin), group[0]))
-            extras.update({k.name: keep for k in group if k is not keep and not k.builtin})
-    uses: dict[str, list[str]] | None = None
 
-    def used_by(name: str) -> tuple[tuple[str, ...], str]:
-        nonlocal uses
-        if uses is None:
-            uses = notebooks_using_kernels(ctx)
-        books = tuple(uses.get(name, ()))
-        if not books:
-            return books, f"no notebook under the scanned folders uses the name {name!r}"
-        shown = ", ".join(books[:5]) + (f" and {len(books) - 5} more" if len(books) > 5 else "")
-        return books, f"notebooks that use {name!r}: {shown}"
+def check_overlay_missing(m: Machine) -> list[Finding]:
+    return [
+        Finding(
+            "kernel-overlay-missing",
+            "error",
+            "kernels",
+            k.name,
+            overlay_note(k) + " (`kernelkeeper sync` rebuilds it from the local cache when it can)",
+            f"kernelkeeper overlay build {q(k.marker.get('prefix') or k.env_prefix or 'ENV')}",
+        )
+        for k in m.kernels.kernels
+        if k.status == "no-overlay"
+    ]
 
-    for k in kernels.kernels:
-        fix_remove = f"kernelkeeper remove {k.name}"
-        if k.status == "invalid":
-            findings.append(
-                Finding(
-                    "invalid-kernel",
-                    "warning",
-                    "kernels",
-                    k.name,
-                    f"{k.resource_dir}: {k.reason} — it cannot start",
-                    f"rm -r {q(k.resource_dir)}",
-                    needs_yes=True,
-                )
-            )
-            continue
-        if k.status == "shadowed":
-            books, said = used_by(k.name)
-            findings.append(
-                Finding(
-                    "shadowed-kernel",
-                    "warning",
-                    "kernels",
-                    k.name,
-                    f"{k.resource_dir} is hidden while {k.reason}; it is the one Jupyter uses when that folder "
-                    f"is no longer in its path (JUPYTER_PATH unset) — {said}",
-                    f"rm -r {q(k.resource_dir)}   # only if you no longer need it",
-                    advice=True,
-                    notebooks=books,
-                )
-            )
-            continue
-        if k.status == "no-overlay":
-            findings.append(
-                Finding(
-                    "kernel-overlay-missing",
-                    "error",
-                    "kernels",
-                    k.name,
-                    overlay_note(k) + " (`kernelkeeper sync` rebuilds it from the local cache when it can)",
-                    f"kernelkeeper overlay build {q(k.marker.get('prefix') or k.env_prefix or 'ENV')}",
-                )
-            )
-            continue
-        if k.status == "stale":
-            findings.append(
-                Finding(
-                    "stale-kernel",
-                    "error",
-                    "kernels",
-                    k.name,
-                    f"{k.name} ({k.resource_dir}): {k.reason} — it cannot start",
-                    "kernelkeeper sync" if k.managed else fix_remove,
-                    needs_yes=not k.managed,
-                )
-            )
-            continue
-        package = packaged.get(str(k.resource_dir))
+
+def check_stale_kernels(m: Machine) -> list[Finding]:
+    return [
+        Finding(
+            "stale-kernel",
+            "error",
+            "kernels",
+            k.name,
+            f"{k.name} ({k.resource_dir}): {k.reason} — it cannot start",
+            "kernelkeeper sync" if k.managed else f"kernelkeeper remove {k.name}",
+            needs_yes=not k.managed,
+        )
+        for k in m.kernels.kernels
+        if k.status == "stale"
+    ]
+
+
+def check_packaged_kernels(m: Machine) -> list[Finding]:
+    out = []
+    for k in m.startable():
+        package = m.packaged.get(str(k.resource_dir))
         if package is not None:
             # The same words as sync's note: neither proposes to rewrite a file a package owns.
-            findings.append(Finding("packaged-kernel", "info", "kernels", k.name, packaged_note(k, package)))
-        kenv = env_of_kernel(k, envs)
-        if k.status == "no-ipykernel":
-            target = kenv.python if kenv is not None else k.interpreter
-            findings.append(
-                Finding(
-                    "kernel-lost-ipykernel",
-                    "error",
-                    "kernels",
-                    k.name,
-                    f"{k.name} runs {k.interpreter}, whose environment no longer has ipykernel",
-                    f"{q(target)} -m pip install ipykernel",
-                )
-            )
-        if k.name in extras and package is None:
-            keep = extras[k.name]
-            books, said = used_by(k.name)
-            findings.append(
-                Finding(
-                    "duplicate-kernel",
-                    "warning",
-                    "kernels",
-                    k.name,
-                    f"{k.name} and {keep.name} both run {k.interpreter} with the same arguments and variables — "
-                    + said,
-                    f"kernelkeeper remove {k.name}   # if you no longer need it",
-                    advice=True,
-                    notebooks=books,
-                )
-            )
+            out.append(Finding("packaged-kernel", "info", "kernels", k.name, packaged_note(k, package)))
+    return out
+
+
+def check_lost_ipykernel(m: Machine) -> list[Finding]:
+    out = []
+    for k in m.kernels.kernels:
+        if k.status != "no-ipykernel":
             continue
-        is_native = k.name == "python3" and (k.resource_dir.name == "resources" or not k.managed)
-        if is_native and k.interpreter is not None and kenv is not None and not kenv.project:
-            same_as_server = server_python is not None and os.path.realpath(k.interpreter) == os.path.realpath(
-                server_python
+        kenv = env_of_kernel(k, m.envs)
+        target = kenv.python if kenv is not None else k.interpreter
+        out.append(
+            Finding(
+                "kernel-lost-ipykernel",
+                "error",
+                "kernels",
+                k.name,
+                f"{k.name} runs {k.interpreter}, whose environment no longer has ipykernel",
+                f"{q(target)} -m pip install ipykernel",
             )
-            if same_as_server or "system" in kenv.kinds or "pyenv" in kenv.kinds:
-                findings.append(
-                    Finding(
-                        "python3-is-server-python",
-                        "info",
-                        "kernels",
-                        "python3",
-                        f"the default `python3` kernel runs {k.interpreter} — the Python Jupyter itself runs on, "
-                        "not a project's environment: `!pip install` there changes Jupyter's own Python",
-                        "kernelkeeper sync   # then pick the project's kernel in the notebook",
-                    )
+        )
+    return out
+
+
+def check_duplicate_kernels(m: Machine) -> list[Finding]:
+    out = []
+    for k in m.startable():
+        keep = m.duplicates.get(k.name)
+        if keep is None:
+            continue
+        books, said = m.used_by(k.name)
+        out.append(
+            Finding(
+                "duplicate-kernel",
+                "warning",
+                "kernels",
+                k.name,
+                f"{k.name} and {keep.name} both run {k.interpreter} with the same arguments and variables — " + said,
+                f"kernelkeeper remove {k.name}   # if you no longer need it",
+                advice=True,
+                notebooks=books,
+            )
+        )
+    return out
+
+
+def check_python3_is_server_python(m: Machine) -> list[Finding]:
+    out = []
+    for k in m.judged():
+        is_native = k.name == "python3" and (k.resource_dir.name == "resources" or not k.managed)
+        kenv = env_of_kernel(k, m.envs)
+        if not is_native or k.interpreter is None or kenv is None or kenv.project:
+            continue
+        same_as_server = m.server_python is not None and os.path.realpath(k.interpreter) == os.path.realpath(
+            m.server_python
+        )
+        if same_as_server or "system" in kenv.kinds or "pyenv" in kenv.kinds:
+            out.append(
+                Finding(
+                    "python3-is-server-python",
+                    "info",
+                    "kernels",
+                    "python3",
+                    f"the default `python3` kernel runs {k.interpreter} — the Python Jupyter itself runs on, "
+                    "not a project's environment: `!pip install` there changes Jupyter's own Python",
+                    "kernelkeeper sync   # then pick the project's kernel in the notebook",
                 )
-        if package is not None:
-            continue  # a package's file: nothing to adopt or rename
-        if not k.managed and not k.builtin and kenv is not None and _uses_ipykernel(k) and not _activates(k, kenv):
-            findings.append(
+            )
+    return out
+
+
+def check_kernel_without_activation(m: Machine) -> list[Finding]:
+    out = []
+    for k in m.judged():
+        if k.managed or k.builtin or str(k.resource_dir) in m.packaged:
+            continue  # a package's file: nothing to adopt
+        kenv = env_of_kernel(k, m.envs)
+        if kenv is not None and _uses_ipykernel(k) and not _activates(k, kenv):
+            out.append(
                 Finding(
                     "kernel-without-activation",
                     "warning",
@@ -481,8 +605,17 @@ def diagnose(
                     f"kernelkeeper adopt {k.name}",
                 )
             )
+    return out
+
+
+def check_display_name_version(m: Machine) -> list[Finding]:
+    out = []
+    for k in m.judged():
+        if str(k.resource_dir) in m.packaged:
+            continue  # a package's file: nothing to rename
+        kenv = env_of_kernel(k, m.envs)
         if kenv is not None and display_mismatch(k, kenv):
-            findings.append(
+            out.append(
                 Finding(
                     "display-name-version-mismatch",
                     "warning",
@@ -492,28 +625,48 @@ def diagnose(
                     "kernelkeeper sync" if k.managed else f"kernelkeeper adopt {k.name}",
                 )
             )
-    # Environments.
-    env_kernels = [k for k in kernels.kernels if is_env_kernel(k)]
+    return out
+
+
+# Environments.
+
+
+def _covered(m: Machine) -> set[str]:
+    env_kernels = [k for k in m.kernels.kernels if is_env_kernel(k)]
     covered = {os.path.normpath(str(k.interpreter)) for k in env_kernels if k.interpreter is not None}
-    covered |= {str(k.marker.get("prefix")) for k in env_kernels if k.managed}
-    for env in envs:
-        if not env.healthy or env.python is None:
+    return covered | {str(k.marker.get("prefix")) for k in env_kernels if k.managed}
+
+
+def _healthy_envs(m: Machine) -> list[Environment]:
+    return [e for e in m.envs if e.healthy and e.python is not None]
+
+
+def check_env_without_kernel(m: Machine) -> list[Finding]:
+    covered = _covered(m)
+    return [
+        Finding(
+            "env-without-kernel",
+            "warning",
+            "environments",
+            str(env.prefix),
+            f"{env.name} ({env.kind}) has ipykernel but no kernel",
+            f"kernelkeeper add {q(env.prefix)}",
+        )
+        for env in _healthy_envs(m)
+        if env.has_ipykernel
+        and not (os.path.normpath(str(env.python)) in covered or str(env.prefix) in covered)
+        and m.filters.admits(env)
+    ]
+
+
+def check_overlay_clash(m: Machine) -> list[Finding]:
+    out = []
+    for env in _healthy_envs(m):
+        if env.project is None or env.has_ipykernel:
             continue
-        has_kernel = os.path.normpath(str(env.python)) in covered or str(env.prefix) in covered
-        if env.has_ipykernel and not has_kernel and filters.admits(env):
-            findings.append(
-                Finding(
-                    "env-without-kernel",
-                    "warning",
-                    "environments",
-                    str(env.prefix),
-                    f"{env.name} ({env.kind}) has ipykernel but no kernel",
-                    f"kernelkeeper add {q(env.prefix)}",
-                )
-            )
-        elif env.project is not None and not env.has_ipykernel and overlay_clashes(ctx, env):
-            found_clashes = overlay_clashes(ctx, env)
-            findings.append(
+        found_clashes = overlay_clashes(m.ctx, env)
+        if found_clashes:
+            out.append(
                 Finding(
                     "overlay-clash",
                     "warning",
@@ -525,20 +678,68 @@ def diagnose(
                     + " ".join(q(f"{c.package}{c.needed}") for c in found_clashes),
                 )
             )
-        elif env.project is not None and not env.has_ipykernel:
-            command = " ".join(q(c) for c in install_ipykernel(env, ctx.env)[0])
-            findings.append(
-                Finding(
-                    "project-env-without-ipykernel",
-                    "info",
-                    "environments",
-                    str(env.prefix),
-                    f"project {env.project.name} has an environment ({env.kind}) without ipykernel, so no kernel",
-                    f"kernelkeeper add {q(env.project)}   # on the ipykernel overlay, the env untouched "
-                    f"(or --install-ipykernel, which runs: {command})",
-                )
+    return out
+
+
+def check_project_env_without_ipykernel(m: Machine) -> list[Finding]:
+    out = []
+    for env in _healthy_envs(m):
+        if env.project is None or env.has_ipykernel or overlay_clashes(m.ctx, env):
+            continue  # a clash has its own finding
+        command = " ".join(q(c) for c in install_ipykernel(env, m.ctx.env)[0])
+        out.append(
+            Finding(
+                "project-env-without-ipykernel",
+                "info",
+                "environments",
+                str(env.prefix),
+                f"project {env.project.name} has an environment ({env.kind}) without ipykernel, so no kernel",
+                f"kernelkeeper add {q(env.project)}   # on the ipykernel overlay, the env untouched "
+                f"(or --install-ipykernel, which runs: {command})",
             )
-    return Report(tuple(findings), facts)
+        )
+    return out
+
+
+Check = Callable[[Machine], list[Finding]]
+
+# The report's order: sections top to bottom, and within a section the order a person reads.
+CHECKS: tuple[Check, ...] = (
+    check_first_python,
+    check_jupyters_on_path,
+    check_jupyter_python_mismatch,
+    check_jupyter_installs,
+    check_config_breaks_jupyter,
+    check_jupyter_dirs,
+    check_user_kernel_dir_writable,
+    check_unreadable_kernel_dirs,
+    check_invalid_kernels,
+    check_shadowed_kernels,
+    check_overlay_missing,
+    check_stale_kernels,
+    check_packaged_kernels,
+    check_lost_ipykernel,
+    check_duplicate_kernels,
+    check_python3_is_server_python,
+    check_kernel_without_activation,
+    check_display_name_version,
+    check_env_without_kernel,
+    check_overlay_clash,
+    check_project_env_without_ipykernel,
+)
+
+
+def diagnose(
+    ctx: Context,
+    found: Discovery,
+    kernels: KernelList,
+    server_python: Path | None = None,
+    filters: Filters | None = None,
+) -> Report:
+    """Every check's findings, in ``CHECKS`` order, and the facts they rest on."""
+    m = Machine(ctx, found.environments, kernels, server_python, filters or Filters())
+    findings = [finding for check in CHECKS for finding in check(m)]
+    return Report(tuple(findings), facts_of(m))
 
 
 def config_breaks_jupyter(ctx: Context, envs: tuple[Environment, ...]) -> list[Finding]:

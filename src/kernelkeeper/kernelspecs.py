@@ -24,7 +24,7 @@ from typing import Any
 
 from . import safeio
 from .environments import has_dist, read_pyvenv_cfg
-from .errors import UserError
+from .errors import UsageError, UserError
 
 MARKER = "kernelkeeper"
 NAME_RE = re.compile(r"^[a-z0-9._-]+$")
@@ -73,20 +73,19 @@ def overlay_path(argv: tuple[str, ...] | list[str]) -> str | None:
 
 
 def check_name(name: str) -> str:
-    """A kernel name Jupyter accepts, or a UserError (bad usage: exit 2) saying why not."""
+    """A kernel name Jupyter accepts, or a UsageError (exit 2) saying why not."""
     if not NAME_RE.match(name) or name in (".", ".."):
-        error = UserError(
+        error = UsageError(
             f"invalid kernel name {name!r}: Jupyter kernel names may hold only a-z, 0-9, '.', '_' and '-'",
             hint=f"the closest valid name is {slug(name)[:NAME_MAX].strip('-.') or 'mykernel'!r}",
         )
     elif len(name) > NAME_MAX:
-        error = UserError(
+        error = UsageError(
             f"invalid kernel name {name[:40]}...: {len(name)} characters, a folder name holds at most {NAME_MAX}",
             hint="choose a shorter name",
         )
     else:
         return name
-    error.exit_code = 2
     raise error
 
 
@@ -113,7 +112,7 @@ def scope_dir(scope: str) -> Path:
         return Path(paths.SYSTEM_JUPYTER_PATH[0]) / "kernels"
     if scope.startswith("prefix:") and len(scope) > len("prefix:"):
         return Path(scope[len("prefix:") :]).expanduser().absolute() / "share" / "jupyter" / "kernels"
-    raise UserError(f"unknown scope {scope!r}", hint="use user, sys-prefix, system or prefix:PATH")
+    raise UsageError(f"unknown scope {scope!r}", hint="use user, sys-prefix, system or prefix:PATH")
 
 
 def kernel_dirs() -> list[Path]:

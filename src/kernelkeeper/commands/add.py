@@ -7,8 +7,9 @@ import contextlib
 import sys
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from .common import discover_args, print_json, spinner
+from .table import home_short
 
 
 def _parse_env_pairs(pairs: list[str]) -> dict[str, str]:
@@ -16,7 +17,7 @@ def _parse_env_pairs(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key or not key.replace("_", "a").isalnum():
-            raise UserError(f"--env {pair!r}: expected KEY=VALUE", hint="e.g. --env OMP_NUM_THREADS=4")
+            raise UsageError(f"--env {pair}: expected KEY=VALUE", hint="e.g. --env OMP_NUM_THREADS=4")
         out[key] = value
     return out
 
@@ -30,12 +31,17 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..overlay import build as build_overlay
     from ..overlay import clashes, find_overlay, key_of
     from ..plan import Action, Plan, choices, record_choices, taken_names
-    from ..targets import resolve
+    from ..targets import resolve_explained
 
     if args.this_project:
         return _add_this_project(args)
     ctx, found = discover_args(args, env)
-    target = resolve(args.target, found, ctx)
+    target, chosen = resolve_explained(args.target, found, ctx)
+    would = "would " if args.dry_run else ""
+    home = ctx.home
+    said: list[str] = [chosen] if chosen else []  # what was done and why, one line each, before the result
+    if chosen and not args.json:
+        print(chosen)  # before any build: the person sees at once which environment it is
     if not target.healthy:
         raise UserError(f"{target.prefix} is broken: {'; '.join(target.problems)}", hint="recreate the environment")
     ran: list[str] = []
@@ -51,6 +57,12 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
                 if not target.has_ipykernel:
                     raise UserError(f"`{' '.join(command)}` ran but ipykernel is still missing in {target.prefix}")
             ran.append(" ".join(command) + (f"   (in {cwd})" if cwd else ""))
+            said.append(
+                f"{'would run' if args.dry_run else 'ran'} `{' '.join(command)}`"
+                + (f" in {home_short(cwd, home)}" if cwd else "")
+                + f": {'to install' if args.dry_run else 'installed'} ipykernel into {home_short(target.prefix, home)}"
+                + " as its tool would (you gave --install-ipykernel)"
+            )
         elif args.no_overlay or key_of(target) is None:
             why = "" if args.no_overlay else f" (and Python {target.version} is too old for an overlay)"
             raise UserError(
@@ -61,12 +73,19 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
             )
         else:
             overlay = find_overlay(ctx, key_of(target) or "")
+            why = f"{target.name} has no ipykernel, and the overlay gives its kernel one without changing it"
             if overlay is None and args.dry_run:
-                ran.append(f"would build the {key_of(target)} ipykernel overlay")
+                said.append(f"would build the {key_of(target)} ipykernel overlay: {why}")
             elif overlay is None:
                 with spinner(f"building the {key_of(target)} ipykernel overlay") as say:
                     overlay = build_overlay(ctx, target, progress=say)
                 ran.append(overlay.info.get("command", "built overlay"))
+                said.append(
+                    f"built the {overlay.key} ipykernel overlay (ipykernel {overlay.ipykernel_version}) in "
+                    f"{home_short(overlay.path, home)}: {why}"
+                )
+            else:
+                said.append(f"runs on the {overlay.key} ipykernel overlay: {why}")
             if overlay is not None:
                 found_clashes = clashes(target, overlay)
                 if found_clashes:
@@ -106,7 +125,13 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
         action = Action(
             verb, name, folder, f"asked for {target.prefix}", target.prefix, spec, logo_files(target, overlay)
         )
-        result: dict[str, Any] = {**action.to_json(), "ran": ran, "dry_run": bool(args.dry_run), "spec": spec}
+        result: dict[str, Any] = {
+            **action.to_json(),
+            "ran": ran,
+            "chosen": chosen,
+            "dry_run": bool(args.dry_run),
+            "spec": spec,
+        }
         if not args.dry_run:
             (applied,) = apply(Plan((action,)), lock=False)
             if applied.error:
@@ -114,9 +139,14 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.json:
         print_json(result)
     else:
-        for line in ran:
-            print(f"{'would run' if args.dry_run else 'ran'}: {line}")
-        print(f"{'would ' if args.dry_run else ''}{verb} kernel {name!r} ({spec['display_name']}) in {folder}")
+        for line in said[1 if chosen else 0 :]:
+            print(line)
+        done = {"add": "added", "update": "updated"}[verb] if not args.dry_run else verb
+        because = "" if verb == "add" else ": it already had one in this scope, which keeps its name"
+        print(
+            f"{would}{done} kernel {name!r} for {home_short(target.prefix, home)} in {home_short(folder, home)}, "
+            f"shown as {spec['display_name']!r}{because}"
+        )
     return 0
 
 
@@ -143,7 +173,7 @@ def _add_this_project(args: argparse.Namespace) -> int:
     from ..plan import Action, Plan
 
     if args.target:
-        raise UserError("--this-project takes no TARGET: the kernel finds the project at launch")
+        raise UsageError("--this-project takes no TARGET: the kernel finds the project at launch")
     name = check_name(args.name or THIS_PROJECT)
     folder = scope_dir(args.scope)
     spec = this_project_spec()
@@ -169,5 +199,9 @@ def _add_this_project(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**action.to_json(), "dry_run": bool(args.dry_run), "spec": spec})
     else:
-        print(f"{'would ' if args.dry_run else ''}{verb} kernel {name!r} ({spec['display_name']}) in {folder}")
+        done = verb if args.dry_run else {"add": "added", "update": "updated"}[verb]
+        print(
+            f"{'would ' if args.dry_run else ''}{done} kernel {name!r} in {folder}, shown as "
+            f"{spec['display_name']!r}: it runs the environment of the project each notebook is in"
+        )
     return 0

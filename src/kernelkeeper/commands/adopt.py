@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import UserError
+from ..errors import UsageError, UserError
 from .common import discover_args, make_console, print_json
 
 
@@ -14,7 +14,7 @@ def cmd_adopt(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..plan import plan_adopt
 
     if not args.names and not args.all:
-        raise UserError("name the kernels to adopt, or pass --all", hint="`kernelkeeper list` shows them")
+        raise UsageError("name the kernels to adopt, or pass --all", hint="`kernelkeeper list` shows them")
     _, found = discover_args(args, env)
     present = list_kernelspecs(native=False)
     visible = present.visible()

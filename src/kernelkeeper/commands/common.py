@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
-from ..errors import UserError
+from ..errors import UsageError, UserError
 
 
 def config_path(env: dict[str, str]) -> Path:
@@ -29,7 +29,7 @@ def build_context(args: argparse.Namespace, env: dict[str, str]) -> Context:
     roots = [*config.roots, *(Path(r) for r in args.root)]
     for root in args.root:
         if not Path(root).expanduser().is_dir():
-            raise UserError(f"--root {root}: no such folder", hint="pass a folder that exists")
+            raise UsageError(f"--root {root}: no such folder", hint="pass a folder that exists")
     depth = args.depth if args.depth is not None else config.depth
     return Context.from_environ(
         env=env,
@@ -51,19 +51,12 @@ def discover_args(args: argparse.Namespace, env: dict[str, str]) -> tuple[Contex
     return ctx, found
 
 
-def home_short(path: Path, home: Path) -> str:
-    try:
-        return "~/" + str(path.relative_to(home))
-    except ValueError:
-        return str(path)
-
-
 def make_console() -> Any:
     from rich.console import Console
 
-    # Piped output is for grep and awk: one row a line, never folded at 80 columns.
-    width = None if sys.stdout.isatty() else 10_000
-    return Console(highlight=False, soft_wrap=False, width=width)
+    # An action line is one line: never folded by rich (at 80 columns when it cannot tell the width);
+    # a terminal narrower than the line wraps it whole, as it does `echo`. Piped: no colour codes.
+    return Console(highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:
@@ -75,12 +68,18 @@ def spinner(message: str) -> Any:
     """A spinner on stderr while something takes seconds; yields a function that updates its text."""
     from rich.console import Console
 
-    console = Console(stderr=True)
-    with console.status(message) as status:
+    from .table import cut_end
+
+    # One display: the spinner's text changes in place and disappears when done; the caller prints
+    # one line of result. Only a step that failed and was retried is kept, as one unwrapped line.
+    console = Console(stderr=True, highlight=False)
+    width = max(20, console.width - 4)
+    with console.status(cut_end(message, width)) as status:
 
         def say(text: str) -> None:
-            console.print(f"kernelkeeper: {text}", highlight=False)
-            status.update(text[:100])
+            if "failed" in text:
+                sys.stderr.write(f"kernelkeeper: {text}\n")
+            status.update(cut_end(text, width))
 
         yield say
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from .common import build_context, home_short, make_console, print_json
+from .common import build_context, print_json
+from .table import Column, home_short, lines, pick_columns, terminal_width
 
 
 def cmd_envs(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -30,34 +31,34 @@ def cmd_envs(args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.json:
         print_json([{**e.to_json(), "overlay": overlay_of(e)} for e in environments])
         return 0
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("name", "kind", "python", "ipykernel", "project", "path"):
-        table.add_column(column, overflow="fold")
+    columns = pick_columns(ENVS_COLUMNS, args.columns)
+    rows = []
     for e in environments:
-        kind = e.kind if len(e.kinds) == 1 else f"{e.kind} ({', '.join(e.kinds[1:])})"
-        python = e.version or "?"
-        if not e.healthy:
-            python += " [red]broken[/red]"
-        table.add_row(
-            e.name,
-            kind,
-            python,
-            "yes" if e.has_ipykernel else ("overlay" if overlay_of(e) else "no"),
-            home_short(e.project, ctx.home) if e.project else "",
-            home_short(e.prefix, ctx.home),
-        )
-    console = make_console()
-    if environments:
-        console.print(table)
+        cells = {
+            "name": e.name,
+            "kind": e.kind if len(e.kinds) == 1 else f"{e.kind} ({', '.join(e.kinds[1:])})",
+            "python": (e.version or "?") + ("" if e.healthy else " broken"),
+            "ipykernel": "yes" if e.has_ipykernel else ("overlay" if overlay_of(e) else "no"),
+            "project": home_short(e.project, ctx.home) if e.project else "",
+            "path": home_short(e.prefix, ctx.home),
+        }
+        rows.append([cells[c.name] for c in columns])
+    out = lines(columns, rows, terminal_width()) if environments else []
     broken = [e for e in environments if not e.healthy]
     for e in broken:
-        console.print(f"[yellow]{e.name}[/yellow] ({e.prefix}): {'; '.join(e.problems)}", highlight=False)
-    console.print(
-        f"{len(environments)} environment{'s' if len(environments) != 1 else ''}"
-        + (f", {len(broken)} broken" if broken else ""),
-        style="dim",
-        highlight=False,
-    )
+        out.append(f"{e.name} ({home_short(e.prefix, ctx.home)}): {'; '.join(e.problems)}")
+    what = f"{args.kind} environment" if args.kind else "environment"
+    count = f"{len(environments)} {what}{'s' if len(environments) != 1 else ''}"
+    out.append(count + (f", {len(broken)} broken" if broken else ""))
+    sys.stdout.write("".join(line + "\n" for line in out))
     return 0
+
+
+ENVS_COLUMNS = (
+    Column("name", min_width=12),
+    Column("kind", min_width=6),
+    Column("python", shrink=False),
+    Column("ipykernel", shrink=False),
+    Column("project", path=True, min_width=16),
+    Column("path", path=True, min_width=24),
+)

@@ -29,16 +29,27 @@ def cmd_jupyter(args: argparse.Namespace, env: dict[str, str]) -> int:
         return 0
     console = make_console()
     for change in result.changes:
-        message = change.message
-        if args.dry_run and change.modifies:
-            message = "would " + ("remove" + message[len("removed") :] if message.startswith("removed") else message)
-        console.print(message)
+        console.print(_change_line(change, dry_run=args.dry_run, enable=args.jupyter_command == "enable"))
     _render_jupyters(console, result.jupyters, would=args.dry_run and result.changed)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     if not args.dry_run and result.changed:
         console.print("restart the Jupyter server for this to take effect", style="dim")
     return 0
+
+
+def _change_line(change: Any, *, dry_run: bool, enable: bool) -> str:
+    """One action line: what changed in which file, and why, in the tense of what happened."""
+    message = str(change.message)
+    if dry_run and change.modifies:
+        # "removed X" -> "would remove X"; "set X" -> "would set X" (never "would removed").
+        message = "would " + ("remove" + message[len("removed") :] if message.startswith("removed") else message)
+    value = getattr(change.change, "value", "")
+    if value in ("set", "replaced"):
+        message += ": turns the provider on in every Jupyter that can import kernelkeeper"
+    elif value == "removed" and not change.legacy:
+        message += ": turns the provider off" if not enable else ""
+    return message
 
 
 def _installs(env: dict[str, str]) -> Any:

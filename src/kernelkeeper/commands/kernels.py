@@ -13,14 +13,13 @@ from .common import (
     config_path,
     confirm,
     discover_args,
-    home_short,
-    make_console,
     print_json,
     removal,
     render_plan,
     report,
     select_by_name,
 )
+from .table import Column, home_short, lines, pick_columns, terminal_width
 
 
 def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -33,36 +32,42 @@ def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
     if args.json:
         print_json([k.to_json() for k in shown])
         return 0
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("name", "status", "display name", "interpreter", "path"):
-        table.add_column(column, overflow="fold")
+    columns = pick_columns(LIST_COLUMNS, args.columns)
+    if not shown:
+        # An empty table header and a legend say nothing; a sentence does.
+        what = " or ".join(args.status) + " " if args.status else ""
+        print(f"no {what}kernels" + ("" if args.status else " (`kernelkeeper sync` gives every environment one)"))
+        return 0
     home = Path(env.get("HOME", "/"))
-    styles = {
-        "ok": "green",
-        "stale": "red",
-        "invalid": "red",
-        "no-overlay": "yellow",
-        "no-ipykernel": "yellow",
-        "shadowed": "dim",
-    }
+    rows = []
     for k in shown:
-        mark = "*" if k.managed else ""
-        table.add_row(
-            k.name + mark,
-            f"[{styles[k.status]}]{k.status}[/]" + (" (overlay)" if k.overlay else ""),
-            k.display_name or "",
-            home_short(k.interpreter, home) if k.interpreter else (k.argv[0] if k.argv else ""),
-            home_short(k.resource_dir, home),
-        )
-    console = make_console()
-    console.print(table)
+        interpreter = home_short(k.interpreter, home) if k.interpreter else (k.argv[0] if k.argv else "")
+        cells = {
+            "name": k.name + ("*" if k.managed else ""),
+            "status": k.status + (" (overlay)" if k.overlay else ""),
+            "display name": k.display_name or "",
+            "interpreter": interpreter,
+            "path": home_short(k.resource_dir, home),
+        }
+        rows.append([cells[c.name] for c in columns])
+    width = terminal_width()
+    out = lines(columns, rows, width)
     for k in shown:
         if k.status in ("stale", "invalid", "no-overlay", "no-ipykernel"):
-            console.print(f"[yellow]{k.name}[/yellow]: {k.reason}")
-    console.print("* made by kernelkeeper", style="dim")
+            out.append(f"{k.name}: {k.reason}")
+    if any(k.managed for k in shown) and width is not None:
+        out.append("* made by kernelkeeper")
+    sys.stdout.write("".join(line + "\n" for line in out))
     return 0
+
+
+LIST_COLUMNS = (
+    Column("name", min_width=12),
+    Column("status", shrink=False),
+    Column("display name", min_width=12),
+    Column("interpreter", path=True, min_width=20),
+    Column("path", path=True, min_width=20),
+)
 
 
 def cmd_remove(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -78,8 +83,9 @@ def cmd_prune(args: argparse.Namespace, env: dict[str, str]) -> int:
     if plan and not args.dry_run and not args.json:
         render_plan(plan, dry_run=True)
         if not confirm(f"remove {len(plan.actions)} stale kernelspec(s)?", args):
-            print("nothing removed")
-            return 1
+            # Declining is an answer, not a failure: exit 0, as the README's exit-code rule says.
+            print("nothing removed: you declined")
+            return 0
     elif plan and not args.dry_run and not args.yes:
         raise UserError("refusing to remove kernels without confirmation", hint="rerun with --yes")
     return apply_and_report(plan, args)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
 from ..context import Context
 from ..errors import UserError
-from .common import discover_args, make_console, print_json, spinner
+from .common import discover_args, print_json, spinner
+from .table import Column, home_short, lines, terminal_width
 
 
 def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -18,12 +21,21 @@ def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
         if args.json:
             print_json([o.to_json() for o in overlays])
             return 0
-        console = make_console()
         if not overlays:
-            console.print(f"no overlays yet in {overlays_dir(ctx)} (`kernelkeeper overlay build ENV` makes one)")
+            where = home_short(overlays_dir(ctx), ctx.home)
+            print(f"no overlays yet in {where} (`kernelkeeper overlay build ENV` makes one)")
+            return 0
+        columns = [
+            Column("overlay"),
+            Column("ipykernel", shrink=False),
+            Column("size", shrink=False),
+            Column("path", path=True, min_width=20),
+        ]
+        rows = []
         for o in overlays:
             data = o.to_json()
-            console.print(f"{o.key}  ipykernel {data['ipykernel']}  {data['size_mb']} MB  {o.path}")
+            rows.append([o.key, str(data["ipykernel"]), f"{data['size_mb']} MB", home_short(o.path, ctx.home)])
+        sys.stdout.write("".join(line + "\n" for line in lines(columns, rows, terminal_width())))
         return 0
     if args.overlay_command == "remove":
         from ..kernelspecs import list_kernelspecs
@@ -46,7 +58,10 @@ def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
             print_json(results)
         else:
             for r in results:
-                print(f"{'removed' if r['removed'] else 'would remove'} {r['key']} ({r['path']})")
+                print(
+                    f"{'removed' if r['removed'] else 'would remove'} the {r['key']} ipykernel overlay "
+                    f"({home_short(r['path'], ctx.home)}): you asked for it by name"
+                )
                 if r["kernels"]:
                     print(
                         f"  kernels that run on it: {', '.join(r['kernels'])} — they are kept and cannot start "
@@ -62,14 +77,31 @@ def cmd_overlay(args: argparse.Namespace, env: dict[str, str]) -> int:
     key = key_of(target)
     if key is None:
         raise UserError(f"{target.prefix} runs Python {target.version or '?'}: ipykernel needs Python ≥ 3.8")
-    if args.dry_run:
-        result = {"key": key, "python": str(target.python), "path": str(overlays_dir(ctx) / key), "built": False}
+    from ..overlay import find_overlay
+
+    existed = find_overlay(ctx, key) is not None and not args.rebuild
+    if args.dry_run or existed:
+        result: dict[str, Any] = {
+            "key": key,
+            "python": str(target.python),
+            "path": str(overlays_dir(ctx) / key),
+            "built": False,
+        }
     else:
         with spinner(f"building the {key} ipykernel overlay") as say:
             overlay = build(ctx, target, progress=say, rebuild=args.rebuild)
         result = {**overlay.to_json(), "built": True}
     if args.json:
         print_json(result)
+        return 0
+    path = home_short(result["path"], ctx.home)
+    if existed:
+        print(f"the {key} ipykernel overlay is already built in {path} (--rebuild builds it again)")
+    elif args.dry_run:
+        print(f"would build the {key} ipykernel overlay in {path} with {home_short(str(target.python), ctx.home)}")
     else:
-        print(f"{'overlay' if result['built'] else 'would build overlay'} {key}: {result['path']}")
+        print(
+            f"built the {key} ipykernel overlay (ipykernel {result.get('ipykernel')}) in {path}: "
+            f"Python {key.split('-')[-1]} environments without ipykernel can now have kernels"
+        )
     return 0

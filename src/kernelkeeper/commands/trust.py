@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..context import Context
-from ..errors import UserError
+from ..errors import UsageError
 from .common import print_json
 
 
@@ -15,7 +15,7 @@ def cmd_trust(args: argparse.Namespace, env: dict[str, str]) -> int:
     ctx = Context.from_environ(env=env)
     if args.list:
         if args.folder or args.remove:
-            raise UserError("--list takes no folder", hint="`kernelkeeper trust --list`")
+            raise UsageError("--list takes no folder", hint="`kernelkeeper trust --list`")
         entries = load(ctx)
         if args.json:
             print_json([{**e.to_json(), "state": e.state()} for e in entries])
@@ -27,9 +27,9 @@ def cmd_trust(args: argparse.Namespace, env: dict[str, str]) -> int:
             print(f"{e.path}  {state if state != 'ok' else 'trusted'}  owner {e.owner or e.owner_uid}  since {e.added}")
         return 0
     if args.remove and args.folder:
-        raise UserError("give the folder once: `kernelkeeper trust --remove DIR`")
+        raise UsageError("give the folder once: `kernelkeeper trust --remove DIR`")
     if not args.remove and not args.folder:
-        raise UserError("which folder?", hint="`kernelkeeper trust DIR` (the kernel's notice names it), or `--list`")
+        raise UsageError("which folder?", hint="`kernelkeeper trust DIR` (the kernel's notice names it), or `--list`")
     change = (
         remove(ctx, args.remove, dry_run=args.dry_run) if args.remove else add(ctx, args.folder, dry_run=args.dry_run)
     )
