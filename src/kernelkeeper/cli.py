@@ -12,25 +12,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
-from .commands.add import cmd_add
-from .commands.adopt import cmd_adopt
-from .commands.cache import cmd_cache
-from .commands.doctor import cmd_doctor
-from .commands.envs import cmd_envs
-from .commands.jupyter import cmd_jupyter
-from .commands.kernels import cmd_list, cmd_prune, cmd_remove, cmd_sync
-from .commands.overlay import cmd_overlay
-from .commands.trust import cmd_trust
-from .commands.which import cmd_which
 from .context import CODE_FOLDERS, DEFAULT_DEPTH
 from .environments import KINDS
 from .errors import EXIT_INTERRUPTED, EXIT_OK, UsageError, UserError
 from .kernelspecs import STATUSES
 
 # --- parser and entry point -------------------------------------------------------
+
+
+def _command(module: str, name: str) -> Callable[[argparse.Namespace, dict[str, str]], int]:
+    """A command's function, imported when it runs: `kernelkeeper envs` need not import `doctor`."""
+
+    def run(args: argparse.Namespace, env: dict[str, str]) -> int:
+        import importlib
+
+        func = getattr(importlib.import_module(f"kernelkeeper.commands.{module}"), name)
+        return int(func(args, env))
+
+    return run
 
 
 def _add_discovery_options(p: argparse.ArgumentParser) -> None:
@@ -73,7 +75,7 @@ def make_parser() -> argparse.ArgumentParser:
     envs.add_argument("--kind", choices=KINDS, help="only environments of this kind")
     _add_columns(envs, "name,kind,python,ipykernel,project,path")
     _add_discovery_options(envs)
-    envs.set_defaults(func=cmd_envs)
+    envs.set_defaults(func=_command("envs", "cmd_envs"))
 
     lst = sub.add_parser(
         "list",
@@ -84,7 +86,7 @@ def make_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="print a JSON array")
     lst.add_argument("--status", action="append", choices=STATUSES, help="only kernels with this status")
     _add_columns(lst, "name,status,display-name,interpreter,path")
-    lst.set_defaults(func=cmd_list)
+    lst.set_defaults(func=_command("kernels", "cmd_list"))
 
     add = sub.add_parser(
         "add",
@@ -115,16 +117,16 @@ def make_parser() -> argparse.ArgumentParser:
     )
     _add_change_options(add, yes=False)
     _add_discovery_options(add)
-    add.set_defaults(func=cmd_add)
+    add.set_defaults(func=_command("add", "cmd_add"))
 
     rm = sub.add_parser("remove", help="remove kernelspecs by name (any kernelspec: you named it)")
     rm.add_argument("names", nargs="+", metavar="NAME")
     _add_change_options(rm, yes=False)
-    rm.set_defaults(func=cmd_remove)
+    rm.set_defaults(func=_command("kernels", "cmd_remove"))
 
     prune = sub.add_parser("prune", help="remove kernelspecs whose interpreter is gone (asks first)")
     _add_change_options(prune, yes=True)
-    prune.set_defaults(func=cmd_prune)
+    prune.set_defaults(func=_command("kernels", "cmd_prune"))
 
     sync = sub.add_parser(
         "sync",
@@ -139,7 +141,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     _add_change_options(sync, yes=False)
     _add_discovery_options(sync)
-    sync.set_defaults(func=cmd_sync)
+    sync.set_defaults(func=_command("kernels", "cmd_sync"))
 
     ov = sub.add_parser(
         "overlay",
@@ -151,17 +153,17 @@ def make_parser() -> argparse.ArgumentParser:
     ovsub.required = True
     ovl = ovsub.add_parser("list", help="the overlays built so far")
     ovl.add_argument("--json", action="store_true", help="print a JSON array")
-    ovl.set_defaults(func=cmd_overlay)
+    ovl.set_defaults(func=_command("overlay", "cmd_overlay"))
     ovb = ovsub.add_parser("build", help="build the overlay for an environment's Python version")
     ovb.add_argument("target", nargs="?", metavar="TARGET", help="environment path, project folder or name")
     ovb.add_argument("--rebuild", action="store_true", help="build again even if it exists")
     _add_change_options(ovb, yes=False)
     _add_discovery_options(ovb)
-    ovb.set_defaults(func=cmd_overlay)
+    ovb.set_defaults(func=_command("overlay", "cmd_overlay"))
     ovr = ovsub.add_parser("remove", help="remove overlays (kernels on them are kept and wait for a rebuild)")
     ovr.add_argument("keys", nargs="+", metavar="KEY", help="e.g. cpython-3.11")
     _add_change_options(ovr, yes=False)
-    ovr.set_defaults(func=cmd_overlay)
+    ovr.set_defaults(func=_command("overlay", "cmd_overlay"))
 
     ca = sub.add_parser(
         "cache",
@@ -174,12 +176,12 @@ def make_parser() -> argparse.ArgumentParser:
     casub.required = True
     cal = casub.add_parser("list", help="the cached notebook environments")
     cal.add_argument("--json", action="store_true", help="print a JSON array")
-    cal.set_defaults(func=cmd_cache)
+    cal.set_defaults(func=_command("cache", "cmd_cache"))
     car = casub.add_parser("remove", help="remove cached notebook environments (the next start builds again)")
     car.add_argument("keys", nargs="*", metavar="KEY", help="environments named by `cache list`")
     car.add_argument("--unused-for", metavar="AGE", help="every environment no kernel started for AGE (30d, 12h, 2w)")
     _add_change_options(car, yes=False)
-    car.set_defaults(func=cmd_cache)
+    car.set_defaults(func=_command("cache", "cmd_cache"))
 
     doctor = sub.add_parser(
         "doctor",
@@ -197,7 +199,7 @@ def make_parser() -> argparse.ArgumentParser:
     doctor.add_argument("-v", "--verbose", action="store_true", help="also list the findings that need nothing")
     _add_change_options(doctor, yes=False)
     _add_discovery_options(doctor)
-    doctor.set_defaults(func=cmd_doctor)
+    doctor.set_defaults(func=_command("doctor", "cmd_doctor"))
 
     adopt = sub.add_parser(
         "adopt",
@@ -209,7 +211,7 @@ def make_parser() -> argparse.ArgumentParser:
     adopt.add_argument("--all", action="store_true", help="every kernel that can be adopted")
     _add_change_options(adopt, yes=False)
     _add_discovery_options(adopt)
-    adopt.set_defaults(func=cmd_adopt)
+    adopt.set_defaults(func=_command("adopt", "cmd_adopt"))
 
     wh = sub.add_parser(
         "which",
@@ -220,7 +222,7 @@ def make_parser() -> argparse.ArgumentParser:
     wh.add_argument("notebook", metavar="NOTEBOOK.ipynb")
     wh.add_argument("--json", action="store_true", help="print the answer as JSON")
     _add_discovery_options(wh)
-    wh.set_defaults(func=cmd_which)
+    wh.set_defaults(func=_command("which", "cmd_which"))
 
     tr = sub.add_parser(
         "trust",
@@ -232,7 +234,7 @@ def make_parser() -> argparse.ArgumentParser:
     tr.add_argument("--list", action="store_true", help="the trusted folders")
     tr.add_argument("--remove", metavar="DIR", help="stop trusting DIR")
     _add_change_options(tr, yes=False)
-    tr.set_defaults(func=cmd_trust)
+    tr.set_defaults(func=_command("trust", "cmd_trust"))
 
     jupyter = sub.add_parser(
         "jupyter",
@@ -255,10 +257,10 @@ def make_parser() -> argparse.ArgumentParser:
             "--system", dest="scope", action="store_const", const="system", help="every user (JupyterHub admins)"
         )
         _add_change_options(a, yes=False)
-        a.set_defaults(func=cmd_jupyter)
+        a.set_defaults(func=_command("jupyter", "cmd_jupyter"))
     st = jsub.add_parser("status", help="which config file sets the kernel spec manager, and which one wins")
     st.add_argument("--json", action="store_true", help="print the status as JSON")
-    st.set_defaults(func=cmd_jupyter)
+    st.set_defaults(func=_command("jupyter", "cmd_jupyter"))
     return parser
 
 
