@@ -22,7 +22,7 @@ import {
 } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
-import { ServerConnection } from '@jupyterlab/services';
+import { KernelSpec, ServerConnection } from '@jupyterlab/services';
 import { ITranslator, nullTranslator } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
@@ -215,12 +215,39 @@ export async function pickKernel(
   return result.button.accept ? result.value : null;
 }
 
+const asked = new WeakSet<ISessionContext>();
+
 class PickerDialogs extends SessionContextDialogs {
+  constructor(
+    options: ISessionContext.IDialogsOptions,
+    private _specs: KernelSpec.IManager
+  ) {
+    super(options);
+  }
+
+  /** Start a kernel by name, then reload the kernel list: a started kernel joins the short list (recent). */
+  private async _start(sessionContext: ISessionContext, name: string): Promise<void> {
+    await sessionContext.changeKernel({ name });
+    await this._specs.refreshSpecs();
+  }
+
   async selectKernel(sessionContext: ISessionContext): Promise<void> {
     if (sessionContext.isDisposed) {
       return;
     }
     const current = sessionContext.session?.kernel?.name ?? null;
+    // JupyterLab asks for a kernel when the one a notebook names is not in /api/kernelspecs,
+    // which holds only the short list: a kernel the server still starts by name (the catalog
+    // has it, startable) is started without asking, once per notebook session.
+    const wanted = sessionContext.kernelPreference.name;
+    if (sessionContext.hasNoKernel && wanted && !asked.has(sessionContext)) {
+      asked.add(sessionContext);
+      const items = await fetchCatalog();
+      if (items?.some(i => i.name === wanted && i.startable)) {
+        return this._start(sessionContext, wanted);
+      }
+    }
+    asked.add(sessionContext);
     const name = await pickKernel(
       sessionContext.hasNoKernel ? 'Select Kernel' : 'Change Kernel',
       current
@@ -229,14 +256,10 @@ class PickerDialogs extends SessionContextDialogs {
       return super.selectKernel(sessionContext); // no catalog: the stock dialog
     }
     if (name === null) {
-      if (sessionContext.hasNoKernel) {
-        // As the stock dialog's cancel: the notebook stays without a kernel.
-        return;
-      }
-      return;
+      return; // as the stock dialog's cancel: the kernel stays as it is (or none)
     }
     if (name !== current || sessionContext.hasNoKernel) {
-      await sessionContext.changeKernel({ name });
+      await this._start(sessionContext, name);
     }
   }
 }
@@ -248,7 +271,10 @@ const dialogs: JupyterFrontEndPlugin<ISessionContextDialogs> = {
   optional: [ITranslator],
   autoStart: true,
   activate: (app: JupyterFrontEnd, translator: ITranslator | null) =>
-    new PickerDialogs({ translator: translator ?? nullTranslator })
+    new PickerDialogs(
+      { translator: translator ?? nullTranslator },
+      app.serviceManager.kernelspecs
+    )
 };
 
 const COMMAND = 'kernelkeeper:all-kernels';
