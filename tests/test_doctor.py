@@ -150,7 +150,7 @@ def test_adopt_keeps_names_and_the_kernel_runs_activated(machine: dict[str, Any]
     alpha = machine["envs"]["alpha"]
     assert spec["metadata"]["kernelkeeper"]["prefix"] == str(alpha)
     assert spec["env"]["VIRTUAL_ENV"] == str(alpha)
-    assert spec["display_name"] == "Python 3.11 (alpha · venv)", "the wrong version in the name is fixed"
+    assert spec["display_name"] == "alpha (venv · 3.11)", "a wrong version in the name: the current format"
     assert (machine["data"] / "kernels" / "alpha" / "logo-64x64.png").exists(), "the folder is kept as it was"
 
     for key in ("JUPYTER_DATA_DIR", "JUPYTER_PATH"):

@@ -264,7 +264,11 @@ def test_own_config_not_utf8_is_a_clear_error(home: Path) -> None:
 def _server_env(home: Path, tmp_path: Path, extra: dict[str, Any] | None = None) -> dict[str, str]:
     config_dir = tmp_path / "server-config"
     config_dir.mkdir()
-    config = {"ServerApp": {"kernel_spec_manager_class": PROVIDER}, "KernelKeeperSpecManager": extra or {}}
+    # Every kernel listed: these tests look for dynamic kernels in /api/kernelspecs (test_listing: the short list).
+    config = {
+        "ServerApp": {"kernel_spec_manager_class": PROVIDER},
+        "KernelKeeperSpecManager": {"list_all": True, **(extra or {})},
+    }
     (config_dir / "jupyter_server_config.json").write_text(json.dumps(config))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), JUPYTER_CONFIG_DIR=str(config_dir))
     return hermetic(env, tmp_path)

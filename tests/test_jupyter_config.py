@@ -704,6 +704,11 @@ def _server_env(tmp_path: Path) -> dict[str, str]:
 def _both_servers(tmp_path: Path, bare: Path, tag: str) -> tuple[dict[str, Any], dict[str, Any]]:
     from jupyter_server_proc import jupyter_server
 
+    # The provider lists a short list by default (recent, shared, this project): ask for every
+    # kernel, so an environment's dynamic kernel shows whether the provider is active. A config
+    # for a class the bare Jupyter does not have is ignored there.
+    every = {"KernelKeeperSpecManager": {"list_all": True}}
+    write(Path(os.environ["JUPYTER_CONFIG_DIR"]) / "jupyter_config.json", every)
     env = _server_env(tmp_path)
     with jupyter_server(env, tmp_path, tmp_path / f"{tag}-kk.log") as server:
         ours = server.kernelspecs()

@@ -75,7 +75,7 @@ def test_sync_adds_then_does_nothing_and_writes_nothing(three_envs: dict[str, Pa
     assert spec["env"]["PATH"] == f"{alpha / 'bin'}:${{PATH}}"
     assert spec["env"]["VIRTUAL_ENV"] == str(alpha)
     assert spec["env"]["PYTHONHOME"] == "" and spec["env"]["CONDA_PREFIX"] == ""
-    assert spec["display_name"] == f"Python {fakes.MINOR} (alpha · venv)"
+    assert spec["display_name"] == f"alpha (venv · {fakes.MINOR})"
     assert spec["metadata"]["kernelkeeper"]["prefix"] == str(alpha)
     conda_spec = json.loads((kernels_dir() / "conda-sci-py3.10" / "kernel.json").read_text())
     assert conda_spec["env"]["CONDA_PREFIX"] == str(three_envs["sci"])

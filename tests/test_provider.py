@@ -259,7 +259,8 @@ def test_real_jupyter_server_lists_starts_and_follows_envs(real_home: Any, tmp_p
         json.dumps(
             {
                 "ServerApp": {"kernel_spec_manager_class": PROVIDER},
-                "KernelKeeperSpecManager": {"cache_seconds": 0.2},
+                # Every kernel listed: this test follows dynamic kernels (test_listing: the short list).
+                "KernelKeeperSpecManager": {"cache_seconds": 0.2, "list_all": True},
             }
         )
     )
@@ -329,7 +330,12 @@ def test_server_answers_the_same_models_as_stock_over_written_kernelspecs(real_h
         server_env = dict(env, JUPYTER_DATA_DIR=str(data), JUPYTER_CONFIG_DIR=str(config))
         if who == "provider":
             (config / "jupyter_server_config.json").write_text(
-                json.dumps({"ServerApp": {"kernel_spec_manager_class": PROVIDER}})
+                json.dumps(
+                    {
+                        "ServerApp": {"kernel_spec_manager_class": PROVIDER},
+                        "KernelKeeperSpecManager": {"list_all": True},
+                    }
+                )
             )
         else:
             subprocess.run(

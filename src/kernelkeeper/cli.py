@@ -97,7 +97,10 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add.add_argument("target", nargs="?", metavar="TARGET")
     add.add_argument("--name", type=_name_value, help="kernel name (a-z, 0-9, '.', '_', '-'); default: kind-name-pyX.Y")
-    add.add_argument("--display-name", help="the name Jupyter shows; default: 'Python X.Y (name · kind)'")
+    add.add_argument(
+        "--display-name",
+        help="the name Jupyter shows; default: 'name (kind · X.Y)' ([kernels] in config.toml)",
+    )
     _add_scope(add)
     add.add_argument(
         "--env", action="append", default=[], type=_env_value, metavar="KEY=VALUE", help="extra kernel variable"

@@ -15,6 +15,9 @@ The user config lives at ``<user config dir>/kernelkeeper/config.toml``::
     include_names = []           # globs on the environment's name
     exclude_names = ["scratch*"]
     exclude_paths = ["/tmp/*"]   # globs on the prefix
+
+    [kernels]                    # what `add` and `sync` write
+    display_name_format = "{name} ({kind} · {minor})"   # fields: name, kind, minor, version, project
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from . import safeio
 from .errors import UserError
+from .kernel import DISPLAY_FORMAT
 from .plan import Filters
 
 
@@ -55,14 +59,39 @@ class DiscoveryConfig:
 
 
 @dataclass(frozen=True)
+class KernelsConfig:
+    display_name_format: str = DISPLAY_FORMAT
+
+
+@dataclass(frozen=True)
 class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     sync: Filters = field(default_factory=Filters)
+    kernels: KernelsConfig = field(default_factory=KernelsConfig)
 
 
 def load_config(path: Path) -> Config:
     data = load_toml(path, strict=True) or {}
-    return Config(_discovery(data, path), _filters(data, path))
+    return Config(_discovery(data, path), _filters(data, path), _kernels(data, path))
+
+
+def _kernels(data: dict[str, Any], path: Path) -> KernelsConfig:
+    section = data.get("kernels", {})
+    if not isinstance(section, dict):
+        raise UserError(f"{path}: [kernels] must be a table")
+    fmt = section.get("display_name_format", DISPLAY_FORMAT)
+    hint = 'for example "{name} ({kind} · {minor})", or the old "Python {minor} ({name} · {kind})"'
+    if not isinstance(fmt, str) or not fmt.strip():
+        raise UserError(f"{path}: kernels.display_name_format must be a non-empty string", hint=hint)
+    try:
+        # Checked here, with every field, so a typo is one clear error rather than a traceback in sync.
+        fmt.format(kind="k", name="n", minor="3.11", version="3.11.4", project="p")
+    except (KeyError, IndexError, ValueError) as e:
+        raise UserError(
+            f"{path}: kernels.display_name_format {fmt!r} is not a format of name, kind, minor, version, project: {e}",
+            hint=hint,
+        ) from None
+    return KernelsConfig(display_name_format=fmt)
 
 
 def _filters(data: dict[str, Any], path: Path) -> Filters:

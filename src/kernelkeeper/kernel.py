@@ -28,7 +28,14 @@ NAME_FORMAT = "{kind}-{name}-py{minor}"
 #: A generated name longer than this is cut and given the prefix's hash: a folder name
 #: over 255 bytes cannot be written at all, and some filesystems (eCryptfs) stop at 143.
 LONG_NAME = 128
-DISPLAY_FORMAT = "Python {minor} ({name} · {kind})"
+#: What tells kernels apart comes first, so type-ahead in any picker finds a project by its
+#: name and launcher tiles get distinct first lines: ``tango-papaya (uv · 3.11)``.
+DISPLAY_FORMAT = "{name} ({kind} · {minor})"
+#: The format before 0.2 (``Python 3.11 (tango-papaya · uv)``): set it as ``display_name_format``
+#: to keep it (config.toml ``[kernels]``, or ``c.KernelKeeperSpecManager.display_name_format``).
+OLD_DISPLAY_FORMAT = "Python {minor} ({name} · {kind})"
+# Without a known Python minor, each format's fallback drops it rather than show an empty field.
+_NO_MINOR = {DISPLAY_FORMAT: "{name} ({kind})", OLD_DISPLAY_FORMAT: "Python ({name} · {kind})"}
 
 
 def _fields(env: Environment) -> dict[str, str]:
@@ -70,9 +77,9 @@ def kernel_name(env: Environment, taken: Container[str], fmt: str = NAME_FORMAT)
 
 
 def display_name(env: Environment, fmt: str = DISPLAY_FORMAT) -> str:
-    """``Python 3.11 (api · poetry)``."""
-    if env.minor is None and fmt == DISPLAY_FORMAT:
-        fmt = "Python ({name} · {kind})"
+    """``api (poetry · 3.11)``: the project or environment name first, then kind and Python."""
+    if env.minor is None:
+        fmt = _NO_MINOR.get(fmt, fmt)
     return fmt.format(**_fields(env))
 
 
@@ -165,6 +172,12 @@ def kernel_json(
         "python_version": env.version,
         "tool_version": __version__,
     }
+    # What a front end groups and explains kernels by (see listing.py); informational, so a
+    # kernel written before these were recorded is not rewritten for them (plan._comparable).
+    if env.project is not None:
+        marker["project"] = str(env.project)
+    if env.python is not None:
+        marker["python"] = str(env.python)
     if overlay is not None:
         marker["overlay"] = overlay.key
     return {

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .environments import Environment
-from .kernel import kernel_json, kernel_name, logo_files
+from .kernel import DISPLAY_FORMAT, display_name, kernel_json, kernel_name, logo_files
 from .kernelspecs import MARKER, KernelList, KernelSpecInfo
 from .overlay import Overlay
 
@@ -104,7 +104,8 @@ def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
     out = dict(spec)
     metadata = dict(out.get("metadata") or {})
     marker = dict(metadata.get(MARKER) or {})
-    marker.pop("tool_version", None)
+    for informational in ("tool_version", "project", "python"):
+        marker.pop(informational, None)
     metadata[MARKER] = marker
     out["metadata"] = metadata
     return out
@@ -241,8 +242,11 @@ def plan_sync(
     filters: Filters = Filters(),
     overlays: Mapping[str, Overlay] | None = None,
     packaged: Mapping[str, str] | None = None,
+    display_format: str = DISPLAY_FORMAT,
 ) -> Plan:
     """What ``sync`` must do to make ``folder``'s kernels match the environments.
+
+    ``display_format``: the display name of new kernels; a kernel already written keeps its own.
 
     ``overlays``: built ipykernel overlays by key; environments without
     ipykernel whose Python has one get a kernel that runs on it.
@@ -277,7 +281,7 @@ def plan_sync(
         overlay = on_overlay.get(str(env.prefix))
         if existing is not None:
             handled.add(existing.name)
-            spec = merged_spec(existing, env, overlay=overlay)
+            spec = merged_spec(existing, env, overlay=overlay, display_format=display_format)
             why = spec_changes(existing, spec)
             if why:
                 actions.append(Action("update", existing.name, folder, why, env.prefix, spec, logo_files(env)))
@@ -297,7 +301,7 @@ def plan_sync(
                     f"left as it is (`kernelkeeper adopt {other.name}` makes it kernelkeeper's)"
                 )
             continue
-        spec = kernel_json(env, overlay=overlay)
+        spec = kernel_json(env, display=display_name(env, display_format), overlay=overlay)
         name = kernel_name(env, taken.for_prefix(env.prefix))
         taken.in_folder.add(name)
         why = (
@@ -345,7 +349,12 @@ def display_mismatch(kernel: KernelSpecInfo, env: Environment) -> str | None:
 
 
 def merged_spec(
-    kernel: KernelSpecInfo, env: Environment, *, adopted: bool = False, overlay: Overlay | None = None
+    kernel: KernelSpecInfo,
+    env: Environment,
+    *,
+    adopted: bool = False,
+    overlay: Overlay | None = None,
+    display_format: str = DISPLAY_FORMAT,
 ) -> dict[str, Any]:
     """The kernel.json an existing kernel should have now.
 
@@ -357,7 +366,9 @@ def merged_spec(
     if chosen_display is not None:
         display: str | None = chosen_display
     else:  # a kernel written before choices were recorded: keep its name unless it states a wrong version
+        # (one that does gets a new one in the current format).
         display = kernel.display_name if kernel.display_name and not display_mismatch(kernel, env) else None
+    display = display or display_name(env, display_format)
     spec = kernel_json(env, display=display, overlay=overlay, extra_env=chosen_env or None)
     ours = set(spec["env"])
     spec["env"] = {**{k: v for k, v in kernel.env.items() if k not in ours}, **spec["env"]}

@@ -39,11 +39,11 @@ from typing import Any, TypeVar
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode
 
-from . import safeio
+from . import listing, safeio
 from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
 from .discovery import Discovery, Snapshot, changed, discover, settle, snapshot
 from .environments import Environment
-from .kernel import display_name, kernel_json, kernel_name
+from .kernel import DISPLAY_FORMAT, display_name, kernel_json, kernel_name
 from .kernelspecs import KERNEL_JSON_DEPTH, MARKER, SH_WRAPPER, _interpreter
 from .overlay import Overlay, list_overlays, overlays_dir
 from .plan import Filters, overlay_for, runs_ipykernel
@@ -256,7 +256,9 @@ class KernelKeeperSpecManager(KernelSpecManager):
         "{kind}-{name}-py{minor}", help="Kernel name: fields kind, name, minor, version (as `kernelkeeper add`)."
     ).tag(config=True)
     display_name_format = Unicode(
-        "Python {minor} ({name} · {kind})", help="Display name: fields kind, name, minor, version, project."
+        DISPLAY_FORMAT,
+        help="Display name: fields kind, name, minor, version, project. "
+        'The format before 0.2 was "Python {minor} ({name} · {kind})".',
     ).tag(config=True)
     hide_stale = Bool(
         True,
@@ -273,6 +275,16 @@ class KernelKeeperSpecManager(KernelSpecManager):
     first_scan_timeout = Float(
         10.0, help="How long the first request waits for the first scan (later ones never wait long)."
     ).tag(config=True)
+    list_all = Bool(
+        False,
+        help="List every kernel in the server's kernel list (launcher, pickers). By default a server lists the "
+        "short list: recently started kernels, kernels written for everyone, kernels not written by kernelkeeper, "
+        "and 'Python (this project)'. Every kernel starts by name either way; the full list is at "
+        "<base_url>kernelkeeper/kernels.",
+    ).tag(config=True)
+    recent_kernels = Integer(
+        listing.RECENT_LIMIT, help="How many recently started kernels the short list keeps (per user)."
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -288,6 +300,9 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._dynamic_result: dict[str, Any] = {}
         self._ctx = self._context()
         self._specs_lock = threading.Lock()
+        self.recent = listing.Recent(
+            listing.recent_path(self._ctx.user_data_dir("kernelkeeper")), self.recent_kernels
+        )
         # The first scan starts with the server, so the first kernel list need not wait for it.
         self._cache.start()
 
@@ -443,7 +458,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
 
     def _all_specs_locked(self) -> dict[str, Any]:
         with self._specs_lock:  # the caches below are shared by concurrent requests' threads
-            return self._all_specs()
+            return self._short(self._all_specs())
 
     def _all_specs(self) -> dict[str, Any]:
         cls = type(self)
@@ -465,6 +480,33 @@ class KernelKeeperSpecManager(KernelSpecManager):
         if self.allowed_kernelspecs:
             result = {name: s for name, s in result.items() if name in self.allowed_kernelspecs}
         return result
+
+    # --- the short list and the full catalog (listing.py) -------------------------------
+
+    def _short(self, specs: dict[str, Any]) -> dict[str, Any]:
+        """Inside a server, the short list (`listing.short_list`) unless ``list_all``; elsewhere every kernel."""
+        if self.list_all or self._server_base_url() is None:
+            return specs
+        return listing.short_list(
+            specs, recent=self.recent.names(), dynamic=self._dynamic, user_kernels=self.user_kernel_dir
+        )
+
+    def record_started(self, kernel_name: str) -> None:
+        """A kernel the server started: first in this user's recent list (written off the event loop)."""
+        self.recent.record(kernel_name)
+
+    def catalog(self) -> list[listing.Item]:
+        """Every kernel, listed or not, and every environment that cannot start one (for the picker)."""
+        with self._specs_lock:
+            specs = self._all_specs()
+            found = self._cache.get()
+            return listing.catalog(
+                specs,
+                recent=self.recent.names(),
+                dynamic=self._dynamic,
+                user_kernels=self.user_kernel_dir,
+                environments=found.environments if found is not None else (),
+            )
 
     def remove_kernel_spec(self, name: str) -> str:
         if name in self._dynamic:

@@ -54,3 +54,38 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     # jupyter_server requires a loader; the work was done at link time.
     manager = type(getattr(serverapp, "kernel_spec_manager", None))
     serverapp.log.info("kernelkeeper | kernel spec manager: %s.%s", manager.__module__, manager.__qualname__)
+    _record_started_kernels(serverapp)
+    _add_handlers(serverapp)
+
+
+KERNEL_ACTIONS = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
+CATALOG_PATH = "kernelkeeper/kernels"
+
+
+def _record_started_kernels(serverapp: Any) -> None:
+    """Each kernel the server starts goes first in the user's recent list (the short list's first part).
+
+    jupyter_server emits a ``kernel_actions`` event for every start; listening to it records what
+    the server really started, not every name a client looked up.
+    """
+    manager = getattr(serverapp, "kernel_spec_manager", None)
+    record = getattr(manager, "record_started", None)
+    logger = getattr(serverapp, "event_logger", None)
+    if record is None or logger is None:
+        return
+
+    async def started(logger: Any, schema_id: str, data: dict[str, Any]) -> None:  # called with keywords
+        name = data.get("kernel_name")
+        if data.get("action") == "start" and data.get("status") == "success" and isinstance(name, str):
+            record(name)
+
+    logger.add_listener(schema_id=KERNEL_ACTIONS, listener=started)
+
+
+def _add_handlers(serverapp: Any) -> None:
+    from jupyter_server.utils import url_path_join
+
+    from .server_handlers import CatalogHandler
+
+    pattern = url_path_join(serverapp.web_app.settings["base_url"], CATALOG_PATH)
+    serverapp.web_app.add_handlers(".*$", [(pattern, CatalogHandler)])

@@ -143,6 +143,10 @@ def world(
         # (as a jupyter_server extension, which turns the provider on where kernelkeeper can be imported)
         config = system / "etc" / "jupyter" / "jupyter_server_config.d" / "kernelkeeper.json"
         assert json.loads(config.read_text()) == {"ServerApp": {"jpserver_extensions": {"kernelkeeper": True}}}, enabled
+        # This suite checks every user's whole kernel list: the short list (test_listing, tests/lab) is off here.
+        (config.parent / "zz-kernelkeeper-list-all.json").write_text(
+            json.dumps({"KernelKeeperSpecManager": {"list_all": True}})
+        )
         # The environments are made while the hub and the servers start (the servers only look at them when asked).
         builds = [pool.submit(_make_env, tool, py, prefix, tools, ipk) for tool, py, prefix, ipk in jobs]
         hub.start()

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ..errors import UsageError, UserError
-from .common import discover_args, print_json, spinner
+from .common import config_path, discover_args, print_json, spinner
 from .table import home_short
 
 
@@ -24,9 +24,10 @@ def _parse_env_pairs(pairs: list[str]) -> dict[str, str]:
 
 def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..apply import apply
+    from ..config import load_config
     from ..environments import Found, merge
     from ..install import install_ipykernel
-    from ..kernel import kernel_json, kernel_name, logo_files
+    from ..kernel import display_name, kernel_json, kernel_name, logo_files
     from ..kernelspecs import check_name, list_kernelspecs, locked, scope_dir
     from ..overlay import build as build_overlay
     from ..overlay import clashes, find_overlay, key_of
@@ -106,7 +107,9 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
         kept_display, kept_env = choices(existing) if existing is not None else (None, {})
         display = args.display_name or kept_display
         extra = {**kept_env, **extra}
-        spec = kernel_json(target, display=display, extra_env=extra, overlay=overlay)
+        # Only a display name the person gave is recorded as theirs; the format's is the default.
+        fmt = load_config(config_path(env)).kernels.display_name_format
+        spec = kernel_json(target, display=display or display_name(target, fmt), extra_env=extra, overlay=overlay)
         record_choices(spec, display, extra)
         if args.name:
             name = check_name(args.name)

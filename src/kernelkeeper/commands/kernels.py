@@ -99,14 +99,23 @@ def cmd_sync(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..packaged import packaged_kernels
     from ..plan import Plan, plan_sync
 
-    filters = load_config(config_path(env)).sync
+    config = load_config(config_path(env))
+    filters = config.sync
     folder = scope_dir(args.scope)
     ctx, found = discover_args(args, env)
 
     def plan() -> Plan:
         present = list_kernelspecs(native=False, also=folder)
         overlays = {} if args.no_overlay else {o.key: o for o in list_overlays(ctx)}
-        return plan_sync(found.environments, present, folder, filters, overlays, packaged_kernels(present.kernels))
+        return plan_sync(
+            found.environments,
+            present,
+            folder,
+            filters,
+            overlays,
+            packaged_kernels(present.kernels),
+            display_format=config.kernels.display_name_format,
+        )
 
     if args.dry_run:
         return report(plan(), [], args)
