@@ -3,9 +3,11 @@
 Each benchmark writes its own file (run it to refresh that section):
 
 * RESULTS-discovery.md  python bench/run.py --kk-src src   (envs vs findpython, pythonfinder, environment_kernels)
+* RESULTS-floor.md       python bench/floor.py                       (discovery against the least I/O it needs)
 * RESULTS-kernels.md    python bench/bench_kernels.py               (sync, list, kernel start vs ipykernel install)
 * RESULTS-provider.md   python bench/bench_provider.py              (GET /api/kernelspecs vs stock, environment_kernels,
                                                                      nb_venv_kernels)
+* RESULTS-notebook-envs.md python bench/bench_notebook_envs.py      (PEP 723 notebook environments vs uv run --with)
 * RESULTS-overlay.md    python bench/bench_overlay.py               (overlay kernels, "Python (this project)" launch)
 
 then ``python bench/collect.py``.
@@ -16,7 +18,14 @@ from __future__ import annotations
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SECTIONS = ("RESULTS-discovery.md", "RESULTS-kernels.md", "RESULTS-provider.md", "RESULTS-overlay.md")
+SECTIONS = (
+    "RESULTS-discovery.md",
+    "RESULTS-floor.md",
+    "RESULTS-kernels.md",
+    "RESULTS-provider.md",
+    "RESULTS-overlay.md",
+    "RESULTS-notebook-envs.md",
+)
 HEADER = """# kernelkeeper benchmarks
 
 Every number below comes from one run of the command given in its section, on
