@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         *detail,
     ]
     text = common.section(
-        "# Discovery against its floor",
+        "## Discovery against its floor",
         "Reproduce with:",
         common.reproduce_command("floor.py", argv),
         facts,
