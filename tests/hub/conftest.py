@@ -144,7 +144,8 @@ def world(
         config = system / "etc" / "jupyter" / "jupyter_server_config.d" / "kernelkeeper.json"
         assert json.loads(config.read_text()) == {"ServerApp": {"jpserver_extensions": {"kernelkeeper": True}}}, enabled
         # This suite checks every user's whole kernel list: the short list (test_listing, tests/lab) is off here.
-        (config.parent / "zz-kernelkeeper-list-all.json").write_text(
+        # (In jupyter_server_config.json: a jupyter_server_config.d file only contributes jpserver_extensions.)
+        (config.parent.parent / "jupyter_server_config.json").write_text(
             json.dumps({"KernelKeeperSpecManager": {"list_all": True}})
         )
         # The environments are made while the hub and the servers start (the servers only look at them when asked).

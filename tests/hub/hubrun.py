@@ -56,7 +56,9 @@ def kernelkeeper_admin(root: Path, args: list[str], env: dict[str, str], timeout
     Through tests/shim, jupyter_core's system-wide folders are `root/system/...` (and the Jupyter install's own
     `root/env/...`) in that process: tests never write /usr/local/share/jupyter or /usr/local/etc/jupyter."""
     env = {**env, "KK_TEST_JUPYTER_ROOT": str(root), "PYTHONPATH": str(SHIM)}
-    out = run([sys.executable, "-m", "kernelkeeper", *args], env, timeout=timeout)
+    # From the admin's own folder: discovery also looks upward from the working folder, and the
+    # checkout the tests run from is a project with its own environment.
+    out = run([sys.executable, "-m", "kernelkeeper", *args], env, timeout=timeout, cwd=Path(env["HOME"]))
     return json.loads(out) if "--json" in args else out
 
 
@@ -352,7 +354,7 @@ class Env:
 
     @property
     def display(self) -> str:
-        return f"Python {self.minor} ({self.name} · {self.tool})"
+        return f"{self.name} ({self.tool} · {self.minor})"
 
     @property
     def python(self) -> str:
