@@ -441,8 +441,11 @@ class KernelKeeperSpecManager(KernelSpecManager):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # One context for the manager's life: the saved state's key stays the one it was loaded under, and a
+        # variable set later in the server's process does not turn every scan into another context's.
+        self._ctx = self._context()
         self._cache = DiscoveryCache(
-            self._context,
+            lambda: self._ctx,
             self.cache_seconds,
             self.refresh_timeout,
             self.first_scan_timeout,
@@ -463,7 +466,6 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._all_result: dict[str, Any] = {}
         self._body: RestBody | None = None
         self._body_job: asyncio.Task[RestBody | None] | None = None
-        self._ctx = self._context()
         self._specs_lock = threading.Lock()
         # The saved state (or the first scan) starts with the server, so the first kernel list need not wait.
         self._cache.start(boot=True)

@@ -108,6 +108,7 @@ def check(entry: _Entry) -> str | None:
         entry.snapshot.update(polled)
         return moved
     entry.unsettled = False
+    entry.watch.rearm()  # before comparing: see Watch.rearm
     entry.stats += len(entry.snapshot)
     return changed(entry.snapshot, entry.found.signatures)
 
