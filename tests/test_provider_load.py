@@ -284,6 +284,13 @@ def test_server_restart_answers_from_the_saved_state_with_etag_and_gzip(
         status, headers, body = _get(server, "/api/kernelspecs", {"Accept-Encoding": "gzip"})
         assert status == 200 and headers.get("Content-Encoding") == "gzip"
         assert json.loads(gzip.decompress(body))["kernelspecs"].keys() == specs.keys()
+        _, headers, body = _get(server, "/api/kernelspecs", {"Accept-Encoding": "gzip;q=0, deflate"})
+        assert "Content-Encoding" not in headers and json.loads(body)["kernelspecs"].keys() == specs.keys()
+        # The handler keeps the server's authentication: no token, no list.
+        anonymous = urllib.request.Request(server.url + "/api/kernelspecs")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous, timeout=30)
+        assert refused.value.code == 403
         # Fifty at once: every one answered, /api/status too.
         with ThreadPoolExecutor(50) as pool:
             answers = list(pool.map(lambda _: _get(server, "/api/kernelspecs")[0], range(50)))
@@ -307,3 +314,13 @@ def test_server_without_the_extension_serves_the_stock_handler(home: Path, tmp_p
         _status, headers, body = _get(server, "/api/kernelspecs")
         assert not headers.get("Etag", "").startswith('"kk-')
         assert "resource_dir" in json.loads(body)["kernelspecs"][f"venv-gamma-py{MINOR}"]
+
+
+@pytest.mark.parametrize(
+    ("header", "gzipped"),
+    [("gzip", True), ("gzip, deflate, br", True), ("br;q=1, gzip;q=0", False), ("gzip;q=0.0", False), ("", False)],
+)
+def test_gzip_only_where_accepted(header: str, gzipped: bool) -> None:
+    from kernelkeeper.rest import _accepts_gzip
+
+    assert _accepts_gzip(header) is gzipped

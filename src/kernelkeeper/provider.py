@@ -664,7 +664,11 @@ class KernelKeeperSpecManager(KernelSpecManager):
         if job is None or job.done() or job.get_loop() is not loop:
             job = loop.create_task(_in_daemon_thread(functools.partial(self._make_body, base_url, default)))
             self._body_job = job
-        body = await asyncio.shield(job)
+        try:
+            body = await asyncio.shield(job)  # a request that goes away leaves the shared job running
+        except Exception:
+            self.log.warning("kernelkeeper: the kernel list's body failed; the stock handler answers", exc_info=True)
+            return None
         if body is None or body.default != default or self._server_base_url() != base_url:
             return None
         return body

@@ -22,6 +22,16 @@ from tornado import web
 from .provider import KernelKeeperSpecManager
 
 
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header accepts gzip (``gzip;q=0`` refuses it)."""
+    for item in header.split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip"):
+            q = params.strip().lower()
+            return not (q.startswith("q=") and q[2:].strip().strip("0.") == "")
+    return False
+
+
 class KernelSpecsHandler(MainKernelSpecHandler):
     @web.authenticated
     @authorized
@@ -43,7 +53,7 @@ class KernelSpecsHandler(MainKernelSpecHandler):
             self.set_status(304)
             self.finish()
             return
-        if "gzip" in self.request.headers.get("Accept-Encoding", ""):
+        if _accepts_gzip(self.request.headers.get("Accept-Encoding", "")):
             self.set_header("Content-Encoding", "gzip")
             self.finish(body.gzipped)
         else:
