@@ -295,7 +295,9 @@ def bench_size(box: Sandbox, n: int, args: Any) -> tuple[list[Row], dict[str, An
             if tag == "stock" and i == 0:
                 continue
             cls, env = plans[tag]
-            server = start(python, cls, env, box.path(f"{n}-{tag}-start{i}"), args.timeout)
+            # One working folder per manager, as a real server restarts in the same one: discovery's context (and
+            # so the saved state's key) includes it.
+            server = start(python, cls, env, box.path(f"{n}-{tag}"), args.timeout)
             try:
                 ready, first_ms, count = measure_start(server, expected)
                 if tag == "kk" and i == 0:
