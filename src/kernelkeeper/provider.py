@@ -11,11 +11,14 @@ would write, under the same name, so a notebook saved with one opens with the
 other. It only reads: nothing is written while answering a query.
 
 Speed: discovery is cached. A request within ``cache_seconds`` of the last
-check is served from the cache; after that, a worker thread stats the folders
-discovery read (their mtimes say whether anything changed) and rescans only
-if one moved. The request waits for that at most ``refresh_timeout`` seconds
-and otherwise gets the cached list, so a slow shared filesystem never stalls
-``/api/kernelspecs``: the fresh list is served as soon as it is ready.
+check is served from the cache; after that, a worker thread asks inotify whether
+anything discovery read has moved (network filesystems: it stats them) and
+rescans only if something did. The request waits for that at most
+``refresh_timeout`` seconds and otherwise gets the cached list, so a slow shared
+filesystem never stalls ``/api/kernelspecs``. The last scan is kept on disk per
+user (``state.py``), so a restarted server answers its first list from it.
+Inside a server with the extension, ``rest.py`` serves the list's body made
+once per change. docs/provider.md says how all this behaves under load.
 """
 
 from __future__ import annotations
