@@ -53,6 +53,8 @@ def home(fake_home: Path) -> Path:
         fakes.venv(fakes.project(projects / name) / ".venv", ipykernel=True)
     fakes.conda(fake_home / "miniconda3" / "envs" / "sci", ipykernel=True)
     (fake_home / ".cache").mkdir()  # where the state is saved, there already as on any lived-in HOME
+    # IPython makes its folder (IPYTHONDIR, in the working folder here) when the stock python3 kernel is read.
+    (fake_home.parent / "ipython").mkdir(exist_ok=True)
     _aged(fake_home.parent)  # the HOME and the test's working folder (discovery reads both)
     return fake_home
 
@@ -324,3 +326,16 @@ def test_gzip_only_where_accepted(header: str, gzipped: bool) -> None:
     from kernelkeeper.rest import _accepts_gzip
 
     assert _accepts_gzip(header) is gzipped
+
+
+def test_the_saved_list_is_prepared_before_the_first_request_and_checked_later(home: Path) -> None:
+    """Loading the state builds the kernel list at once (the first request only reads it) but does not
+    start the check: that waits for first_check_delay or the first request."""
+    before = _saved().get_all_specs()
+    m = KernelKeeperSpecManager(first_check_delay=3600.0)
+    _wait(lambda: m._all_key is not None, "the list was not prepared from the saved state")
+    assert m._all_result.keys() == before.keys()
+    time.sleep(0.3)
+    assert m._cache.checks == 0 and m._cache.scans == 0, "the warm-up started the check"
+    assert m.get_all_specs() is m._all_result
+    _wait(lambda: m._cache.checks >= 1, "the first request did not start the check")
