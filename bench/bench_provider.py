@@ -118,6 +118,7 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "server.log"
         self.conn: http.client.HTTPConnection | None = None
+        self.poll = 0.1  # seconds between /api/status tries at start
 
     def __enter__(self) -> Server:
         root_dir = self.workdir / "root"
@@ -134,8 +135,9 @@ class Server:
             "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={root_dir}",
             f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.kernel_spec_manager_class={self.ksm_class}",
         ]
+        if self.ksm_class:  # none: the manager the server's config chooses (kernelkeeper's extension)
+            argv.append(f"--ServerApp.kernel_spec_manager_class={self.ksm_class}")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 argv,
@@ -164,7 +166,7 @@ class Server:
                 if status == 200:
                     return
             self.conn = None
-            time.sleep(0.1)
+            time.sleep(self.poll)
         raise BenchError(f"server not ready within {self.timeout:.0f} s:\n{self.log_tail()}")
 
     def get(self, path: str, timeout: float | None = None) -> tuple[int, float, bytes]:
@@ -779,7 +781,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true")
     common.sandbox_options(parser)
     parser.add_argument("--out", type=Path, default=BENCH / "RESULTS-provider.md")
+    load = parser.add_argument_group("--load: the provider under load (issue 13); its section of --out is replaced")
+    load.add_argument("--load", action="store_true", help="run the load benchmark instead (sizes 1000 2000)")
+    load.add_argument("--starts", type=int, default=3, help="server starts per manager (default 3)")
+    load.add_argument("--rounds", type=int, default=10, help="rounds of 50 concurrent requests (default 10)")
+    load.add_argument("--churn-seconds", type=float, default=60.0)
+    load.add_argument("--idle-seconds", type=float, default=600.0, help="idle window (default 600 = 10 min)")
+    load.add_argument("--latency-repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    if args.load:
+        from bench_provider_load import main_load
+
+        if args.sizes == [10, 100, 1000]:
+            args.sizes = [1000, 2000]
+        return main_load(args, argv)
     started = time.perf_counter()
     guard = common.Guard(
         common.guarded_paths(

@@ -11,11 +11,14 @@ would write, under the same name, so a notebook saved with one opens with the
 other. It only reads: nothing is written while answering a query.
 
 Speed: discovery is cached. A request within ``cache_seconds`` of the last
-check is served from the cache; after that, a worker thread stats the folders
-discovery read (their mtimes say whether anything changed) and rescans only
-if one moved. The request waits for that at most ``refresh_timeout`` seconds
-and otherwise gets the cached list, so a slow shared filesystem never stalls
-``/api/kernelspecs``: the fresh list is served as soon as it is ready.
+check is served from the cache; after that, a worker thread asks inotify whether
+anything discovery read has moved (network filesystems: it stats them) and
+rescans only if something did. The request waits for that at most
+``refresh_timeout`` seconds and otherwise gets the cached list, so a slow shared
+filesystem never stalls ``/api/kernelspecs``. The last scan is kept on disk per
+user (``state.py``), so a restarted server answers its first list from it.
+Inside a server with the extension, ``rest.py`` serves the list's body made
+once per change. docs/provider.md says how all this behaves under load.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import functools
+import gzip
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import re
@@ -39,9 +46,9 @@ from typing import Any, TypeVar
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode
 
-from . import listing, safeio
+from . import listing, safeio, state
 from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
-from .discovery import Discovery, Snapshot, changed, discover, settle, snapshot
+from .discovery import Discovery, Snapshot, discover, snapshot
 from .environments import Environment
 from .kernel import DISPLAY_FORMAT, display_name, kernel_json, kernel_name
 from .kernelspecs import KERNEL_JSON_DEPTH, MARKER, SH_WRAPPER, _interpreter
@@ -139,14 +146,66 @@ def _entry(name: str, resource_dir: str, spec: dict[str, Any], base_url: str | N
     return entry
 
 
+@dataclasses.dataclass(frozen=True)
+class RestBody:
+    """``GET /api/kernelspecs``'s answer, serialised once and reused while the kernel list is the same."""
+
+    data: bytes
+    gzipped: bytes
+    etag: str
+    specs: dict[str, Any]  # the get_all_specs() result it was made from (compared by identity)
+    default: str | None
+    # Each kernel's JSON with the entry it was made from, for the next body (a cache, not part of the value).
+    parts: dict[str, tuple[Any, bytes]] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+_MODEL_KEYS = ("name", "spec", "resources")
+
+
+def _rest_body(specs: dict[str, Any], default: str | None, previous: RestBody | None) -> RestBody:
+    """The body jupyter_server's MainKernelSpecHandler would send for ``specs``, without its per-request work.
+
+    Each kernel's JSON is its model's keys only (the stock handler's output for a
+    manager that returns plain entries), reused from ``previous`` for entries that
+    are the same object; gzip and the digest release the GIL on data this size.
+    """
+    old = previous.parts if previous is not None else {}
+    parts: dict[str, tuple[Any, bytes]] = {}
+    chunks = []
+    for name, entry in specs.items():
+        cached = old.get(name)
+        if cached is not None and cached[0] is entry:
+            part = cached[1]
+        else:
+            model = {k: entry[k] for k in _MODEL_KEYS}
+            part = json.dumps(name).encode() + b": " + json.dumps(model).encode()
+        parts[name] = (entry, part)
+        chunks.append(part)
+    data = b'{"default": ' + json.dumps(default).encode() + b', "kernelspecs": {' + b", ".join(chunks) + b"}}"
+    etag = '"kk-' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
+    return RestBody(data, gzip.compress(data, compresslevel=5, mtime=0), etag, specs, default, parts)
+
+
 class DiscoveryCache:
-    """Discovery results, revalidated by mtimes in a worker thread.
+    """Discovery results, revalidated in a worker thread: by inotify where it works, by mtimes elsewhere.
 
     A request past ``cache_seconds`` starts a check (or joins the running one) and
     waits for its answer at most ``refresh_timeout``. The answer is ready when the
     check finds nothing moved, or when the rescan it started ends — or at once when
     the last rescan took longer than ``refresh_timeout``: a request that would wait
     the whole timeout for nothing gets the cached list without waiting.
+
+    A check with nothing changed reads the inotify descriptor and stats only the
+    paths inotify cannot vouch for (network filesystems: ``Watch.polled``); an event
+    only triggers the old comparison of mtimes and folder signatures, so a notebook
+    saved in a project folder still costs no rescan.
+
+    With ``persist``, the last scan is kept on disk per user (``state.save``, from the
+    worker thread, atomic, at most once per ``save_interval``). At start the saved
+    state is loaded (environments whose interpreter is gone dropped) and served at
+    once, without waiting for its check; the check runs at the first request or
+    ``start_delay`` seconds later, whichever comes first, so it does not compete with
+    the server's own start-up for the CPU.
     """
 
     def __init__(
@@ -156,42 +215,117 @@ class DiscoveryCache:
         refresh_timeout: float,
         first_timeout: float,
         log: logging.Logger | None = None,
+        *,
+        persist: bool = False,
+        start_delay: float = 0.0,
+        save_interval: float = 5.0,
+        on_loaded: Callable[[], None] | None = None,
     ) -> None:
         self._make_context = make_context
         self.log = log or logging.getLogger(__name__)
         self.cache_seconds = cache_seconds
         self.refresh_timeout = refresh_timeout
         self.first_timeout = first_timeout
+        self.persist = persist
+        self.start_delay = start_delay
+        self.save_interval = save_interval
+        self._on_loaded = on_loaded
         self._lock = threading.Lock()
         # A daemon thread per check, not an executor: a scan stuck on a dead network filesystem
         # must not keep the server from exiting (executor threads are joined at exit).
         self._job: threading.Thread | None = None
         self._answer = threading.Event()
-        self._found: Discovery | None = None
-        self._snapshot: Snapshot = {}
+        self._entry: state._Entry | None = None
+        self._from_disk = False  # the entry is the saved state, not yet checked
+        self._kick = threading.Event()
         self._checked = 0.0
         self.scan_seconds = 0.0  # how long the last scan took
         self.scans = 0  # how many full scans ran (tests and the benchmark read it)
+        self.checks = 0  # how many checks ran
+        self.paths_checked = 0  # paths stat'ed by checks (inotify makes this ~0 while nothing changes)
+        self.loaded = -1  # environments served from the saved state (-1: none was loaded)
+        self.saves = 0
         self.error: str | None = None
+        self._save_lock = threading.Lock()
+        self._to_save: tuple[Context, Discovery, Snapshot] | None = None
+        self._saved_at = -float("inf")
+        self._save_timer: threading.Timer | None = None
+
+    @property
+    def _found(self) -> Discovery | None:
+        entry = self._entry
+        return entry.found if entry is not None else None
+
+    @property
+    def _snapshot(self) -> Snapshot:
+        entry = self._entry
+        return entry.snapshot if entry is not None else {}
 
     def get(self) -> Discovery | None:
         """The freshest discovery available without waiting longer than the timeouts allow."""
-        if self._found is not None and time.monotonic() - self._checked < self.cache_seconds:
-            return self._found
-        answer = self.start()
-        answer.wait(self.refresh_timeout if self._found is not None else self.first_timeout)
+        entry = self._entry
+        if entry is None:  # nothing yet: wait for the saved state or the first scan
+            self.start().wait(self.first_timeout)
+            entry = self._entry
+            if entry is None or not self._from_disk:
+                return self._found
+        if time.monotonic() - self._checked < self.cache_seconds:
+            return entry.found
+        if self._from_disk:
+            # The saved state answers now; its check starts (or runs) behind this request, unless this is
+            # the worker itself preparing the list (``on_loaded``): the check then waits for its delay.
+            if threading.current_thread() is not self._job:
+                self._kick.set()
+                self.start()
+            return entry.found
+        self.start().wait(self.refresh_timeout)
         return self._found
 
-    def start(self) -> threading.Event:
+    def start(self, boot: bool = False) -> threading.Event:
         """Start a check (or join the one running); the event is set when its answer is ready."""
         with self._lock:
             if self._job is None or not self._job.is_alive():
                 self._answer = threading.Event()
                 self._job = threading.Thread(
-                    target=self._refresh, args=(self._answer,), name="kernelkeeper-scan", daemon=True
+                    target=self._boot if boot else self._refresh,
+                    args=(self._answer,),
+                    name="kernelkeeper-scan",
+                    daemon=True,
                 )
                 self._job.start()
             return self._answer
+
+    def _boot(self, answer: threading.Event) -> None:
+        """The first job: the saved state first (answered at once), then its check when asked or after a while."""
+        try:
+            if self.persist and self._load():
+                answer.set()
+                if self._on_loaded is not None:
+                    self._on_loaded()
+                self._kick.wait(self.start_delay)
+        except Exception as e:  # a broken state file must cost a scan, never the kernel list
+            self.log.warning("kernelkeeper: could not load the discovery state: %s: %s", type(e).__name__, e)
+        self._refresh(answer)
+
+    def _load(self) -> bool:
+        loaded = state.load(self._make_context(), self.log)
+        if loaded is None:
+            return False
+        found, snap = loaded
+        # An environment deleted while the server was down must not be offered even once.
+        alive = tuple(e for e in found.environments if e.python is None or os.path.exists(e.python))
+        gone = len(found.environments) - len(alive)
+        found = dataclasses.replace(found, environments=alive)
+        # unsettled: the first check compares every mtime (what moved while no watch existed).
+        self._entry = state._Entry(found, snap, unsettled=True)
+        self._from_disk = True
+        self.loaded = len(alive)
+        self.log.info(
+            "kernelkeeper: serving %d environments from the saved discovery state (%d gone since)",
+            len(alive),
+            gone,
+        )
+        return True
 
     def _refresh(self, answer: threading.Event) -> None:
         try:
@@ -200,25 +334,34 @@ class DiscoveryCache:
             self.error = f"{type(e).__name__}: {e}"
             self._checked = time.monotonic()
         finally:
+            self._from_disk = False
             answer.set()
 
     def _rescan_if_changed(self, answer: threading.Event) -> None:
+        entry = self._entry
         moved = None
         before: Snapshot = {}
-        if self._found is not None:
-            moved = changed(self._snapshot, self._found.signatures)
+        if entry is not None:
+            stats = entry.stats
+            moved = state.check(entry)
+            self.checks += 1
+            self.paths_checked += entry.stats - stats
             if moved is None:
                 self._checked = time.monotonic()
                 return
             if self.scan_seconds > self.refresh_timeout:
                 answer.set()  # the rescan will not end in time: the waiting request takes the cached list
-            before = snapshot(self._found.watched)
+            before = snapshot(entry.found.watched)
         start = time.monotonic()
         started_ns = time.time_ns()
-        found = discover(self._make_context())
-        # A change made while the scan ran must show on the next check, not be taken as seen.
-        self._snapshot = settle(snapshot(found.watched), before, started_ns)
-        self._found = found
+        ctx = self._make_context()
+        found = discover(ctx)
+        # Watch first, then the snapshot; a change made while the scan ran shows on the next check.
+        new = state.watched_entry(found, before, started_ns)
+        self._entry = new
+        self._from_disk = False
+        if entry is not None and entry.watch is not None:
+            entry.watch.close()
         self._checked = time.monotonic()
         self.scan_seconds = self._checked - start
         self.scans += 1
@@ -229,6 +372,31 @@ class DiscoveryCache:
             self.scan_seconds,
             f" ({moved} changed)" if moved else "",
         )
+        if self.persist:
+            self._save_soon(ctx, found, dict(new.snapshot))
+
+    def _save_soon(self, ctx: Context, found: Discovery, snap: Snapshot) -> None:
+        """Save now, or when ``save_interval`` has passed since the last save (the latest state then)."""
+        with self._save_lock:
+            self._to_save = (ctx, found, snap)
+            if self._save_timer is not None:
+                return  # the timer set saves the latest state
+            wait = self._saved_at + self.save_interval - time.monotonic()
+            if wait > 0:
+                self._save_timer = threading.Timer(wait, self._save)
+                self._save_timer.daemon = True
+                self._save_timer.start()
+                return
+        self._save()
+
+    def _save(self) -> None:
+        with self._save_lock:
+            pending, self._to_save, self._save_timer = self._to_save, None, None
+            self._saved_at = time.monotonic()
+        if pending is not None:
+            ctx, found, snap = pending
+            if state.save(ctx, found, snap, self.log) is not None:
+                self.saves += 1
 
     def close(self) -> None:
         """Nothing to release: a running check ends on its own, and never keeps the process alive."""
@@ -285,11 +453,31 @@ class KernelKeeperSpecManager(KernelSpecManager):
     recent_kernels = Integer(
         listing.RECENT_LIMIT, help="How many recently started kernels the short list keeps (per user)."
     ).tag(config=True)
+    persist_state = Bool(
+        True,
+        help="Keep the last scan on disk (per user, in the cache folder) and answer the first kernel list "
+        "of the next start from it, validated, before any scan has finished.",
+    ).tag(config=True)
+    first_check_delay = Float(
+        3.0,
+        help="With a saved state, check it this many seconds after start (or at the first request, if sooner), "
+        "so the check does not compete with the server's start-up.",
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # One context for the manager's life: the saved state's key stays the one it was loaded under, and a
+        # variable set later in the server's process does not turn every scan into another context's.
+        self._ctx = self._context()
         self._cache = DiscoveryCache(
-            self._context, self.cache_seconds, self.refresh_timeout, self.first_scan_timeout, self.log
+            lambda: self._ctx,
+            self.cache_seconds,
+            self.refresh_timeout,
+            self.first_scan_timeout,
+            self.log,
+            persist=self.persist_state,
+            start_delay=self.first_check_delay,
+            on_loaded=self._warm,
         )
         self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._dynamic: dict[str, Environment] = {}
@@ -298,13 +486,21 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._dynamic_key: tuple[Any, ...] | None = None
         self._kernels_key: tuple[Any, ...] | None = None
         self._dynamic_result: dict[str, Any] = {}
-        self._ctx = self._context()
+        # Per dynamic kernel: (name, environment, overlay, base_url) -> its entry, so a change rebuilds one.
+        self._entry_of: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._all_key: tuple[Any, ...] | None = None
+        self._all_result: dict[str, Any] = {}
+        self._short_source: dict[str, Any] | None = None
+        self._short_recent: tuple[str, ...] = ()
+        self._short_result: dict[str, Any] = {}
+        self._body: RestBody | None = None
+        self._body_job: asyncio.Task[RestBody | None] | None = None
         self._specs_lock = threading.Lock()
         self.recent = listing.Recent(
             listing.recent_path(self._ctx.user_data_dir("kernelkeeper")), self.recent_kernels
         )
-        # The first scan starts with the server, so the first kernel list need not wait for it.
-        self._cache.start()
+        # The saved state (or the first scan) starts with the server, so the first kernel list need not wait.
+        self._cache.start(boot=True)
 
     # --- what discovery sees -----------------------------------------------------
 
@@ -479,6 +675,11 @@ class KernelKeeperSpecManager(KernelSpecManager):
         result.update(self._dynamic_entries(stock, base_url))
         if self.allowed_kernelspecs:
             result = {name: s for name, s in result.items() if name in self.allowed_kernelspecs}
+        # The same dict while nothing changed: the REST body made from it is then reused (see rest_body).
+        key = tuple((name, id(entry)) for name, entry in result.items())
+        if key == self._all_key:
+            return self._all_result
+        self._all_key, self._all_result = key, result
         return result
 
     # --- the short list and the full catalog (listing.py) -------------------------------
@@ -487,9 +688,16 @@ class KernelKeeperSpecManager(KernelSpecManager):
         """Inside a server, the short list (`listing.short_list`) unless ``list_all``; elsewhere every kernel."""
         if self.list_all or self._server_base_url() is None:
             return specs
-        return listing.short_list(
-            specs, recent=self.recent.names(), dynamic=self._dynamic, user_kernels=self.user_kernel_dir
+        recent = tuple(self.recent.names())
+        # The same dict while neither the list nor the recent kernels changed: the REST body made
+        # from it is then reused (rest_body compares by identity).
+        if self._short_source is specs and self._short_recent == recent:
+            return self._short_result
+        result = listing.short_list(
+            specs, recent=list(recent), dynamic=self._dynamic, user_kernels=self.user_kernel_dir
         )
+        self._short_source, self._short_recent, self._short_result = specs, recent, result
+        return result
 
     def record_started(self, kernel_name: str) -> None:
         """A kernel the server started: first in this user's recent list (written off the event loop)."""
@@ -507,6 +715,57 @@ class KernelKeeperSpecManager(KernelSpecManager):
                 user_kernels=self.user_kernel_dir,
                 environments=found.environments if found is not None else (),
             )
+
+    def _warm(self) -> None:
+        """Build the kernel list (and its REST body) from the saved state before anyone asks.
+
+        Run by the worker right after loading the state, while the server is still starting:
+        the first ``/api/kernelspecs`` then only sends bytes, instead of building a model per
+        kernel (a few hundred ms at 2,000 environments: kernel.json, logos, site-packages).
+        """
+        try:
+            self._all_specs_locked()  # the list (and its per-kernel entries) from the saved state
+            base_url = self._server_base_url()
+            manager = getattr(self.parent, "kernel_manager", None)
+            default = getattr(manager, "default_kernel_name", None)
+            if base_url is not None and isinstance(default, str):
+                self._make_body(base_url, default)
+        except Exception:  # a warm-up is an optimisation: the first request builds it instead
+            self.log.warning("kernelkeeper: could not prepare the kernel list", exc_info=True)
+
+    async def rest_body(self, base_url: str, default: str | None) -> RestBody | None:
+        """``GET /api/kernelspecs``'s body, made in a worker thread and shared by concurrent requests.
+
+        Requests that arrive while one is being made wait for it instead of starting
+        their own (fifty JupyterLab tabs cost one computation); a kernel list that is
+        the same object as last time reuses the last body (bytes, gzip, ETag). None
+        when this manager cannot make it (a subclass overriding the lookups, or no
+        models because the base_url differs): the caller falls back to the stock path.
+        """
+        job = self._body_job
+        loop = asyncio.get_running_loop()
+        if job is None or job.done() or job.get_loop() is not loop:
+            job = loop.create_task(_in_daemon_thread(functools.partial(self._make_body, base_url, default)))
+            self._body_job = job
+        try:
+            body = await asyncio.shield(job)  # a request that goes away leaves the shared job running
+        except Exception:
+            self.log.warning("kernelkeeper: the kernel list's body failed; the stock handler answers", exc_info=True)
+            return None
+        if body is None or body.default != default or self._server_base_url() != base_url:
+            return None
+        return body
+
+    def _make_body(self, base_url: str, default: str | None) -> RestBody | None:
+        specs = self._all_specs_locked()
+        if any(not all(k in entry for k in _MODEL_KEYS) for entry in specs.values()):
+            return None
+        previous = self._body
+        if previous is not None and previous.specs is specs and previous.default == default:
+            return previous
+        body = _rest_body(specs, default, previous)
+        self._body = body
+        return body
 
     def remove_kernel_spec(self, name: str) -> str:
         if name in self._dynamic:
@@ -575,9 +834,17 @@ class KernelKeeperSpecManager(KernelSpecManager):
         if self._dynamic_key == key:
             return self._dynamic_result
         result = {}
+        made: dict[tuple[Any, ...], dict[str, Any]] = {}
         for name, env in self._dynamic_kernels(stock).items():
-            resource_dir = str(self._resource_dir(env))
-            result[name] = _entry(name, resource_dir, self._spec_for(env).to_dict(), base_url)
+            overlay = self._overlay_of.get(str(env.prefix))
+            entry_key = (name, env, overlay.key if overlay is not None else None, base_url)
+            entry = self._entry_of.get(entry_key)
+            if entry is None:
+                # Only a new or changed environment's entry is built: under churn that is one or two, not 800.
+                resource_dir = str(self._resource_dir(env))
+                entry = _entry(name, resource_dir, self._spec_for(env).to_dict(), base_url)
+            made[entry_key] = result[name] = entry
+        self._entry_of = made
         self._dynamic_key, self._dynamic_result = key, result
         return result
 

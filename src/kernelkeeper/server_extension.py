@@ -51,11 +51,12 @@ def _link_jupyter_server_extension(serverapp: Any) -> None:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    # jupyter_server requires a loader; the work was done at link time.
+    # The manager was chosen at link time; here the kernel list's handler is added.
     manager = type(getattr(serverapp, "kernel_spec_manager", None))
     serverapp.log.info("kernelkeeper | kernel spec manager: %s.%s", manager.__module__, manager.__qualname__)
     _record_started_kernels(serverapp)
     _add_handlers(serverapp)
+    _add_kernelspecs_handler(serverapp, manager)
 
 
 KERNEL_ACTIONS = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
@@ -89,3 +90,22 @@ def _add_handlers(serverapp: Any) -> None:
 
     pattern = url_path_join(serverapp.web_app.settings["base_url"], CATALOG_PATH)
     serverapp.web_app.add_handlers(".*$", [(pattern, CatalogHandler)])
+
+
+def _add_kernelspecs_handler(serverapp: Any, manager: type) -> None:
+    """The kernel list's body made once off the event loop, with ETag/304 and gzip (see rest.py)."""
+    from .provider import KernelKeeperSpecManager
+
+    if not issubclass(manager, KernelKeeperSpecManager):
+        return
+    try:
+        from jupyter_server.utils import url_path_join
+
+        from .rest import KernelSpecsHandler
+    except ImportError as e:  # another jupyter_server layout: the stock handler serves, as before
+        serverapp.log.info("kernelkeeper | stock /api/kernelspecs handler kept: %s", e)
+        return
+    # Handlers added by an extension are matched before the server's own (tornado's add_handlers inserts
+    # them ahead of the default rules): the documented way extensions serve URLs.
+    route = url_path_join(serverapp.base_url, "/api/kernelspecs")
+    serverapp.web_app.add_handlers(".*$", [(route, KernelSpecsHandler)])

@@ -81,6 +81,7 @@ class _Entry:
     # The snapshot holds a value no stat will match (a path that moved while the scan ran):
     # the next check must compare mtimes even if inotify saw nothing.
     unsettled: bool = False
+    stats: int = 0  # paths stat'ed by checks so far
 
 
 _memory: dict[str, _Entry] = {}
@@ -89,23 +90,32 @@ _memory_lock = threading.Lock()
 MEMORY_SLOTS = 4
 
 
-def unchanged(entry: _Entry) -> bool:
-    """Whether nothing the entry's discovery read has moved.
+def check(entry: _Entry) -> str | None:
+    """The first path the entry's discovery read that moved, or None while nothing did.
 
     The first call sets up the inotify watch and then checks every path by its mtime
     (which covers whatever happened before the watch existed); later calls stat only
-    the paths inotify cannot vouch for, unless an event arrived.
+    the paths inotify cannot vouch for, unless an event arrived. ``entry.stats``
+    counts the paths stat'ed (what an idle check costs).
     """
     if entry.watch is None:
         entry.watch = Watch(entry.found.watched)
         entry.watch.pending()
     elif entry.watch.active and not entry.watch.pending() and not entry.unsettled:
         polled = {p: entry.snapshot[p] for p in entry.watch.polled if p in entry.snapshot}
+        entry.stats += len(polled)
         moved = changed(polled, entry.found.signatures)
         entry.snapshot.update(polled)
-        return moved is None
+        return moved
     entry.unsettled = False
-    return changed(entry.snapshot, entry.found.signatures) is None
+    entry.watch.rearm()  # before comparing: see Watch.rearm
+    entry.stats += len(entry.snapshot)
+    return changed(entry.snapshot, entry.found.signatures)
+
+
+def unchanged(entry: _Entry) -> bool:
+    """Whether nothing the entry's discovery read has moved (see ``check``)."""
+    return check(entry) is None
 
 
 def watched_entry(found: Discovery, before: Snapshot, started_ns: int) -> _Entry:
@@ -238,7 +248,7 @@ def _trusted_file(path: Path) -> os.stat_result:
     return st
 
 
-def load(ctx: Context) -> tuple[Discovery, Snapshot] | None:
+def load(ctx: Context, logger: logging.Logger | None = None) -> tuple[Discovery, Snapshot] | None:
     """The last state saved for this context, or None (missing, foreign or corrupt: logged)."""
     path = state_path(ctx)
     try:
@@ -247,12 +257,12 @@ def load(ctx: Context) -> tuple[Discovery, Snapshot] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        log.warning("kernelkeeper: ignoring the discovery state %s: %s", path, safeio.why(e))
+        (logger or log).warning("kernelkeeper: ignoring the discovery state %s: %s", path, safeio.why(e))
         return None
     return found, snap
 
 
-def save(ctx: Context, found: Discovery, snap: Snapshot) -> Path | None:
+def save(ctx: Context, found: Discovery, snap: Snapshot, logger: logging.Logger | None = None) -> Path | None:
     """Write the state atomically (0600, never through a planted link); None when it cannot be written."""
     path = state_path(ctx)
     try:
@@ -267,7 +277,7 @@ def save(ctx: Context, found: Discovery, snap: Snapshot) -> Path | None:
                 os.unlink(tmp)
             raise
     except OSError as e:
-        log.info("kernelkeeper: could not save the discovery state %s: %s", path, safeio.why(e))
+        (logger or log).info("kernelkeeper: could not save the discovery state %s: %s", path, safeio.why(e))
         return None
     return path
 

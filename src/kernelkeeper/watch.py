@@ -135,36 +135,77 @@ class Watch:
         self.fd = -1
         self.watched = 0
         self.polled: tuple[str, ...] = ()
+        # Paths missing when watched: their nearest existing folder is watched instead (see rearm).
+        self.missing: tuple[str, ...] = ()
         paths = list(dict.fromkeys(paths))
-        libc = _load_libc()
+        self._libc = libc = _load_libc()
         fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC) if libc is not None else -1
         if fd < 0:
             self.polled = tuple(paths)
             return
         self.fd = fd
-        table = mounts()
+        self._table = table = mounts()
         polled: list[str] = []
-        assert libc is not None
+        missing: list[str] = []
         for path in paths:
             if is_network(fs_type(path, table)):
                 polled.append(path)
                 continue
-            wd = libc.inotify_add_watch(fd, os.fsencode(path), _MASK)
-            if wd >= 0:
+            err = self._add(path)
+            if err == 0:
                 self.watched += 1
-                continue
-            err = ctypes.get_errno()
-            if err in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
-                # Missing now (or unreadable): its parent's watch sees it appear, and the
-                # caller's mtime check still covers it, so poll it too.
-                polled.append(path)
+            elif err in (errno.ENOENT, errno.ENOTDIR):
+                missing.append(path)
             elif err == errno.ENOSPC:  # out of watches: the rest is polled
                 log.info("kernelkeeper: inotify watch limit reached; polling %d paths", len(paths) - self.watched)
                 polled.extend(p for p in paths[paths.index(path) :] if p not in polled)
                 break
-            else:
+            else:  # unreadable (EACCES) and the like: its mtime is still there to poll
                 polled.append(path)
-        self.polled = tuple(polled)
+        self.missing = tuple(missing)
+        polled.extend(self._rearm())
+        self.polled = tuple(dict.fromkeys(polled))
+
+    def _add(self, path: str) -> int:
+        """0 when ``path`` is watched, else the errno."""
+        assert self._libc is not None
+        if self._libc.inotify_add_watch(self.fd, os.fsencode(path), _MASK) >= 0:
+            return 0
+        return ctypes.get_errno()
+
+    def _rearm(self) -> list[str]:
+        """Watch the nearest existing folder of each missing path; the paths that cannot be covered so."""
+        uncovered = []
+        for path in self.missing:
+            parent = path
+            while True:
+                up = os.path.dirname(parent)
+                if up == parent:
+                    uncovered.append(path)
+                    break
+                parent = up
+                if is_network(fs_type(parent, self._table)):
+                    uncovered.append(path)
+                    break
+                err = self._add(parent)
+                if err == 0:
+                    break
+                if err not in (errno.ENOENT, errno.ENOTDIR):
+                    uncovered.append(path)
+                    break
+        return uncovered
+
+    def rearm(self) -> None:
+        """After an event: watch the missing paths' nearest existing folders again (one may have appeared).
+
+        Call it before comparing mtimes: whatever appears after it raises an event, whatever
+        appeared before it is in the comparison. A folder's watch sees only its own entries,
+        so ``a/b/c`` becoming reachable takes one event per level, each followed by a rearm.
+        """
+        if self.fd >= 0 and self.missing:
+            extra = self._rearm()
+            if extra:
+                self.polled = tuple(dict.fromkeys((*self.polled, *extra)))
 
     @property
     def active(self) -> bool:
