@@ -9,6 +9,8 @@ Each benchmark writes its own file (run it to refresh that section):
                                                                      nb_venv_kernels)
 * RESULTS-notebook-envs.md python bench/bench_notebook_envs.py      (PEP 723 notebook environments vs uv run --with)
 * RESULTS-overlay.md    python bench/bench_overlay.py               (overlay kernels, "Python (this project)" launch)
+* RESULTS-lab.md        python bench/bench_lab.py                   (JupyterLab's launcher and /api/kernelspecs at
+                                                                     ~363 kernels: stock, list_all, short list)
 
 then ``python bench/collect.py``.
 """
@@ -25,6 +27,7 @@ SECTIONS = (
     "RESULTS-provider.md",
     "RESULTS-overlay.md",
     "RESULTS-notebook-envs.md",
+    "RESULTS-lab.md",
 )
 HEADER = """# kernelkeeper benchmarks
 

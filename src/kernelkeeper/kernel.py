@@ -13,7 +13,7 @@ from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
-from . import __version__, safeio
+from . import __version__, logos, safeio
 from .environments import Environment, has_dist
 from .kernelspecs import ARGV_TEMPLATE_RE, MARKER, NAME_MAX, PYTHON_VAR, SH_WRAPPER, env_literal, slug
 from .overlay import Overlay, bootstrap_code
@@ -190,10 +190,7 @@ def kernel_json(
     }
 
 
-def logo_files(env: Environment, overlay: Overlay | None = None) -> dict[str, Path]:
-    """ipykernel's logos from the environment, copied beside kernel.json as `ipykernel install` does."""
-    site = overlay.site_packages if overlay is not None else env.site_packages
-    if site is None:
-        return {}
-    resources = site / "ipykernel" / "resources"
-    return {p.name: p for p in (resources.glob("logo-*") if resources.is_dir() else [])}
+def logo_files(env: Environment) -> dict[str, Path]:
+    """The environment kind's badge (kernelkeeper/logos), copied beside kernel.json as `ipykernel install`
+    copies its logos: tiles of different kinds differ at a glance."""
+    return logos.logo_files(env.kind)

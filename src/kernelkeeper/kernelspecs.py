@@ -429,6 +429,20 @@ def _rmtree_at(dir_fd: int, name: str) -> None:
     os.rmdir(name, dir_fd=dir_fd)
 
 
+def _read_at(dir_fd: int, name: str) -> bytes:
+    """A small regular file in an open folder, never through a link."""
+    fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{name} is not a file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _write_file(dir_fd: int, name: str, data: bytes, shared: bool) -> None:
     """A new file ``name`` in an open folder: never through a link, never over an existing file."""
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE, dir_fd=dir_fd)
@@ -558,7 +572,7 @@ def write_kernelspec(folder: Path, name: str, spec: dict[str, Any], files: dict[
             target_fd = -1  # a symlinked kernel folder: replaced below, like a missing one
         if target_fd >= 0:
             try:
-                _update(target_fd, payload, shared)
+                _update(target_fd, payload, files or {}, shared)
             finally:
                 os.close(target_fd)
             return target
@@ -568,8 +582,29 @@ def write_kernelspec(folder: Path, name: str, spec: dict[str, Any], files: dict[
     return target
 
 
-def _update(target_fd: int, payload: bytes, shared: bool) -> None:
-    """Swap kernel.json whole: the folder never vanishes, a reader sees the old or the new file."""
+def _update(target_fd: int, payload: bytes, files: dict[str, Path], shared: bool) -> None:
+    """Swap kernel.json whole: the folder never vanishes, a reader sees the old or the new file.
+
+    The logos in ``files`` are swapped the same way first, each only when its bytes differ.
+    """
+    from .safeio import read_bytes
+
+    for dest, src in files.items():
+        if os.sep in dest or dest in ("", ".", "..", "kernel.json") or not dest.startswith("logo-"):
+            continue
+        with contextlib.suppress(OSError):
+            data = read_bytes(src)
+            with contextlib.suppress(OSError, ValueError):
+                if _read_at(target_fd, dest) == data:
+                    continue
+            tmp = _random_name(".kernel.json.")  # a leftover is cleaned like kernel.json's
+            _write_file(target_fd, tmp, data, shared)
+            try:
+                os.replace(tmp, dest, src_dir_fd=target_fd, dst_dir_fd=target_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=target_fd)
+                raise
     tmp = _random_name(".kernel.json.")
     _write_file(target_fd, tmp, payload, shared)
     try:

@@ -309,7 +309,7 @@ def plan_sync(
             if overlay
             else "environment has ipykernel and no kernel"
         )
-        actions.append(Action("add", name, folder, why, env.prefix, spec, logo_files(env, overlay)))
+        actions.append(Action("add", name, folder, why, env.prefix, spec, logo_files(env)))
     for prefix, k in mine.items():
         if k.name in handled:
             continue  # updated above (a moved interpreter): one action per kernel

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode
 
-from . import listing, safeio, state
+from . import listing, logos, safeio, state
 from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
 from .discovery import Discovery, Snapshot, discover, snapshot
 from .environments import Environment
@@ -912,14 +912,9 @@ class KernelKeeperSpecManager(KernelSpecManager):
         return None
 
     def _resource_dir(self, env: Environment) -> Path:
-        """ipykernel's own resources in the environment (or its overlay): the logos, nothing written."""
-        overlay = self._overlay_of.get(str(env.prefix))
-        site = overlay.site_packages if overlay is not None else env.site_packages
-        if site is not None:
-            resources = site / "ipykernel" / "resources"
-            if resources.is_dir():
-                return resources
-        return env.prefix
+        """The kind's badge folder shipped with kernelkeeper (the logos, nothing written): always the
+        badge, not ipykernel's logo from the environment, so tiles of different kinds differ."""
+        return logos.logo_dir(env.kind)
 
     def _spec_for(self, env: Environment) -> KernelSpec:
         display = display_name(env, self.display_name_format)

@@ -125,9 +125,7 @@ def cmd_add(args: argparse.Namespace, env: dict[str, str]) -> int:
             name, verb = existing.name, "update"
         else:
             name, verb = kernel_name(target, taken_names(present, folder, target.prefix)), "add"
-        action = Action(
-            verb, name, folder, f"asked for {target.prefix}", target.prefix, spec, logo_files(target, overlay)
-        )
+        action = Action(verb, name, folder, f"asked for {target.prefix}", target.prefix, spec, logo_files(target))
         result: dict[str, Any] = {
             **action.to_json(),
             "ran": ran,
