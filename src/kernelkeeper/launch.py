@@ -755,8 +755,13 @@ def _record_use(folder: str, notebook: str) -> None:
         pass  # a read-only cache still runs the kernel
 
 
-def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object]:
-    """Start the detached builder (it outlives this kernel's start); return its log's path."""
+def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object, int]:
+    """Start the detached builder (it outlives this kernel's start); return its log, the process, a pipe.
+
+    The builder is this file (``--kk-build``, standard library only, no ``site``): the common
+    build is one ``uv sync``, and importing kernelkeeper for it cost more than the sync. It holds
+    the pipe's write end until it exits, so the launcher waits on the pipe, not by polling.
+    """
     import json
     import subprocess
 
@@ -767,48 +772,129 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object]:
         json.dump(request, f)
     os.replace(tmp, os.path.join(folder, REQUEST))
     log = os.path.join(folder, "build.log")
-    with open(log, "ab") as out:
-        # -I: not the notebook's folder on sys.path (a planted kernelkeeper/ there is not imported); site kept.
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=folder,
-            env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")},
-        )
-    return log, proc
+    done_r, done_w = os.pipe()
+    try:
+        with open(log, "ab") as out:
+            # -I: not the notebook's folder on sys.path (a planted kernelkeeper/ there is not imported).
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", os.path.abspath(__file__), "--kk-build", folder],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=folder,
+                pass_fds=(done_w,),
+                env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")},
+            )
+    finally:
+        os.close(done_w)
+    return log, proc, done_r
 
 
-def _wait_for_build(folder: str, log: str, proc: object, seconds: float) -> bool:
+def fast_build(folder: str) -> int:
+    """The common first build, standard library only: ``uv sync`` into ``folder/env``, then ``built.json``.
+
+    Anything else — a failed sync (the full builder tries offline and writes uv's message into
+    ``failed.json``), no overlay for the environment's Python (the full builder makes it), no
+    request, no uv — replaces this process with ``python -I -m kernelkeeper.notebookenv build``,
+    which starts again from nothing under the same lock.
+    """
+    import fcntl
+    import json
+    import subprocess
+    import time
+
+    started = time.monotonic()
+    prefix = os.path.join(folder, "env")
+    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one builder per environment; a second one waits, then finds it built
+        if os.path.exists(os.path.join(folder, BUILT)) and _overlay(prefix) is not None:
+            return 0
+        request = _json(os.path.join(folder, REQUEST))
+        uv = find_uv()
+        if request is not None and uv is not None and not os.path.lexists(prefix):
+            script = os.path.join(folder, "script.py")
+            with open(script, "w", encoding="utf-8") as f:
+                f.write(str(request.get("block", "")))
+            lock = os.path.join(folder, "script.py.lock")
+            if request.get("lock"):
+                with open(lock, "w", encoding="utf-8") as f:
+                    f.write(str(request["lock"]))
+            elif os.path.exists(lock):
+                os.unlink(lock)
+            cmd = [uv, "sync", "--script", script, "--active", "--no-progress"]
+            print("$ " + " ".join(cmd), flush=True)
+            drop = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH")
+            env = {**{k: v for k, v in os.environ.items() if k not in drop}, "VIRTUAL_ENV": prefix}
+            code = subprocess.call(cmd, env=env, cwd=folder, stdin=subprocess.DEVNULL, timeout=3600)
+            overlay = _overlay(prefix) if code == 0 else None
+            if overlay is not None:
+                seconds = round(time.monotonic() - started, 2)
+                info = {
+                    "key": request.get("key"),
+                    "notebook": request.get("notebook"),
+                    "python": os.path.join(prefix, "bin", "python"),
+                    "overlay": overlay,
+                    "locked": bool(request.get("lock")),
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "seconds": seconds,
+                }
+                try:  # noqa: SIM105 - contextlib is one more import
+                    os.unlink(os.path.join(folder, FAILED))
+                except OSError:
+                    pass
+                tmp = os.path.join(folder, f".{BUILT}.{os.getpid()}")
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump(info, f, indent=1)
+                os.replace(tmp, os.path.join(folder, BUILT))
+                print(f"ready: {prefix} ({seconds} s)", flush=True)
+                return 0
+    finally:
+        os.close(fd)
+    print("handing over to the full builder", flush=True)
+    os.execv(sys.executable, [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder])
+    return 1  # not reached
+
+
+def _wait_for_build(folder: str, log: str, proc: object, seconds: float, done: int) -> bool:
     """Wait up to ``seconds`` for the build, relaying its log to stderr (the server log); True when built.
 
-    A builder that exits without a result (it could not even start) leaves ``failed.json`` with its log.
+    ``done`` is a pipe's read end whose write end only the builder holds: it reads end-of-file the
+    moment the builder exits. A builder that exits without a result (it could not even start)
+    leaves ``failed.json`` with its log.
     """
+    import select
     import time
 
     deadline = time.monotonic() + seconds
     shown = 0
-    while True:
-        got = read_file(log, 16 << 20)
-        if got and len(got[0]) > shown:
-            for line in got[0][shown:].decode("utf-8", errors="replace").splitlines():
-                print(f"kernelkeeper build: {line}", file=sys.stderr)
-            shown = len(got[0])
-        if os.path.exists(os.path.join(folder, BUILT)):
-            return True
-        if os.path.exists(os.path.join(folder, FAILED)) or time.monotonic() >= deadline:
-            return False
-        if proc.poll() is not None and not os.path.exists(os.path.join(folder, BUILT)):  # type: ignore[attr-defined]
-            if not os.path.exists(os.path.join(folder, FAILED)):
-                import json
+    try:
+        while True:
+            got = read_file(log, 16 << 20)
+            if got and len(got[0]) > shown:
+                for line in got[0][shown:].decode("utf-8", errors="replace").splitlines():
+                    print(f"kernelkeeper build: {line}", file=sys.stderr)
+                shown = len(got[0])
+            if os.path.exists(os.path.join(folder, BUILT)):
+                return True
+            left = deadline - time.monotonic()
+            if os.path.exists(os.path.join(folder, FAILED)) or left <= 0:
+                return False
+            if proc.poll() is not None:  # type: ignore[attr-defined]
+                if not os.path.exists(os.path.join(folder, FAILED)):
+                    import json
 
-                tail = (got[0][-2000:] if got else b"").decode("utf-8", errors="replace")
-                with open(os.path.join(folder, FAILED), "w", encoding="utf-8") as f:
-                    json.dump({"message": f"the builder exited with code {proc.returncode}:\n{tail}", "hint": ""}, f)  # type: ignore[attr-defined]
-            return False
-        time.sleep(0.02)  # the build of a small declaration takes ~0.15 s: polling must not add to it
+                    tail = (got[0][-2000:] if got else b"").decode("utf-8", errors="replace")
+                    message = f"the builder exited with code {proc.returncode}:\n{tail}"  # type: ignore[attr-defined]
+                    with open(os.path.join(folder, FAILED), "w", encoding="utf-8") as f:
+                        json.dump({"message": message, "hint": ""}, f)
+                return False
+            # Wake at the builder's exit (end of file), else every second to relay its log.
+            if select.select([done], [], [], min(1.0, left))[0] and not os.read(done, 1):
+                proc.wait()  # type: ignore[attr-defined]  # end of file: it is exiting (its children do not hold the pipe)
+    finally:
+        os.close(done)
 
 
 BUILDING_HOOK = (
@@ -887,12 +973,12 @@ def declared_plan(decl: Declaration, argv: list[str]) -> tuple[str, list[str], d
             f"kernelkeeper: building the environment {name} declares in {folder} (uv; log: {folder}/build.log)",
             file=sys.stderr,
         )
-        log, proc = _spawn_builder(folder, decl)
+        log, proc, done = _spawn_builder(folder, decl)
         try:
             wait = float(os.environ.get("KERNELKEEPER_BUILD_WAIT", "30"))
         except ValueError:
             wait = 30.0
-        if not _wait_for_build(folder, log, proc, wait):
+        if not _wait_for_build(folder, log, proc, wait, done):
             failed = _json(os.path.join(folder, FAILED))
             if failed is not None:
                 return declared_plan(decl, argv)  # shows the failure
@@ -994,6 +1080,8 @@ def plan(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--kk-build"] and len(sys.argv) == 3:
+        sys.exit(fast_build(sys.argv[2]))
     try:
         cwd = os.getcwd()
     except OSError:  # the folder was deleted under the server
