@@ -715,14 +715,34 @@ def envs_root() -> str:
 
 
 def find_uv() -> str | None:
-    """uv on PATH, else next to kernelkeeper's Python, else where its installers put it."""
+    """uv on PATH, else next to kernelkeeper's Python, else where its installers put it.
+
+    A script named uv (pyenv's or asdf's shim: bash that finds the real uv, 150-250 ms per
+    call here) is taken only when no uv binary is found in any of those places.
+    """
     places = [os.path.join(p, "uv") for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     places.append(os.path.join(os.path.dirname(sys.executable), "uv"))
     places += [p if os.path.isabs(p) else os.path.join(home(), p) for p in UV_PLACES]
+    script = None
     for path in places:
         if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
+            if not _is_script(path):
+                return path
+            script = script or path
+    return script
+
+
+def _is_script(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        return os.read(fd, 2) == b"#!"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _json(path: str) -> dict[str, object] | None:
@@ -755,15 +775,39 @@ def _record_use(folder: str, notebook: str) -> None:
         pass  # a read-only cache still runs the kernel
 
 
-def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object, int]:
+class _Builder:
+    """The forked builder, as much of ``subprocess.Popen`` as the wait needs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def _reaped(self, status: int) -> int:
+        self.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._reaped(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            return self._reaped(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
     """Start the detached builder (it outlives this kernel's start); return its log, the process, a pipe.
 
-    The builder is this file (``--kk-build``, standard library only, no ``site``): the common
-    build is one ``uv sync``, and importing kernelkeeper for it cost more than the sync. It holds
-    the pipe's write end until it exits, so the launcher waits on the pipe, not by polling.
+    The builder is a fork of this launcher (standard library only, already loaded): the common
+    build is one ``uv sync``, and starting a Python that imports kernelkeeper for it cost more
+    than the sync. It holds the pipe's write end until it exits, so the launcher waits on the
+    pipe, not by polling.
     """
     import json
-    import subprocess
 
     os.makedirs(folder, exist_ok=True)
     request = {"notebook": decl.notebook, "block": decl.block, "lock": decl.lock, "key": decl.key}
@@ -773,22 +817,30 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object, int]:
     os.replace(tmp, os.path.join(folder, REQUEST))
     log = os.path.join(folder, "build.log")
     done_r, done_w = os.pipe()
-    try:
-        with open(log, "ab") as out:
-            # -I: not the notebook's folder on sys.path (a planted kernelkeeper/ there is not imported).
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", os.path.abspath(__file__), "--kk-build", folder],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=folder,
-                pass_fds=(done_w,),
-                env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")},
-            )
-    finally:
-        os.close(done_w)
-    return log, proc, done_r
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the builder: its own session, output into the log, in the environment's folder
+        code = 1
+        try:
+            os.setsid()
+            os.close(done_r)
+            os.set_inheritable(done_w, True)  # kept by the full builder if this one hands over
+            out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.chdir(folder)
+            for name in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"):
+                os.environ.pop(name, None)
+            code = fast_build(folder)
+        except BaseException as e:  # whatever it is: into the log, and never back into the caller
+            os.write(2, f"the builder failed: {e!r}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(done_w)
+    return log, _Builder(pid), done_r
 
 
 def fast_build(folder: str) -> int:
@@ -853,11 +905,12 @@ def fast_build(folder: str) -> int:
     finally:
         os.close(fd)
     print("handing over to the full builder", flush=True)
+    sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder])
     return 1  # not reached
 
 
-def _wait_for_build(folder: str, log: str, proc: object, seconds: float, done: int) -> bool:
+def _wait_for_build(folder: str, log: str, proc: _Builder, seconds: float, done: int) -> bool:
     """Wait up to ``seconds`` for the build, relaying its log to stderr (the server log); True when built.
 
     ``done`` is a pipe's read end whose write end only the builder holds: it reads end-of-file the
@@ -881,18 +934,18 @@ def _wait_for_build(folder: str, log: str, proc: object, seconds: float, done: i
             left = deadline - time.monotonic()
             if os.path.exists(os.path.join(folder, FAILED)) or left <= 0:
                 return False
-            if proc.poll() is not None:  # type: ignore[attr-defined]
+            if proc.poll() is not None:
                 if not os.path.exists(os.path.join(folder, FAILED)):
                     import json
 
                     tail = (got[0][-2000:] if got else b"").decode("utf-8", errors="replace")
-                    message = f"the builder exited with code {proc.returncode}:\n{tail}"  # type: ignore[attr-defined]
+                    message = f"the builder exited with code {proc.returncode}:\n{tail}"
                     with open(os.path.join(folder, FAILED), "w", encoding="utf-8") as f:
                         json.dump({"message": message, "hint": ""}, f)
                 return False
             # Wake at the builder's exit (end of file), else every second to relay its log.
             if select.select([done], [], [], min(1.0, left))[0] and not os.read(done, 1):
-                proc.wait()  # type: ignore[attr-defined]  # end of file: it is exiting (its children do not hold the pipe)
+                proc.wait()  # end of file: it is exiting (its children do not hold the pipe)
     finally:
         os.close(done)
 
@@ -1080,8 +1133,6 @@ def plan(
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--kk-build"] and len(sys.argv) == 3:
-        sys.exit(fast_build(sys.argv[2]))
     try:
         cwd = os.getcwd()
     except OSError:  # the folder was deleted under the server
