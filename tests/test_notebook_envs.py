@@ -350,3 +350,62 @@ def test_cache_lists_and_removes_unused(tmp_path: Path, uvenv: dict[str, str], c
     assert not Path(entry["path"]).exists()
     assert kk("cache", "remove", "nosuchkey") == 1
     shutil.rmtree(tmp_path / "one")
+
+
+def test_pip_magic_and_shell_pip_install_into_the_declared_environment(
+    tmp_path: Path, uvenv: dict[str, str], capsys: Any
+) -> None:
+    """%pip and !pip in a kernel whose environment has no pip: into that environment, via the overlay's pip."""
+    from nbclient import NotebookClient
+
+    path = write_nb(tmp_path / "nbs" / "a.ipynb", block("packaging==24.1"))
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells += [
+        nbformat.v4.new_code_cell("%pip install -q --disable-pip-version-check six==1.16.0"),
+        nbformat.v4.new_code_cell(
+            "import six, sys; print(six.__version__); print(six.__file__); print(sys.executable)"
+        ),
+        nbformat.v4.new_code_cell("!pip install -q --disable-pip-version-check iniconfig==2.0.0\n!which pip"),
+        nbformat.v4.new_code_cell("import iniconfig; print(iniconfig.__file__)"),
+    ]
+    kernel = this_project_kernel(capsys)
+    client = NotebookClient(
+        nb, timeout=300, startup_timeout=180, kernel_name=kernel, resources={"metadata": {"path": str(path.parent)}}
+    )
+    client.execute(env={**os.environ, "JPY_SESSION_NAME": str(path)})
+
+    def text(cell: int) -> list[str]:
+        return "".join(o.get("text", "") for o in nb.cells[cell].outputs).split()
+
+    version, six_file, python = text(3)
+    prefix = Path(python).parent.parent
+    assert version == "1.16.0" and Path(six_file).is_relative_to(prefix), (six_file, prefix)
+    assert str(prefix).startswith(launch.envs_root())
+    shell_pip = text(4)[-1]
+    assert shell_pip.startswith(uvenv["KERNELKEEPER_OVERLAYS"]), "!pip is the overlay's shim"
+    assert Path(text(5)[0]).is_relative_to(prefix), text(5)
+    listed = subprocess.run(
+        [UV, "pip", "list", "--python", python, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert {p["name"] for p in json.loads(listed)} == {"packaging", "six", "iniconfig"}, "no pip, no ipykernel"
+
+
+def test_uv_binary_is_preferred_to_a_shim_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyenv's uv shim is bash (150-250 ms a call): a uv binary further on wins; the shim is the last resort."""
+    shims, real = tmp_path / "shims", tmp_path / "real"
+    for folder in (shims, real):
+        folder.mkdir()
+    (shims / "uv").write_text('#!/usr/bin/env bash\nexec pyenv exec uv "$@"\n')
+    (shims / "uv").chmod(0o755)
+    shutil.copyfile(UV, real / "uv")
+    (real / "uv").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{real}")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "nowhere" / "python"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert launch.find_uv() == str(real / "uv")
+    (real / "uv").unlink()
+    assert launch.find_uv() == str(shims / "uv"), "a shim when it is all there is"

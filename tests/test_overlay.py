@@ -295,3 +295,34 @@ def test_removed_overlay_keeps_its_kernel_and_sync_rebuilds_it_offline(
     assert [(f["code"], f["fix"]) for f in about] == [
         ("kernel-overlay-missing", f"kernelkeeper overlay build {prefix}")
     ]
+
+
+def test_pip_in_a_uv_venv_kernel_installs_into_the_env(overlay_world: dict[str, Any], tmp_path: Path) -> None:
+    """A `uv venv` environment has no pip: %pip and !pip run the overlay's pip, into the environment."""
+    tools = Path(sys.executable).parent
+    base_python = os.path.realpath(overlay_world["projects"]["uv"] / ".venv" / "bin" / "python")
+    scratch = tmp_path / "scratch"
+    _run([str(tools / "uv"), "venv", "-q", "--python", base_python, str(scratch)], overlay_world["build_env"])
+    data = tmp_path / "jupyter-data"
+    res = kk(overlay_world, data, "add", str(scratch), "--json", build=True)
+    assert res.returncode == 0, res.stderr
+    kernel = json.loads(res.stdout)["kernel"]
+    code = (
+        "%pip install -q --disable-pip-version-check six==1.16.0\n"
+        "!pip install -q --disable-pip-version-check iniconfig==2.0.0\n"
+        "import six, iniconfig, sys\n"
+        "print(six.__file__, iniconfig.__file__, sys.executable)\n"
+    )
+    # The build environment: its index settings (PIP_*) are what pip needs here.
+    out = execute(kernel, code, dict(overlay_world["build_env"], JUPYTER_DATA_DIR=str(data)))
+    six_file, ini_file, exe = out.strip().splitlines()[-1].split()
+    assert Path(six_file).is_relative_to(scratch) and Path(ini_file).is_relative_to(scratch), out
+    assert exe == str(scratch / "bin" / "python")
+    listed = subprocess.run(
+        [str(tools / "uv"), "pip", "list", "--python", exe, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert {p["name"] for p in json.loads(listed)} == {"six", "iniconfig"}, "no pip, no ipykernel in the env"

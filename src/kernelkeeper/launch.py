@@ -715,14 +715,34 @@ def envs_root() -> str:
 
 
 def find_uv() -> str | None:
-    """uv on PATH, else next to kernelkeeper's Python, else where its installers put it."""
+    """uv on PATH, else next to kernelkeeper's Python, else where its installers put it.
+
+    A script named uv (pyenv's or asdf's shim: bash that finds the real uv, 150-250 ms per
+    call here) is taken only when no uv binary is found in any of those places.
+    """
     places = [os.path.join(p, "uv") for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     places.append(os.path.join(os.path.dirname(sys.executable), "uv"))
     places += [p if os.path.isabs(p) else os.path.join(home(), p) for p in UV_PLACES]
+    script = None
     for path in places:
         if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
+            if not _is_script(path):
+                return path
+            script = script or path
+    return script
+
+
+def _is_script(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        return os.read(fd, 2) == b"#!"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _json(path: str) -> dict[str, object] | None:
@@ -755,10 +775,39 @@ def _record_use(folder: str, notebook: str) -> None:
         pass  # a read-only cache still runs the kernel
 
 
-def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object]:
-    """Start the detached builder (it outlives this kernel's start); return its log's path."""
+class _Builder:
+    """The forked builder, as much of ``subprocess.Popen`` as the wait needs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def _reaped(self, status: int) -> int:
+        self.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self._reaped(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            return self._reaped(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
+    """Start the detached builder (it outlives this kernel's start); return its log, the process, a pipe.
+
+    The builder is a fork of this launcher (standard library only, already loaded): the common
+    build is one ``uv sync``, and starting a Python that imports kernelkeeper for it cost more
+    than the sync. It holds the pipe's write end until it exits, so the launcher waits on the
+    pipe, not by polling.
+    """
     import json
-    import subprocess
 
     os.makedirs(folder, exist_ok=True)
     request = {"notebook": decl.notebook, "block": decl.block, "lock": decl.lock, "key": decl.key}
@@ -767,48 +816,138 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, object]:
         json.dump(request, f)
     os.replace(tmp, os.path.join(folder, REQUEST))
     log = os.path.join(folder, "build.log")
-    with open(log, "ab") as out:
-        # -I: not the notebook's folder on sys.path (a planted kernelkeeper/ there is not imported); site kept.
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=folder,
-            env={k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")},
-        )
-    return log, proc
+    done_r, done_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the builder: its own session, output into the log, in the environment's folder
+        code = 1
+        try:
+            os.setsid()
+            os.close(done_r)
+            os.set_inheritable(done_w, True)  # kept by the full builder if this one hands over
+            out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            os.dup2(null, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.chdir(folder)
+            for name in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"):
+                os.environ.pop(name, None)
+            code = fast_build(folder)
+        except BaseException as e:  # whatever it is: into the log, and never back into the caller
+            os.write(2, f"the builder failed: {e!r}\n".encode())
+        finally:
+            os._exit(code)
+    os.close(done_w)
+    return log, _Builder(pid), done_r
 
 
-def _wait_for_build(folder: str, log: str, proc: object, seconds: float) -> bool:
+def fast_build(folder: str) -> int:
+    """The common first build, standard library only: ``uv sync`` into ``folder/env``, then ``built.json``.
+
+    Anything else — a failed sync (the full builder tries offline and writes uv's message into
+    ``failed.json``), no overlay for the environment's Python (the full builder makes it), no
+    request, no uv — replaces this process with ``python -I -m kernelkeeper.notebookenv build``,
+    which starts again from nothing under the same lock.
+    """
+    import fcntl
+    import json
+    import subprocess
+    import time
+
+    started = time.monotonic()
+    prefix = os.path.join(folder, "env")
+    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one builder per environment; a second one waits, then finds it built
+        if os.path.exists(os.path.join(folder, BUILT)) and _overlay(prefix) is not None:
+            return 0
+        request = _json(os.path.join(folder, REQUEST))
+        uv = find_uv()
+        if request is not None and uv is not None and not os.path.lexists(prefix):
+            script = os.path.join(folder, "script.py")
+            with open(script, "w", encoding="utf-8") as f:
+                f.write(str(request.get("block", "")))
+            lock = os.path.join(folder, "script.py.lock")
+            if request.get("lock"):
+                with open(lock, "w", encoding="utf-8") as f:
+                    f.write(str(request["lock"]))
+            elif os.path.exists(lock):
+                os.unlink(lock)
+            cmd = [uv, "sync", "--script", script, "--active", "--no-progress"]
+            print("$ " + " ".join(cmd), flush=True)
+            drop = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH")
+            env = {**{k: v for k, v in os.environ.items() if k not in drop}, "VIRTUAL_ENV": prefix}
+            code = subprocess.call(cmd, env=env, cwd=folder, stdin=subprocess.DEVNULL, timeout=3600)
+            overlay = _overlay(prefix) if code == 0 else None
+            if overlay is not None:
+                seconds = round(time.monotonic() - started, 2)
+                info = {
+                    "key": request.get("key"),
+                    "notebook": request.get("notebook"),
+                    "python": os.path.join(prefix, "bin", "python"),
+                    "overlay": overlay,
+                    "locked": bool(request.get("lock")),
+                    "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "seconds": seconds,
+                }
+                try:  # noqa: SIM105 - contextlib is one more import
+                    os.unlink(os.path.join(folder, FAILED))
+                except OSError:
+                    pass
+                tmp = os.path.join(folder, f".{BUILT}.{os.getpid()}")
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump(info, f, indent=1)
+                os.replace(tmp, os.path.join(folder, BUILT))
+                print(f"ready: {prefix} ({seconds} s)", flush=True)
+                return 0
+    finally:
+        os.close(fd)
+    print("handing over to the full builder", flush=True)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder])
+    return 1  # not reached
+
+
+def _wait_for_build(folder: str, log: str, proc: _Builder, seconds: float, done: int) -> bool:
     """Wait up to ``seconds`` for the build, relaying its log to stderr (the server log); True when built.
 
-    A builder that exits without a result (it could not even start) leaves ``failed.json`` with its log.
+    ``done`` is a pipe's read end whose write end only the builder holds: it reads end-of-file the
+    moment the builder exits. A builder that exits without a result (it could not even start)
+    leaves ``failed.json`` with its log.
     """
+    import select
     import time
 
     deadline = time.monotonic() + seconds
     shown = 0
-    while True:
-        got = read_file(log, 16 << 20)
-        if got and len(got[0]) > shown:
-            for line in got[0][shown:].decode("utf-8", errors="replace").splitlines():
-                print(f"kernelkeeper build: {line}", file=sys.stderr)
-            shown = len(got[0])
-        if os.path.exists(os.path.join(folder, BUILT)):
-            return True
-        if os.path.exists(os.path.join(folder, FAILED)) or time.monotonic() >= deadline:
-            return False
-        if proc.poll() is not None and not os.path.exists(os.path.join(folder, BUILT)):  # type: ignore[attr-defined]
-            if not os.path.exists(os.path.join(folder, FAILED)):
-                import json
+    try:
+        while True:
+            got = read_file(log, 16 << 20)
+            if got and len(got[0]) > shown:
+                for line in got[0][shown:].decode("utf-8", errors="replace").splitlines():
+                    print(f"kernelkeeper build: {line}", file=sys.stderr)
+                shown = len(got[0])
+            if os.path.exists(os.path.join(folder, BUILT)):
+                return True
+            left = deadline - time.monotonic()
+            if os.path.exists(os.path.join(folder, FAILED)) or left <= 0:
+                return False
+            if proc.poll() is not None:
+                if not os.path.exists(os.path.join(folder, FAILED)):
+                    import json
 
-                tail = (got[0][-2000:] if got else b"").decode("utf-8", errors="replace")
-                with open(os.path.join(folder, FAILED), "w", encoding="utf-8") as f:
-                    json.dump({"message": f"the builder exited with code {proc.returncode}:\n{tail}", "hint": ""}, f)  # type: ignore[attr-defined]
-            return False
-        time.sleep(0.02)  # the build of a small declaration takes ~0.15 s: polling must not add to it
+                    tail = (got[0][-2000:] if got else b"").decode("utf-8", errors="replace")
+                    message = f"the builder exited with code {proc.returncode}:\n{tail}"
+                    with open(os.path.join(folder, FAILED), "w", encoding="utf-8") as f:
+                        json.dump({"message": message, "hint": ""}, f)
+                return False
+            # Wake at the builder's exit (end of file), else every second to relay its log.
+            if select.select([done], [], [], min(1.0, left))[0] and not os.read(done, 1):
+                proc.wait()  # end of file: it is exiting (its children do not hold the pipe)
+    finally:
+        os.close(done)
 
 
 BUILDING_HOOK = (
@@ -887,12 +1026,12 @@ def declared_plan(decl: Declaration, argv: list[str]) -> tuple[str, list[str], d
             f"kernelkeeper: building the environment {name} declares in {folder} (uv; log: {folder}/build.log)",
             file=sys.stderr,
         )
-        log, proc = _spawn_builder(folder, decl)
+        log, proc, done = _spawn_builder(folder, decl)
         try:
             wait = float(os.environ.get("KERNELKEEPER_BUILD_WAIT", "30"))
         except ValueError:
             wait = 30.0
-        if not _wait_for_build(folder, log, proc, wait):
+        if not _wait_for_build(folder, log, proc, wait, done):
             failed = _json(os.path.join(folder, FAILED))
             if failed is not None:
                 return declared_plan(decl, argv)  # shows the failure

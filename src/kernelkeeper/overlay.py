@@ -27,6 +27,15 @@ from .context import Context
 from .environments import Environment
 from .errors import UserError
 
+# pip too: %pip and !pip in an environment without pip run the overlay's (kernel_pip.py).
+PACKAGES = ("ipykernel", "pip")
+PIP_SHIM = (
+    "#!/bin/sh\n"
+    "# pip for an environment without pip (kernelkeeper's ipykernel overlay): pip's own runner imports only pip\n"
+    "# from the overlay; PIP_PYTHON (set in the kernel) is the environment's Python, and pip installs into it.\n"
+    'here=$(dirname "$0")\n'
+    'exec "${PIP_PYTHON:-python3}" "$here/../site-packages/pip/__pip-runner__.py" "$@"\n'
+)
 MIN_VERSION = (3, 8)  # the oldest Python today's ipykernel runs on
 # ipykernel_launcher, with the overlay appended to sys.path first. E's site-packages stay in front.
 BOOTSTRAP = (
@@ -112,10 +121,27 @@ def build_command(python: Path, target: Path, env: dict[str, str], offline: bool
     uv = shutil.which("uv", path=env.get("PATH"))
     if uv:
         cmd = [uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(python)]
-        cmd += ["--target", str(target), "ipykernel"]
+        cmd += ["--target", str(target), *PACKAGES]
         return [*cmd, "--offline"] if offline else cmd
     cmd = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(target)]
-    return [*cmd, "--no-index", "ipykernel"] if offline else [*cmd, "ipykernel"]
+    return [*cmd, "--no-index", *PACKAGES] if offline else [*cmd, *PACKAGES]
+
+
+def add_pip_hook(folder: Path) -> None:
+    """``%pip``/``!pip`` for environments without pip: the overlay's pip, run by the environment's Python.
+
+    ``site-packages/_kernelkeeper_pip.py`` (kernel_pip.py) with a ``.pth`` importing it — read by
+    ``site.addsitedir`` in the kernel only — and ``bin/pip``, ``bin/pip3`` for ``!pip``.
+    """
+    site = folder / "site-packages"
+    shutil.copyfile(Path(__file__).with_name("kernel_pip.py"), site / "_kernelkeeper_pip.py")
+    (site / "_kernelkeeper_pip.pth").write_text("import _kernelkeeper_pip\n")
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("pip", "pip3"):
+        shim = bin_dir / name
+        shim.write_text(PIP_SHIM)
+        shim.chmod(0o755)
 
 
 def build(
@@ -164,6 +190,7 @@ def build(
                 ) from None
         if not (staging / "site-packages" / "ipykernel").is_dir():
             raise UserError(f"`{' '.join(command)}` ran but left no ipykernel in {staging}")
+        add_pip_hook(staging)
         info = {
             "key": key,
             "built_with": str(env.python),
