@@ -413,7 +413,9 @@ def write_config(config_dir: Path, data: dict[str, Any]) -> None:
 
 
 def kk_config() -> dict[str, Any]:
-    return {"KernelKeeperSpecManager": {"env_paths": list(STANDALONE_DIRS)}}
+    # list_all: every kernel in /api/kernelspecs, as stock lists every written kernelspec (a server's default is
+    # the short list since issue 16, with which the provider's rows would list one kernel).
+    return {"KernelKeeperSpecManager": {"env_paths": list(STANDALONE_DIRS), "list_all": True}}
 
 
 NBV_REGISTER = """
