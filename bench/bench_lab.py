@@ -200,7 +200,7 @@ def bench(box: Sandbox, n: int, seed: int, repeats: int, timeout: float) -> tupl
     )
     env = env_for(f"{n}-all", {"list_all": True}, extension=True)
     plans.append((Result("(b) provider, `list_all = True` (the previous behaviour)", n, expected), KK_CLASS, env, True))
-    env = env_for(f"{n}-short", {}, extension=True)
+    env = env_for(f"{n}-short", {"list_all": False}, extension=True)
     plans.append((Result("(c) provider, default short list", n, expected), KK_CLASS, env, True))
 
     with sync_playwright() as p:
