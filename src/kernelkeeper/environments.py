@@ -216,18 +216,7 @@ def _site_has(site_packages: str, project: str) -> tuple[bool, bool]:
 
 def has_dist(site_packages: str | Path | None, project: str) -> bool:
     """Whether a distribution is installed, from its dist-info / egg-info folder."""
-    if site_packages is None:
-        return False
-    prefix = project + "-"
-    try:
-        with os.scandir(site_packages) as it:
-            for entry in it:
-                name = entry.name.lower()
-                if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
-                    return True
-    except OSError:
-        return False
-    return False
+    return site_packages is not None and _site_has(str(site_packages), project)[1]
 
 
 def _interpreter(prefix: str, minor: str | None) -> str | None:
