@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 
 import fakes
-from kernelkeeper.context import Context
-from kernelkeeper.discovery import Discovery, discover
-from kernelkeeper.environments import Environment
 from kernelkeeper.locators.pdm import pdm_hash
 from kernelkeeper.projects import path_hash
 from realenvs import hatch_project_id, pipenv_env_name
+from test_discovery import by_prefix, run_discover
 
 TOOLS = Path(sys.executable).parent
 
@@ -31,18 +29,6 @@ TOOLS = Path(sys.executable).parent
 def hatch_id(project: Path, platform: str) -> str:
     """hatch's ``Path.id`` (hatch/utils/fs.py): the path is case-folded on macOS and Windows."""
     return hatch_project_id(Path(str(project).casefold()) if platform in ("darwin", "win32") else project)
-
-
-def run_discover(**kwargs: object) -> Discovery:
-    return discover(Context.from_environ(**kwargs))  # type: ignore[arg-type]
-
-
-def by_prefix(found: Discovery, prefix: Path) -> Environment:
-    real = Path(os.path.realpath(prefix))
-    matches = [e for e in found.environments if e.prefix == real]
-    assert matches, f"{real} not found among {[str(e.prefix) for e in found.environments]}"
-    assert len(matches) == 1
-    return matches[0]
 
 
 def tool_env(home: Path, **extra: str) -> dict[str, str]:

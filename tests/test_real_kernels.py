@@ -48,7 +48,8 @@ def synced(real_home: Any, fake_home: Path, capsys: pytest.CaptureFixture[str]) 
     return {"kernel": action["kernel"], **target}
 
 
-def run_in_kernel(kernel_name: str, code: str) -> dict[str, Any]:
+def run_in_kernel(kernel_name: str, code: str) -> Any:
+    """Run ``code`` on a fresh kernel; the JSON its last output line prints."""
     from jupyter_client.manager import start_new_kernel
 
     km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=60)
@@ -66,8 +67,7 @@ def run_in_kernel(kernel_name: str, code: str) -> dict[str, Any]:
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    result: dict[str, Any] = json.loads("".join(out).strip().splitlines()[-1])
-    return result
+    return json.loads("".join(out).strip().splitlines()[-1])
 
 
 def test_kernel_runs_the_environment_activated(synced: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ import fakes
 from conftest import hermetic
 from kernelkeeper.cli import main
 from kernelkeeper.kernelspecs import LOCK_FILE, STAGING, scope_dir
+from test_real_kernels import run_in_kernel
 
 STRICT_UMASK = 0o077
 RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")  # before PATH is narrowed
@@ -273,25 +274,6 @@ def _real_venv_with_ipykernel(prefix: Path) -> Path:
     return prefix
 
 
-def _run_in_kernel(kernel_name: str, code: str) -> str:
-    from jupyter_client.manager import start_new_kernel
-
-    km, kc = start_new_kernel(kernel_name=kernel_name, startup_timeout=60)
-    out: list[str] = []
-    try:
-
-        def hook(msg: dict[str, Any]) -> None:
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-
-        reply = kc.execute_interactive(code, timeout=60, output_hook=hook)
-        assert reply["content"]["status"] == "ok", out
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-    return "".join(out).strip().splitlines()[-1]
-
-
 @pytest.mark.parametrize("folder", ["$HOME", "{prefix}", "a$$b${PATH}{resource_dir}"])
 def test_a_folder_name_is_never_a_template(folder: str, fake_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     prefix = _real_venv_with_ipykernel(fake_home / "projects" / folder / ".venv")
@@ -302,7 +284,7 @@ def test_a_folder_name_is_never_a_template(folder: str, fake_home: Path, capsys:
         "import json, os, shutil, sys; print(json.dumps([sys.executable, os.environ['VIRTUAL_ENV'], "
         "shutil.which('python'), os.environ.get('PIP_PYTHON')]))"
     )
-    exe, venv, which, _ = json.loads(_run_in_kernel(name, code))
+    exe, venv, which, _ = run_in_kernel(name, code)
     assert venv == str(prefix)
     assert exe == which == str(prefix / "bin" / "python")
     # And kernelkeeper reads its own kernel back as the same environment's: a second add updates nothing new.
