@@ -100,16 +100,15 @@ async def _ws_execute(ws_url: str, token: str, code: str, timeout: float, userna
         ws.close()
 
 
-@contextmanager
-def jupyter_server(
+def start_server(
     env: dict[str, str],
     root_dir: Path,
     log: Path,
     timeout: float = 60,
     base_url: str = "/",
     python: str | Path = sys.executable,
-) -> Iterator[Server]:
-    """Start `jupyter server` with env (its config dirs decide the kernel spec manager), run by ``python``."""
+) -> tuple[subprocess.Popen[bytes], Server]:
+    """Start `jupyter server` and wait for its /api/status; the caller stops the process (killed here on failure)."""
     port = free_port()
     token = uuid.uuid4().hex
     cmd = [
@@ -128,19 +127,34 @@ def jupyter_server(
     with open(log, "w") as log_file:
         proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(root_dir))
     server = Server(port, token, log, base_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"jupyter server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            server.request("GET", "/api/status", timeout=2)
+            return proc, server
+        except (urllib.error.URLError, ConnectionError, OSError) as e:
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait(timeout=15)
+                tail = log.read_text()[-3000:]
+                raise RuntimeError(f"jupyter server did not answer in {timeout} s:\n{tail}") from e
+            time.sleep(0.2)
+
+
+@contextmanager
+def jupyter_server(
+    env: dict[str, str],
+    root_dir: Path,
+    log: Path,
+    timeout: float = 60,
+    base_url: str = "/",
+    python: str | Path = sys.executable,
+) -> Iterator[Server]:
+    """Start `jupyter server` with env (its config dirs decide the kernel spec manager), run by ``python``."""
+    proc, server = start_server(env, root_dir, log, timeout, base_url, python)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                server.request("GET", "/api/status", timeout=2)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError) as e:
-                if time.monotonic() > deadline:
-                    tail = log.read_text()[-3000:]
-                    raise RuntimeError(f"jupyter server did not answer in {timeout} s:\n{tail}") from e
-                time.sleep(0.2)
         yield server
     finally:
         try:

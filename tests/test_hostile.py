@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -313,39 +312,10 @@ def _stop_within(server_proc: subprocess.Popen[bytes], seconds: float) -> float:
 
 
 def _start_server(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Any]:
-    from jupyter_server_proc import Server, free_port
+    """A real server whose process the test stops itself (SIGTERM is part of what it checks)."""
+    from jupyter_server_proc import start_server
 
-    port = free_port()
-    token = "hostile-test-token"
-    log = tmp_path / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        "--ServerApp.open_browser=False",
-        f"--ServerApp.root_dir={tmp_path}",
-        "--allow-root",
-    ]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(tmp_path))
-    server = Server(port, token, log)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"jupyter server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            server.request("GET", "/api/status", timeout=2)
-            return proc, server
-        except (urllib.error.URLError, ConnectionError, OSError) as e:
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait(timeout=15)
-                raise RuntimeError(f"jupyter server did not start:\n{log.read_text()[-3000:]}") from e
-            time.sleep(0.2)
+    return start_server(env, tmp_path, tmp_path / "server.log")
 
 
 @pytest.mark.parametrize(
