@@ -6,6 +6,7 @@ hang instead, so "before any scan finished" is a fact, not a race.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from traitlets import Unicode
+from traitlets.config import Configurable
 
 import fakes
 from conftest import hermetic
@@ -343,3 +346,110 @@ def test_the_saved_list_is_prepared_before_the_first_request_and_checked_later(h
     assert m._cache.checks == 0 and m._cache.scans == 0, "the warm-up started the check"
     assert m.get_all_specs() is m._all_result
     _wait(lambda: m._cache.checks >= 1, "the first request did not start the check")
+
+
+# --- the kernel list saved between starts (bodycache.py) -----------------------------------
+
+
+class _Server(Configurable):
+    """What the provider reads of its jupyter_server: the base_url (a real server is tested above)."""
+
+    base_url = Unicode("/")
+
+
+def _in_server(**config: Any) -> KernelKeeperSpecManager:
+    return KernelKeeperSpecManager(parent=_Server(), **config)
+
+
+def _body(m: KernelKeeperSpecManager) -> Any:
+    body = asyncio.run(m.rest_body("/", "python3"))
+    assert body is not None
+    return body
+
+
+def _ran_once(**config: Any) -> tuple[KernelKeeperSpecManager, Any]:
+    """The previous start: it answered a kernel list, and saved it."""
+    m = _in_server(**config)
+    body = _body(m)
+    _wait(lambda: m._body_path().is_file(), "the kernel list was never saved")
+    return m, body
+
+
+def test_a_restart_answers_the_saved_kernel_list_before_loading_anything(
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, before = _ran_once(list_all=True)
+    assert f"venv-gamma-py{MINOR}" in json.loads(before.data)["kernelspecs"]
+    for saved in state.state_path(first._ctx).parent.glob("discovery-*.json"):
+        saved.unlink()  # no discovery state: only the saved list can answer
+    hung = HungScans(monkeypatch)
+    caplog.set_level(logging.INFO)
+    m = _in_server(list_all=True, first_check_delay=3600.0)
+    after = _body(m)
+    assert "answering the kernel list saved by the last start" in caplog.text, caplog.text
+    assert (after.data, after.etag) == (before.data, before.etag), "the same list, the same ETag (a 304 still works)"
+    assert m._cache.scans == 0, "no scan had finished"
+    _wait(lambda: hung.started >= 1, "the first request did not start the check")
+    hung.release.set()
+
+
+def _wrote_kernelspec(home: Path, m: KernelKeeperSpecManager) -> str:
+    folder = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "handmade"
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(
+        json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "Hand made", "language": "python"})
+    )  # fmt: skip
+    return "handmade"
+
+
+@pytest.mark.parametrize("change", ["kernelspec-written", "interpreter-deleted", "setting-changed", "kernel-started"])
+def test_a_saved_kernel_list_that_no_longer_holds_is_not_served(
+    home: Path, change: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever the list is made from changed while the server was down: the new start answers the new list."""
+    config: dict[str, Any] = {"list_all": change != "kernel-started"}
+    first, before = _ran_once(**config)
+    gamma = f"venv-gamma-py{MINOR}"
+    if change == "kernelspec-written":
+        expect = lambda specs: "handmade" in specs  # noqa: E731
+        _wrote_kernelspec(home, first)
+    elif change == "interpreter-deleted":
+        expect = lambda specs: gamma not in specs  # noqa: E731
+        shutil.rmtree(home / "projects" / "gamma" / ".venv")
+    elif change == "setting-changed":
+        config["display_name_format"] = "{name} is here"
+        expect = lambda specs: specs[gamma]["spec"]["display_name"] == "gamma is here"  # noqa: E731
+    else:
+        first.record_started(gamma)
+        first.recent.flush()
+        expect = lambda specs: gamma in specs  # noqa: E731
+    assert not expect(json.loads(before.data)["kernelspecs"])
+    caplog.set_level(logging.INFO)
+    after = _body(_in_server(**config))
+    assert expect(json.loads(after.data)["kernelspecs"]), change
+    assert "answering the kernel list saved by the last start" not in caplog.text
+    if change != "setting-changed":  # other settings keep their own saved list (another file)
+        assert "the kernel list saved by the last start is out of date" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncated", "writable-by-others", "not-a-file"])
+def test_a_bad_saved_kernel_list_is_ignored_with_a_log_line(
+    home: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, before = _ran_once(list_all=True)
+    path = first._body_path()
+    blob = path.read_bytes()
+    if damage == "corrupt":
+        path.write_bytes(blob[: blob.index(b"\n") + 1] + b"\x1f\x8b" + os.urandom(200))
+    elif damage == "truncated":
+        path.write_bytes(blob[:-100])
+    elif damage == "writable-by-others":
+        path.chmod(0o666)
+    else:
+        path.unlink()
+        os.mkfifo(path)
+    caplog.set_level(logging.INFO)
+    after = _body(_in_server(list_all=True))
+    assert json.loads(after.data) == json.loads(before.data), "the list is made as without a saved one"
+    assert "ignoring the saved kernel list" in caplog.text

@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode
 
-from . import listing, logos, safeio, state
+from . import __version__, bodycache, listing, logos, safeio, state
 from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
 from .discovery import Discovery, Snapshot, discover, snapshot
 from .environments import Environment
@@ -186,6 +186,43 @@ def _rest_body(specs: dict[str, Any], default: str | None, previous: RestBody | 
     return RestBody(data, gzip.compress(data, compresslevel=5, mtime=0), etag, specs, default, parts)
 
 
+class _SaveSoon:
+    """``write(value)`` now, or once ``interval`` has passed since the last write, with the latest value.
+
+    Called from worker threads; the write runs in the caller's thread or in a daemon timer's.
+    """
+
+    def __init__(self, write: Callable[[Any], Any], interval: float) -> None:
+        self._write = write
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._pending: Any = None
+        self._has_pending = False
+        self._last = -float("inf")
+        self._timer: threading.Timer | None = None
+
+    def __call__(self, value: Any) -> None:
+        with self._lock:
+            self._pending, self._has_pending = value, True
+            if self._timer is not None:
+                return  # the timer set writes the latest value
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                self._timer = threading.Timer(wait, self._flush)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            value, has = self._pending, self._has_pending
+            self._pending, self._has_pending, self._timer = None, False, None
+            self._last = time.monotonic()
+        if has:
+            self._write(value)
+
+
 class DiscoveryCache:
     """Discovery results, revalidated in a worker thread: by inotify where it works, by mtimes elsewhere.
 
@@ -220,6 +257,7 @@ class DiscoveryCache:
         start_delay: float = 0.0,
         save_interval: float = 5.0,
         on_loaded: Callable[[], None] | None = None,
+        on_boot: Callable[[], bool] | None = None,
     ) -> None:
         self._make_context = make_context
         self.log = log or logging.getLogger(__name__)
@@ -228,8 +266,8 @@ class DiscoveryCache:
         self.first_timeout = first_timeout
         self.persist = persist
         self.start_delay = start_delay
-        self.save_interval = save_interval
         self._on_loaded = on_loaded
+        self._on_boot = on_boot
         self._lock = threading.Lock()
         # A daemon thread per check, not an executor: a scan stuck on a dead network filesystem
         # must not keep the server from exiting (executor threads are joined at exit).
@@ -246,10 +284,7 @@ class DiscoveryCache:
         self.loaded = -1  # environments served from the saved state (-1: none was loaded)
         self.saves = 0
         self.error: str | None = None
-        self._save_lock = threading.Lock()
-        self._to_save: tuple[Context, Discovery, Snapshot] | None = None
-        self._saved_at = -float("inf")
-        self._save_timer: threading.Timer | None = None
+        self._save_soon = _SaveSoon(self._save, save_interval)
 
     @property
     def _found(self) -> Discovery | None:
@@ -265,6 +300,7 @@ class DiscoveryCache:
         """The freshest discovery available without waiting longer than the timeouts allow."""
         entry = self._entry
         if entry is None:  # nothing yet: wait for the saved state or the first scan
+            self._kick.set()  # a boot holding back for a saved kernel list goes on now
             self.start().wait(self.first_timeout)
             entry = self._entry
             if entry is None or not self._from_disk:
@@ -281,6 +317,10 @@ class DiscoveryCache:
         self.start().wait(self.refresh_timeout)
         return self._found
 
+    def kick(self) -> None:
+        """Load the saved state and check it now, not after ``start_delay``."""
+        self._kick.set()
+
     def start(self, boot: bool = False) -> threading.Event:
         """Start a check (or join the one running); the event is set when its answer is ready."""
         with self._lock:
@@ -296,8 +336,14 @@ class DiscoveryCache:
             return self._answer
 
     def _boot(self, answer: threading.Event) -> None:
-        """The first job: the saved state first (answered at once), then its check when asked or after a while."""
+        """The first job: the saved state first (answered at once), then its check when asked or after a while.
+
+        When ``on_boot`` says a saved kernel list answers the first requests, even the state
+        waits: loading it is work the starting server would otherwise share its CPU with.
+        """
         try:
+            if self.persist and self._on_boot is not None and self._on_boot():
+                self._kick.wait(self.start_delay)
             if self.persist and self._load():
                 answer.set()
                 if self._on_loaded is not None:
@@ -373,30 +419,12 @@ class DiscoveryCache:
             f" ({moved} changed)" if moved else "",
         )
         if self.persist:
-            self._save_soon(ctx, found, dict(new.snapshot))
+            self._save_soon((ctx, found, dict(new.snapshot)))
 
-    def _save_soon(self, ctx: Context, found: Discovery, snap: Snapshot) -> None:
-        """Save now, or when ``save_interval`` has passed since the last save (the latest state then)."""
-        with self._save_lock:
-            self._to_save = (ctx, found, snap)
-            if self._save_timer is not None:
-                return  # the timer set saves the latest state
-            wait = self._saved_at + self.save_interval - time.monotonic()
-            if wait > 0:
-                self._save_timer = threading.Timer(wait, self._save)
-                self._save_timer.daemon = True
-                self._save_timer.start()
-                return
-        self._save()
-
-    def _save(self) -> None:
-        with self._save_lock:
-            pending, self._to_save, self._save_timer = self._to_save, None, None
-            self._saved_at = time.monotonic()
-        if pending is not None:
-            ctx, found, snap = pending
-            if state.save(ctx, found, snap, self.log) is not None:
-                self.saves += 1
+    def _save(self, pending: tuple[Context, Discovery, Snapshot]) -> None:
+        ctx, found, snap = pending
+        if state.save(ctx, found, snap, self.log) is not None:
+            self.saves += 1
 
     def close(self) -> None:
         """Nothing to release: a running check ends on its own, and never keeps the process alive."""
@@ -478,6 +506,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             persist=self.persist_state,
             start_delay=self.first_check_delay,
             on_loaded=self._warm,
+            on_boot=self._load_saved_body,
         )
         self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._dynamic: dict[str, Environment] = {}
@@ -495,6 +524,14 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._short_result: dict[str, Any] = {}
         self._body: RestBody | None = None
         self._body_job: asyncio.Task[RestBody | None] | None = None
+        # The kernel list the last server saved (bodycache.py): the first requests' answer until ours is made.
+        self._saved: bodycache.Saved | None = None
+        self._saved_body: RestBody | None = None
+        self._saved_lock = threading.Lock()
+        self._saved_looked = threading.Event()  # set once the boot has looked for a saved list
+        if not self.persist_state:
+            self._saved_looked.set()
+        self._save_body_soon = _SaveSoon(self._write_body, 5.0)
         self._specs_lock = threading.Lock()
         self.recent = listing.Recent(
             listing.recent_path(self._ctx.user_data_dir("kernelkeeper")), self.recent_kernels
@@ -742,6 +779,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
         when this manager cannot make it (a subclass overriding the lookups, or no
         models because the base_url differs): the caller falls back to the stock path.
         """
+        if self._body is None and (self._saved is not None or not self._saved_looked.is_set()):
+            saved = await _in_daemon_thread(functools.partial(self._saved_answer, base_url, default))
+            if saved is not None:
+                return saved
         job = self._body_job
         loop = asyncio.get_running_loop()
         if job is None or job.done() or job.get_loop() is not loop:
@@ -765,7 +806,85 @@ class KernelKeeperSpecManager(KernelSpecManager):
             return previous
         body = _rest_body(specs, default, previous)
         self._body = body
+        if self.persist_state:
+            recent = () if self.list_all else self._short_recent
+            self._save_body_soon((body, base_url, default, recent))
         return body
+
+    # --- the kernel list kept on disk between starts (bodycache.py) ---------------------
+
+    def _body_path(self) -> Path:
+        where = json.dumps([state.context_key(self._ctx), self._server_base_url(), self._list_config()], default=str)
+        digest = hashlib.sha256(where.encode()).hexdigest()[:16]
+        return self._ctx.user_cache_dir("kernelkeeper") / f"kernelspecs-{digest}.bin"
+
+    #: Settings that change when the list is checked, never what it holds.
+    _TIMING = frozenset({"cache_seconds", "refresh_timeout", "first_scan_timeout", "first_check_delay", "persist_state"})
+
+    def _list_config(self) -> dict[str, Any]:
+        values = self.trait_values()
+        return {name: values.get(name) for name in sorted(self.trait_names(config=True)) if name not in self._TIMING}
+
+    def _body_key(self, base_url: str, default: str | None, recent: tuple[str, ...]) -> str:
+        """Everything but discovery that the kernel list is made from (see bodycache.py)."""
+        inputs = {
+            "version": __version__,
+            "python": sys.executable,
+            "config": self._list_config(),
+            "base_url": base_url,
+            "default": default,
+            "context": state.context_key(self._ctx),
+            "kernelspecs": bodycache.folder_signature(list(self.kernel_dirs)),
+            "overlays": list(self._overlay_state()),
+            "recent": list(recent),
+        }
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _write_body(self, pending: tuple[RestBody, str, str | None, tuple[str, ...]]) -> None:
+        body, base_url, default, recent = pending
+        saved = bodycache.Saved(
+            key=self._body_key(base_url, default, recent),
+            etag=body.etag,
+            default=default,
+            interpreters=bodycache.interpreters(body.specs),
+            data=body.data,
+            gzipped=body.gzipped,
+        )
+        bodycache.save(self._body_path(), saved, self.log)
+
+    def _load_saved_body(self) -> bool:
+        """At boot: the saved kernel list, if there is one (checked against today's inputs at the first request)."""
+        try:
+            if self._server_base_url() is None:
+                return False
+            self._saved = bodycache.load(self._body_path(), self.log)
+            return self._saved is not None
+        finally:
+            self._saved_looked.set()
+
+    def _saved_answer(self, base_url: str, default: str | None) -> RestBody | None:
+        """The saved kernel list while it still holds (same inputs, every interpreter there), else None.
+
+        Checked once; either way the saved discovery state is loaded and checked next, and
+        the list made from it replaces this one.
+        """
+        self._saved_looked.wait(self.first_scan_timeout)  # a request as the server starts: the boot is looking
+        with self._saved_lock:
+            saved = self._saved
+            if saved is None or self._body is not None:
+                return None
+            if self._saved_body is None:
+                recent = () if self.list_all else tuple(self.recent.names())
+                if saved.default == default and saved.key == self._body_key(base_url, default, recent) and (
+                    bodycache.alive(saved)
+                ):
+                    self._saved_body = RestBody(saved.data, saved.gzipped, saved.etag, {}, default)
+                    self.log.info("kernelkeeper: answering the kernel list saved by the last start until it is checked")
+                else:
+                    self._saved = None
+                    self.log.info("kernelkeeper: the kernel list saved by the last start is out of date")
+            self._cache.kick()
+            return self._saved_body
 
     def remove_kernel_spec(self, name: str) -> str:
         if name in self._dynamic:

@@ -237,7 +237,7 @@ def decode(ctx: Context, text: str | bytes) -> tuple[Discovery, Snapshot]:
     return found, snap
 
 
-def _trusted_file(path: Path) -> os.stat_result:
+def trusted_file(path: Path) -> os.stat_result:
     st = os.lstat(path)
     if not stat.S_ISREG(st.st_mode):
         raise ValueError(f"{path} is not a regular file")
@@ -252,7 +252,7 @@ def load(ctx: Context, logger: logging.Logger | None = None) -> tuple[Discovery,
     """The last state saved for this context, or None (missing, foreign or corrupt: logged)."""
     path = state_path(ctx)
     try:
-        _trusted_file(path)
+        trusted_file(path)
         found, snap = decode(ctx, safeio.read_bytes(path, LIMIT))
     except FileNotFoundError:
         return None
