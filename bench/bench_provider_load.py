@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -66,37 +67,55 @@ def one_get(port: int, token: str, path: str, timeout: float = 60) -> tuple[int,
         conn.close()
 
 
-class Sampler(threading.Thread):
-    """GET ``path`` every ``every`` seconds on a kept-alive connection; latencies in ms."""
+SAMPLER = """
+import http.client, json, sys, threading, time
+port, token, path, every = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+ms, errors = [], 0
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+headers = {"Authorization": "token " + token}
+next_at = time.monotonic()
+while not stop.is_set():
+    try:
+        started = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        conn.getresponse().read()
+        ms.append((time.perf_counter() - started) * 1000)
+    except (OSError, http.client.HTTPException):
+        errors += 1
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    next_at += every
+    stop.wait(max(0.0, next_at - time.monotonic()))
+print(json.dumps({"ms": ms, "errors": errors}))
+"""
+
+
+class Sampler:
+    """GET ``path`` every ``every`` seconds on a kept-alive connection; latencies in ms.
+
+    In a process of its own: the benchmark's other threads (fifty clients, the churn's
+    file copies) hold this process's GIL, and a sampler thread among them would measure
+    its own waiting as the server's.
+    """
 
     def __init__(self, server: Server, path: str, every: float) -> None:
-        super().__init__(daemon=True)
         self.server, self.path, self.every = server, path, every
         self.ms: list[float] = []
         self.errors = 0
-        self._stop_event = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
 
-    def run(self) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
-        headers = {"Authorization": f"token {self.server.token}"}
-        next_at = time.monotonic()
-        while not self._stop_event.is_set():
-            try:
-                started = time.perf_counter()
-                conn.request("GET", self.path, headers=headers)
-                conn.getresponse().read()
-                self.ms.append((time.perf_counter() - started) * 1000)
-            except (OSError, http.client.HTTPException):
-                self.errors += 1
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
-            next_at += self.every
-            self._stop_event.wait(max(0.0, next_at - time.monotonic()))
-        conn.close()
+    def start(self) -> None:
+        argv = [sys.executable, "-c", SAMPLER, str(self.server.port), self.server.token, self.path, str(self.every)]
+        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)  # its imports, before the measured work starts
 
     def stop(self) -> list[float]:
-        self._stop_event.set()
-        self.join(120)
+        assert self._proc is not None
+        out, _ = self._proc.communicate("", timeout=120)
+        data = json.loads(out)
+        self.ms, self.errors = data["ms"], data["errors"]
         return self.ms
 
 

@@ -122,9 +122,12 @@ def test_foreign_or_broken_state_is_ignored_with_a_log_line(
         "corrupt": "{not json",
         "deep": "[" * 100_000 + "]" * 100_000,
         "other context": good.replace(state.context_key(ctx), "0" * 16),
-        "other format": good.replace('"format":1', '"format":99'),
-        "malformed": good.replace('"environments":[', '"environments":[7,'),
+        "other format": good.replace(f'"format":{state.FORMAT}', '"format":99'),
+        "malformed": good.replace('["environments",[', '["environments",[7,'),
+        "truncated": good[: len(good) // 2],
+        "a line lost": "\n".join(line for i, line in enumerate(good.splitlines()) if i != 1),
     }
+    assert all(text != good for text in cases.values()), "each case damages the state"
     for what, text in cases.items():
         path.write_text(text)
         caplog.clear()
