@@ -108,9 +108,7 @@ def test_state_round_trips_on_disk(fake_home: Path) -> None:
     assert state.still_valid(snap, again) is None
 
 
-def test_foreign_or_broken_state_is_ignored_with_a_log_line(
-    fake_home: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_foreign_or_broken_state_is_ignored_with_a_log_line(fake_home: Path, caplog: pytest.LogCaptureFixture) -> None:
     _home_with_projects(fake_home)
     ctx = _ctx(fake_home)
     found = state.discover_cached(ctx)

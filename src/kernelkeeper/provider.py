@@ -13,7 +13,7 @@ other. It only reads: nothing is written while answering a query.
 Speed: discovery is cached. A request within ``cache_seconds`` of the last
 check is served from the cache; after that, a worker thread asks inotify whether
 anything discovery read has moved (network filesystems: it stats them) and
-rescans only if something did. The request waits for that at most
+rescans only if something did (inside a server, in a child process: ``scan.py``). The request waits for that at most
 ``refresh_timeout`` seconds and otherwise gets the cached list, so a slow shared
 filesystem never stalls ``/api/kernelspecs``. The last scan is kept on disk per
 user (``state.py``), so a restarted server answers its first list from it.
@@ -46,7 +46,8 @@ from typing import Any, TypeVar
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 from traitlets import Bool, Float, Integer, List, TraitError, Unicode
 
-from . import __version__, bodycache, listing, logos, safeio, state
+from . import __version__, bodycache, listing, logos, safeio, scan, state
+from . import discovery as _discovery
 from .context import DEFAULT_DEPTH, DEFAULT_MAX_DIRS, Context
 from .discovery import Discovery, Snapshot, discover, snapshot
 from .environments import Environment
@@ -258,6 +259,7 @@ class DiscoveryCache:
         save_interval: float = 5.0,
         on_loaded: Callable[[], None] | None = None,
         on_boot: Callable[[], bool] | None = None,
+        scan_in_child: bool = False,
     ) -> None:
         self._make_context = make_context
         self.log = log or logging.getLogger(__name__)
@@ -268,6 +270,7 @@ class DiscoveryCache:
         self.start_delay = start_delay
         self._on_loaded = on_loaded
         self._on_boot = on_boot
+        self.scan_in_child = scan_in_child
         self._lock = threading.Lock()
         # A daemon thread per check, not an executor: a scan stuck on a dead network filesystem
         # must not keep the server from exiting (executor threads are joined at exit).
@@ -283,6 +286,7 @@ class DiscoveryCache:
         self.paths_checked = 0  # paths stat'ed by checks (inotify makes this ~0 while nothing changes)
         self.loaded = -1  # environments served from the saved state (-1: none was loaded)
         self.saves = 0
+        self.child_scans = 0  # scans a child process made (scan.py)
         self.error: str | None = None
         self._save_soon = _SaveSoon(self._save, save_interval)
 
@@ -401,7 +405,7 @@ class DiscoveryCache:
         start = time.monotonic()
         started_ns = time.time_ns()
         ctx = self._make_context()
-        found = discover(ctx)
+        found = self._scan(ctx)
         # Watch first, then the snapshot; a change made while the scan ran shows on the next check.
         new = state.watched_entry(found, before, started_ns)
         self._entry = new
@@ -420,6 +424,23 @@ class DiscoveryCache:
         )
         if self.persist:
             self._save_soon((ctx, found, dict(new.snapshot)))
+
+    def _scan(self, ctx: Context) -> Discovery:
+        """``discover(ctx)``: in a child process when ``scan_in_child`` (see scan.py), else in this thread.
+
+        A ``discover`` replaced in this module (a test's slow or hung scan) is honoured: it runs here.
+        A child that fails is logged once and not tried again; this thread scans instead.
+        """
+        if self.scan_in_child and discover is _discovery.discover:
+            try:
+                found = scan.discover_in_child(ctx)
+            except scan.ScanFailed as e:
+                self.scan_in_child = False
+                self.log.warning("kernelkeeper: scanning in the server's process from now on: %s", e)
+            else:
+                self.child_scans += 1
+                return found
+        return discover(ctx)
 
     def _save(self, pending: tuple[Context, Discovery, Snapshot]) -> None:
         ctx, found, snap = pending
@@ -492,6 +513,13 @@ class KernelKeeperSpecManager(KernelSpecManager):
         "so the check does not compete with the server's start-up.",
     ).tag(config=True)
 
+    scan_in_child = Bool(
+        True,
+        help="Run rescans in a child process (`python -m kernelkeeper.scan`, lower priority), so the server's "
+        "event loop never competes with a scan for the GIL. Only inside a server; off, outside a server, or if the "
+        "child cannot run: a thread scans.",
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # One context for the manager's life: the saved state's key stays the one it was loaded under, and a
@@ -507,6 +535,9 @@ class KernelKeeperSpecManager(KernelSpecManager):
             start_delay=self.first_check_delay,
             on_loaded=self._warm,
             on_boot=self._load_saved_body,
+            # Only in a server: there is an event loop to keep free; elsewhere (`jupyter kernelspec list`)
+            # a thread scans and the caller waits for it anyway.
+            scan_in_child=self.scan_in_child and self._server_base_url() is not None,
         )
         self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._dynamic: dict[str, Environment] = {}
@@ -533,9 +564,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             self._saved_looked.set()
         self._save_body_soon = _SaveSoon(self._write_body, 5.0)
         self._specs_lock = threading.Lock()
-        self.recent = listing.Recent(
-            listing.recent_path(self._ctx.user_data_dir("kernelkeeper")), self.recent_kernels
-        )
+        self.recent = listing.Recent(listing.recent_path(self._ctx.user_data_dir("kernelkeeper")), self.recent_kernels)
         # The saved state (or the first scan) starts with the server, so the first kernel list need not wait.
         self._cache.start(boot=True)
 
@@ -819,7 +848,16 @@ class KernelKeeperSpecManager(KernelSpecManager):
         return self._ctx.user_cache_dir("kernelkeeper") / f"kernelspecs-{digest}.bin"
 
     #: Settings that change when the list is checked, never what it holds.
-    _TIMING = frozenset({"cache_seconds", "refresh_timeout", "first_scan_timeout", "first_check_delay", "persist_state"})
+    _TIMING = frozenset(
+        {
+            "cache_seconds",
+            "refresh_timeout",
+            "first_scan_timeout",
+            "first_check_delay",
+            "persist_state",
+            "scan_in_child",
+        }
+    )
 
     def _list_config(self) -> dict[str, Any]:
         values = self.trait_values()
@@ -875,8 +913,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
                 return None
             if self._saved_body is None:
                 recent = () if self.list_all else tuple(self.recent.names())
-                if saved.default == default and saved.key == self._body_key(base_url, default, recent) and (
-                    bodycache.alive(saved)
+                if (
+                    saved.default == default
+                    and saved.key == self._body_key(base_url, default, recent)
+                    and (bodycache.alive(saved))
                 ):
                     self._saved_body = RestBody(saved.data, saved.gzipped, saved.etag, {}, default)
                     self.log.info("kernelkeeper: answering the kernel list saved by the last start until it is checked")
