@@ -843,7 +843,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
     # --- the kernel list kept on disk between starts (bodycache.py) ---------------------
 
     def _body_path(self) -> Path:
-        where = json.dumps([state.context_key(self._ctx), self._server_base_url(), self._list_config()], default=str)
+        # Per server kind too (its Python): two Jupyters of one user in two environments keep a file each.
+        where = json.dumps(
+            [state.context_key(self._ctx), self._server_base_url(), sys.executable, self._list_config()], default=str
+        )
         digest = hashlib.sha256(where.encode()).hexdigest()[:16]
         return self._ctx.user_cache_dir("kernelkeeper") / f"kernelspecs-{digest}.bin"
 
