@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .context import Context
-from .environments import Environment, Found, kind_rank, merge
+from .environments import Environment, Found, kind_rank, merge, merge_at
 from .locators import LOCATORS, system
-from .projects import RealPaths, Signature, Skipped, folder_signature, scan_projects
+from .projects import Signature, Skipped, folder_signature, scan_projects
 
 
 @dataclass(frozen=True)
@@ -35,34 +35,45 @@ def _natural(name: str) -> list[tuple[int, int | str]]:
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name.lower()) if p]
 
 
-def _key(path: Path, real: RealPaths) -> str:
-    return os.path.normcase(real(str(path)))
-
-
 def discover(ctx: Context) -> Discovery:
     """Find every environment the context can see. Reads files only; never runs Python."""
     scan = scan_projects(ctx)
+    real, normcase = scan.realpath, os.path.normcase
+    # Records grouped by resolved prefix: two locators reaching one env by two paths is one env.
     records: dict[str, list[Found]] = defaultdict(list)
     for locator in LOCATORS:
         for found in locator.find(ctx, scan):
-            key = _key(found.prefix, scan.realpath)
-            records[key].append(Found(Path(key), found.kind, found.name, found.project, found.python))
+            records[normcase(real(str(found.prefix)))].append(found)
     known = set(records)
+    user_home = str(ctx.home)
+    environments = []
+    for key, group in records.items():
+        if len(group) > 1:
+            group.sort(key=_rank)
+        environments.append(merge_at(key, Path(key), group, user_home, scan.cfgs))
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
-        records[f"{_key(found.prefix, scan.realpath)}\0{found.python}"].append(found)
-    environments = [merge(group, ctx.home, scan.cfgs) for group in records.values()]
-    environments.sort(key=lambda e: (kind_rank(e.kind), _natural(e.name), str(e.prefix)))
+        environments.append(merge([found], ctx.home, scan.cfgs))
+    environments.sort(key=_order)
     watched = list(scan.visited)
     for locator in LOCATORS:
         watched += [str(p) for p in locator.watch(ctx)]
     watched += [str(p) for p in system.watch(ctx)]
+    dirname = os.path.dirname
     for env in environments:
-        watched.append(os.path.dirname(env.prefix))
+        watched.append(dirname(env.prefix))
         if env.site_packages is not None:
             watched.append(str(env.site_packages))
     watched += [p for p in ctx.env.get("PATH", "").split(os.pathsep) if p]
     return Discovery(tuple(environments), tuple(scan.skipped), tuple(dict.fromkeys(watched)), scan.signatures)
+
+
+def _rank(found: Found) -> int:
+    return kind_rank(found.kind)
+
+
+def _order(env: Environment) -> tuple[int, list[tuple[int, int | str]], str]:
+    return kind_rank(env.kinds[0]), _natural(env.name), str(env.prefix)
 
 
 Snapshot = dict[str, int]

@@ -42,9 +42,13 @@ MANAGERS = ("poetry", "pipenv", "hatch", "pdm", "pixi", "pyenv-virtualenv", "vir
 
 @dataclass(frozen=True)
 class Found:
-    """What one locator knows about one prefix."""
+    """What one locator knows about one prefix.
 
-    prefix: Path
+    ``prefix`` is a `Path`, or a ``str`` the locators pass to spare thousands of
+    `Path` parses a scan (it must then be normalised, as ``str(Path(...))`` is).
+    """
+
+    prefix: Path | str
     kind: str
     name: str | None = None
     project: Path | None = None
@@ -246,10 +250,26 @@ def describe(
 
     ``cfg``: the prefix's pyvenv.cfg when the caller has read it already (None: it has none).
     """
-    prefix = str(found.prefix)
-    problems: list[str] = []
+    path = Path(found.prefix)
+    prefix = str(path)
     if cfg is _UNREAD:
         cfg = read_pyvenv_cfg(prefix)
+    home = str(user_home) if user_home is not None else None
+    return _describe(prefix, path, found.kind, found.name, found.project, found.python, home, cfg)
+
+
+def _describe(
+    prefix: str,
+    prefix_path: Path,
+    kind: str,
+    found_name: str | None,
+    project: Path | None,
+    found_python: Path | None,
+    user_home: str | None,
+    cfg: dict[str, str] | None,
+) -> Environment:
+    """`describe` on strings: it runs once per environment, thousands of times a scan."""
+    problems: list[str] = []
     version: str | None = None
     implementation: str | None = None
     if cfg is not None:
@@ -259,8 +279,8 @@ def describe(
     if version is None:
         version = conda_python_version(prefix)
     hint = None
-    if found.python is not None:
-        m = _MINOR_RE.match(found.python.name)
+    if found_python is not None:
+        m = _MINOR_RE.match(found_python.name)
         hint = m.group(1) if m else None
     minor, lib_impl, site_packages = _lib_dir_version(prefix, hint)
     minor = minor or hint
@@ -269,7 +289,7 @@ def describe(
     legacy_base = _legacy_base(site_packages) if cfg is None and version is None else None
     legacy = legacy_base is not None
     if version is None and minor is not None:
-        version = _patchlevel_version(prefix, minor) or _version_from_name(found.prefix.name, minor) or minor
+        version = _patchlevel_version(prefix, minor) or _version_from_name(os.path.basename(prefix), minor) or minor
     if version is not None and minor is not None and not version.startswith(minor + ".") and version != minor:
         # pyvenv.cfg says one Python, lib/ holds another: the env was rebuilt or copied.
         problems.append(f"pyvenv.cfg says Python {version} but lib/ holds python{minor}")
@@ -278,10 +298,22 @@ def describe(
         # Its interpreter is a copy that still runs the base's standard library and libpython.
         problems.append(f"base Python is gone: {legacy_base} (from lib/python{minor}/orig-prefix.txt)")
 
-    python = str(found.python) if found.python is not None else _interpreter(prefix, minor)
+    python: str | None
+    if found_python is not None:
+        python = str(found_python)
+        exists = os.path.exists(python)
+    else:
+        # Nearly every environment: bin/python is there and runs, which one stat says.
+        python = _join(prefix, "bin", "python")
+        try:
+            os.stat(python)
+            exists = True
+        except (OSError, ValueError):
+            python = _interpreter(prefix, minor)
+            exists = python is not None and os.path.exists(python)
     if python is None:
         problems.append("no Python interpreter in bin/")
-    elif not os.path.exists(python):
+    elif not exists:
         problems.append(
             f"interpreter link dangles: {python} -> {os.path.realpath(python)}"
             if os.path.islink(python)
@@ -293,7 +325,7 @@ def describe(
         site_listed, has_ipykernel = _site_has(site_packages, "ipykernel")
     if not site_listed:
         site_packages = None
-        if found.kind != "system":
+        if kind != "system":
             problems.append("no site-packages folder")
     if not has_ipykernel and cfg is None and not legacy and minor is not None:
         # A base Python (system, pyenv, uv-python) also imports from Debian's
@@ -307,16 +339,16 @@ def describe(
         has_ipykernel = any(has_dist(d, "ipykernel") for d in extra)
 
     return Environment(
-        prefix=found.prefix,
-        python=Path(python) if python is not None else None,
-        version=version,
-        kinds=(found.kind, "virtualenv") if legacy and found.kind != "virtualenv" else (found.kind,),
-        name=found.name or found.prefix.name,
-        project=found.project,
-        has_ipykernel=has_ipykernel,
-        problems=tuple(problems),
-        implementation=implementation,
-        site_packages=Path(site_packages) if site_packages is not None else None,
+        prefix_path,
+        None if python is None else found_python if found_python is not None else Path(python),
+        version,
+        (kind, "virtualenv") if legacy and kind != "virtualenv" else (kind,),
+        found_name or os.path.basename(prefix),
+        project,
+        has_ipykernel,
+        tuple(problems),
+        implementation,
+        Path(site_packages) if site_packages is not None else None,
     )
 
 
@@ -374,18 +406,40 @@ def merge(
     kinds, after the tool that manages it: a poetry env is poetry, virtualenv.
     ``cfgs`` reads pyvenv.cfg (a scan passes one that remembers what the locators read).
     """
-    ordered = sorted(records, key=lambda f: kind_rank(f.kind))
-    first = ordered[0]
-    cfg = cfgs(first.prefix)
-    if len(ordered) > 1:
-        name = next((f.name for f in ordered if f.name), None)
-        project = next((f.project for f in ordered if f.project), None)
-        python = next((f.python for f in ordered if f.python), None)
-        first = Found(first.prefix, first.kind, name, project, python)
-    env = describe(first, user_home, cfg)
-    all_kinds = [f.kind for f in ordered]
+    ordered = sorted(records, key=_found_rank)
+    path = Path(ordered[0].prefix)
+    return merge_at(str(path), path, ordered, str(user_home) if user_home is not None else None, cfgs)
+
+
+def _found_rank(found: Found) -> int:
+    return _KIND_RANK.get(found.kind, len(KINDS))
+
+
+def merge_at(
+    prefix: str,
+    path: Path,
+    records: list[Found],
+    user_home: str | None,
+    cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg,
+) -> Environment:
+    """`merge` of records already sorted by kind, for the prefix ``prefix`` (``path`` as a `Path`).
+
+    Discovery calls it once per environment with the resolved prefix its records were
+    grouped under, whatever path each locator reached it by.
+    """
+    first = records[0]
+    cfg = cfgs(prefix)
+    name, project, python = first.name, first.project, first.python
+    if len(records) > 1:
+        name = next((f.name for f in records if f.name), None)
+        project = next((f.project for f in records if f.project), None)
+        python = next((f.python for f in records if f.python), None)
+    env = _describe(prefix, path, first.kind, name, project, python, user_home, cfg)
     # describe() adds "virtualenv" for an old virtualenv, which has no pyvenv.cfg to say so.
     base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in env.kinds else None)
+    if len(records) == 1 and (base is None or base == first.kind):
+        return env  # one record, no other kind to add: the common case
+    all_kinds = [f.kind for f in records]
     if base is not None and base not in all_kinds:
         all_kinds.append(base)
     kinds = tuple(sorted(dict.fromkeys(all_kinds), key=kind_rank))
