@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,10 @@ def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
         text = safeio.read_text(_join(prefix, "pyvenv.cfg"))  # a FIFO would block open() for good
     except (OSError, ValueError):
         return None
+    return _parse_cfg(text)
+
+
+def _parse_cfg(text: str) -> dict[str, str]:
     cfg: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -139,6 +143,29 @@ class PyvenvCfgs:
         except KeyError:
             cfg = self._memo[key] = read_pyvenv_cfg(key)
             return cfg
+
+    def has_cfg(self, prefix: str) -> bool:
+        """``os.path.isfile(prefix/pyvenv.cfg)``, answered by reading the file, which is remembered.
+
+        Every folder asked about is an environment the scan goes on to describe, which
+        reads its pyvenv.cfg anyway: the read replaces the stat.
+        """
+        path = _join(prefix, "pyvenv.cfg")
+        if prefix in self._memo:
+            return self._memo[prefix] is not None or os.path.isfile(path)
+        try:
+            text = safeio.read_text(path)
+        except (FileNotFoundError, NotADirectoryError, safeio.NotARegularFile, ValueError):
+            self._memo[prefix] = None
+            return False
+        except safeio.TooLarge:
+            self._memo[prefix] = None
+            return True
+        except OSError:  # unreadable (EACCES), or stranger: it may be a file all the same
+            self._memo[prefix] = None
+            return os.path.isfile(path)
+        self._memo[prefix] = _parse_cfg(text)
+        return True
 
 
 def _clean_version(text: str | None) -> str | None:
@@ -172,8 +199,9 @@ def _lib_dir_version(prefix: str, hint: str | None = None) -> tuple[str | None, 
             entries = os.listdir(lib)
         except OSError:
             entries = []
+    match = _LIBPY_RE.match
     for entry in entries:
-        m = _LIBPY_RE.match(entry)
+        m = match(entry)
         if m:
             impl = "pypy" if m.group(1) == "pypy" else "cpython"
             return m.group(2), impl, _join(lib, entry, "site-packages")
@@ -208,13 +236,13 @@ def _site_has(site_packages: str, project: str) -> tuple[bool, bool]:
     """(the folder could be listed, the distribution is in it)."""
     prefix = project + "-"
     try:
-        with os.scandir(site_packages) as it:
-            for entry in it:
-                name = entry.name.lower()
-                if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
-                    return True, True
+        names = os.listdir(site_packages)
     except OSError:
         return False, False
+    for name in names:
+        name = name.lower()
+        if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
+            return True, True
     return True, False
 
 
@@ -255,20 +283,27 @@ def describe(
     if cfg is _UNREAD:
         cfg = read_pyvenv_cfg(prefix)
     home = str(user_home) if user_home is not None else None
-    return _describe(prefix, path, found.kind, found.name, found.project, found.python, home, cfg)
+    return _describe(prefix, path, found, None, home, cfg)
 
 
 def _describe(
     prefix: str,
     prefix_path: Path,
-    kind: str,
-    found_name: str | None,
-    project: Path | None,
-    found_python: Path | None,
+    found: Found,
+    records: list[Found] | None,
     user_home: str | None,
     cfg: dict[str, str] | None,
 ) -> Environment:
-    """`describe` on strings: it runs once per environment, thousands of times a scan."""
+    """`describe` of ``found`` at ``prefix``, on strings: it runs once per environment a scan.
+
+    ``records``: every locator's record of the prefix, most specific kind first (``found``
+    is the first), whose names, projects and kinds `merge` folds in; None for ``found`` alone.
+    """
+    kind, name, project, found_python = found.kind, found.name, found.project, found.python
+    if records is not None and len(records) > 1:
+        name = next((f.name for f in records if f.name), None)
+        project = next((f.project for f in records if f.project), None)
+        found_python = next((f.python for f in records if f.python), None)
     problems: list[str] = []
     version: str | None = None
     implementation: str | None = None
@@ -338,12 +373,15 @@ def _describe(
             extra.append(_join(user_home, ".local", "lib", f"python{minor}", "site-packages"))
         has_ipykernel = any(has_dist(d, "ipykernel") for d in extra)
 
+    kinds: tuple[str, ...] = (kind, "virtualenv") if legacy and kind != "virtualenv" else (kind,)
+    if records is not None:
+        kinds = _merged_kinds(records, cfg, kinds)
     return Environment(
         prefix_path,
         None if python is None else found_python if found_python is not None else Path(python),
         version,
-        (kind, "virtualenv") if legacy and kind != "virtualenv" else (kind,),
-        found_name or os.path.basename(prefix),
+        kinds,
+        name or os.path.basename(prefix),
         project,
         has_ipykernel,
         tuple(problems),
@@ -427,18 +465,15 @@ def merge_at(
     Discovery calls it once per environment with the resolved prefix its records were
     grouped under, whatever path each locator reached it by.
     """
-    first = records[0]
-    cfg = cfgs(prefix)
-    name, project, python = first.name, first.project, first.python
-    if len(records) > 1:
-        name = next((f.name for f in records if f.name), None)
-        project = next((f.project for f in records if f.project), None)
-        python = next((f.python for f in records if f.python), None)
-    env = _describe(prefix, path, first.kind, name, project, python, user_home, cfg)
+    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix))
+
+
+def _merged_kinds(records: list[Found], cfg: dict[str, str] | None, described: tuple[str, ...]) -> tuple[str, ...]:
+    """The kinds of a merged environment: every record's, and the one that made the folder."""
     # describe() adds "virtualenv" for an old virtualenv, which has no pyvenv.cfg to say so.
-    base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in env.kinds else None)
-    if len(records) == 1 and (base is None or base == first.kind):
-        return env  # one record, no other kind to add: the common case
+    base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in described else None)
+    if len(records) == 1 and (base is None or base == records[0].kind):
+        return described  # one record, no other kind to add: the common case
     all_kinds = [f.kind for f in records]
     if base is not None and base not in all_kinds:
         all_kinds.append(base)
@@ -447,4 +482,4 @@ def merge_at(
         # The tool that manages the env comes first, whatever made the folder: a hatch env
         # that hatch created with uv is ["hatch", "uv"], a poetry project's uv-made .venv too.
         kinds = (*(k for k in kinds if k != base), base)
-    return env if kinds == env.kinds else replace(env, kinds=kinds)
+    return kinds

@@ -233,8 +233,15 @@ def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = 
     return _hash8(os.path.normcase(real(str(path))) if resolve else str(path))
 
 
-def is_env_dir(path: str) -> bool:
-    """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv)."""
+def is_env_dir(path: str, cfgs: PyvenvCfgs | None = None) -> bool:
+    """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv).
+
+    With ``cfgs`` (a scan's), pyvenv.cfg is read rather than stat'ed: the scan reads it next anyway.
+    """
+    if cfgs is not None:
+        if cfgs.has_cfg(path) or os.path.isdir(os.path.join(path, "conda-meta")):
+            return True
+        return is_legacy_virtualenv(path)
     return _has_env_marker(path) or is_legacy_virtualenv(path)
 
 
@@ -366,7 +373,7 @@ class _Walker:
                     continue
             except OSError:
                 continue
-            if name in ENV_FOLDERS and is_env_dir(entry.path):
+            if name in ENV_FOLDERS and is_env_dir(entry.path, scan.cfgs):
                 project = project or self._project(folder, files, ancestors[-1])
                 project.envs.append(entry.path)
                 if not entry.is_symlink():
@@ -431,12 +438,15 @@ class _Walker:
         ]
 
 
-def env_dirs(parent: str, realpath: RealPaths | None = None) -> list[str]:
+def env_dirs(parent: str, scan: ProjectScan | None = None) -> list[str]:
     """The environments directly inside a folder of environments (``envs/``, ``virtualenvs/``), sorted.
 
-    ``parent`` is a normalised path (``str`` of a `Path`). With ``realpath``, the scan's
-    resolver learns where each of them resolves from the listing, with no further lstat.
+    ``parent`` is a normalised path (``str`` of a `Path`). With ``scan``, its resolver learns
+    where each of them resolves from the listing (no lstat later), and its pyvenv.cfg reader
+    reads the files that make them environments (no stat first).
     """
+    realpath = scan.realpath if scan is not None else None
+    cfgs = scan.cfgs if scan is not None else None
     try:
         with os.scandir(parent) as it:
             entries = sorted(it, key=_entry_name)
@@ -448,7 +458,7 @@ def env_dirs(parent: str, realpath: RealPaths | None = None) -> list[str]:
         if name[0] == "." and name != ".venv":
             continue
         try:
-            if entry.is_dir() and is_env_dir(entry.path):
+            if entry.is_dir() and is_env_dir(entry.path, cfgs):
                 out.append(entry.path)
                 if realpath is not None:
                     realpath.child(parent, entry)

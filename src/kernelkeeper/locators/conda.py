@@ -135,14 +135,13 @@ def envs_dirs(ctx: Context, bases: list[Path]) -> list[Path]:
 
 def candidates(ctx: Context, scan: ProjectScan | None = None) -> Iterator[tuple[str | Path, str | None]]:
     """(prefix, name) pairs; name None means "the folder's name"."""
-    real = scan.realpath if scan is not None else None
     bases = base_prefixes(ctx)
     for base in bases:
         yield base, "base"
-        yield from ((p, None) for p in env_dirs(str(base / "envs"), real))
-    yield from ((p, None) for p in env_dirs(str(ctx.home / ".conda" / "envs"), real))
+        yield from ((p, None) for p in env_dirs(str(base / "envs"), scan))
+    yield from ((p, None) for p in env_dirs(str(ctx.home / ".conda" / "envs"), scan))
     for folder in envs_dirs(ctx, bases):
-        yield from ((p, None) for p in env_dirs(str(folder), real))
+        yield from ((p, None) for p in env_dirs(str(folder), scan))
     try:
         listed = safeio.read_text(ctx.home / ".conda" / "environments.txt")
     except (OSError, ValueError):

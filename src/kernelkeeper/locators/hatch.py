@@ -25,7 +25,7 @@ from typing import Any
 from .. import safeio
 from ..context import Context
 from ..environments import Found
-from ..projects import Project, ProjectScan, RealPaths, env_dirs, iter_env_dirs
+from ..projects import Project, ProjectScan, env_dirs, iter_env_dirs
 
 KIND = "hatch"
 
@@ -95,7 +95,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     if ctx.platform in ("darwin", "win32"):
         by_hash = {**by_hash, **{hatch_id(p.path, ctx.platform): p for p in scan.projects}}
     for virtual in roots:
-        yield from _find_tree(str(virtual), by_hash, scan.realpath)
+        yield from _find_tree(str(virtual), by_hash, scan)
     if in_project is not None:
         for project in scan.projects:
             prefixes = list(iter_env_dirs(project.path / in_project))
@@ -107,7 +107,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
                 yield Found(prefix, KIND, name=name, project=project.path)
 
 
-def _find_tree(virtual: str, by_hash: dict[str, Project], real: RealPaths) -> Iterator[Found]:
+def _find_tree(virtual: str, by_hash: dict[str, Project], scan: ProjectScan) -> Iterator[Found]:
     join = os.path.join
     try:
         projects = sorted(os.listdir(virtual))
@@ -122,7 +122,7 @@ def _find_tree(virtual: str, by_hash: dict[str, Project], real: RealPaths) -> It
             continue
         for digest in hashes:
             project = by_hash.get(digest)
-            for prefix in env_dirs(join(virtual, project_name, digest), real):
+            for prefix in env_dirs(join(virtual, project_name, digest), scan):
                 env_name = os.path.basename(prefix)
                 name = project_name if env_name in (project_name, "default") else f"{project_name}-{env_name}"
                 yield Found(prefix, KIND, name=name, project=project.path if project else None)

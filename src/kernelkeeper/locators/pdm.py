@@ -49,7 +49,7 @@ def _md5_8(text: str) -> str:
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
-    prefixes = env_dirs(str(venvs_dir(ctx)), scan.realpath)
+    prefixes = env_dirs(str(venvs_dir(ctx)), scan)
     if not prefixes:
         return
     # Path.as_posix() of each project folder, from its string.

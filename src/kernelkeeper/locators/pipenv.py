@@ -112,7 +112,7 @@ def is_pipenv_env(prefix: str | Path, project: Path | None, by_name: dict[str, P
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     by_name: dict[str, Path] | None = None
     for home, shared in homes(ctx):
-        for prefix in env_dirs(str(home), scan.realpath):
+        for prefix in env_dirs(str(home), scan):
             project = project_of(prefix)
             if shared:
                 if by_name is None:

@@ -86,7 +86,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     by_hash = scan.by_path_hash()
     folders = [virtualenvs_path(ctx)] + [path for _, path in project_virtualenvs_paths(ctx, scan)]
     for folder in dict.fromkeys(folders):
-        for prefix in env_dirs(str(folder), scan.realpath):
+        for prefix in env_dirs(str(folder), scan):
             m = _NAME_RE.match(os.path.basename(prefix))
             if not m:
                 yield Found(prefix, KIND)

@@ -46,7 +46,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             yield Found(prefix, "conda", name=name)
         elif os.path.isdir(join(prefix, "bin")):
             yield Found(prefix, KIND, name=name)
-        for env in env_dirs(join(prefix, "envs"), scan.realpath):
+        for env in env_dirs(join(prefix, "envs"), scan):
             yield Found(env, "pyenv-virtualenv", name=os.path.basename(env))
 
 

@@ -45,7 +45,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             yield Found(prefix, kind)
     candidates: list[str | Path] = []
     for folder in ENV_FOLDERS_IN_HOME:
-        candidates += env_dirs(str(ctx.home / folder), scan.realpath)
+        candidates += env_dirs(str(ctx.home / folder), scan)
     for path in ctx.extra_paths:  # named in the config: an env, or a folder of envs
         candidates += [path] if is_env_dir(str(path)) else list(iter_env_dirs(path))
     active = ctx.path_var("VIRTUAL_ENV")
