@@ -7,10 +7,9 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .context import Context
-from .environments import Environment, Found, kind_rank, merge, merge_at
+from .environments import Environment, Found, as_path, kind_rank, merge, merge_at
 from .locators import LOCATORS, system
 from .projects import Signature, Skipped, folder_signature, scan_projects
 
@@ -50,7 +49,7 @@ def discover(ctx: Context) -> Discovery:
     for key, group in records.items():
         if len(group) > 1:
             group.sort(key=_rank)
-        environments.append(merge_at(key, Path(key), group, user_home, scan.cfgs))
+        environments.append(merge_at(key, as_path(key), group, user_home, scan.cfgs))
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
         environments.append(merge([found], ctx.home, scan.cfgs))

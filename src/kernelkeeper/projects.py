@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import safeio
 from .context import CODE_FOLDERS, Context
-from .environments import PyvenvCfgs
+from .environments import PyvenvCfgs, as_path
 
 _LIBPY_RE = re.compile(r"^(python|pypy)\d+\.\d+$")
 # Folders inside a project that hold its environment.
@@ -95,7 +95,7 @@ class Project:
     @property
     def path(self) -> Path:
         if self._path is None:
-            self._path = Path(self.folder)
+            self._path = as_path(self.folder)
         return self._path
 
     @property
@@ -304,6 +304,7 @@ def scan_projects(ctx: Context) -> ProjectScan:
 
 
 _ENV_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
+_NO_FILES: frozenset[str] = frozenset()
 
 
 class _Walker:
@@ -323,102 +324,116 @@ class _Walker:
         if real in self.seen:
             return
         self.seen.add(real)
-        self._visit(str(root), 0, (real,))
-
-    def _visit(self, folder: str, level: int, ancestors: tuple[str, ...]) -> None:
-        scan = self.scan
-        try:
-            with os.scandir(folder) as it:
-                entries = list(it)
-        except PermissionError:
-            scan.visited.append(folder)
-            scan.skipped.append(Skipped(Path(folder), "permission denied"))
-            return
-        except OSError as e:
-            scan.visited.append(folder)
-            scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
-            return
-        names = {e.name for e in entries}
-        if level > 0 and not names.isdisjoint(_ENV_MARKERS) and _lists_env_marker(entries):
-            # A folder met below a root that is an environment itself (``~/code/myenv``): its own
-            # listing says so, which spares every other folder two stats before it is entered.
-            scan.loose_envs.append(folder)
-            scan.realpath.note(folder, ancestors[-1])
-            self.budget += 1  # an environment is not a folder walked
-            return
-        scan.visited.append(folder)
-        if level > 0 and "lib" in names and is_legacy_virtualenv(folder):
-            # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
-            # rather than costing every folder a look into lib/ before it is entered.
-            scan.signatures[folder] = signature(entries)
-            scan.loose_envs.append(folder)
-            scan.realpath.note(folder, ancestors[-1])
-            return
-        files = frozenset(names & PROJECT_FILES)
-        project: Project | None = None
-        # One pass: the folder's signature (see `signature`) and what to do with each subfolder.
-        sig: list[tuple[str, int]] = []
-        subdirs: list[os.DirEntry[str]] = []
-        descend = level < self.depth
-        for entry in entries:
-            name = entry.name
+        # Depth first, in listing order, as a recursion would go; a loop rather than a call
+        # per folder, with what each folder needs bound once (thousands of folders).
+        scan, seen, depth = self.scan, self.seen, self.depth
+        visited, signatures, cfgs, note = scan.visited, scan.signatures, scan.cfgs, scan.realpath.note
+        read_files, project_files, env_folders, prune = _READ_FILES, PROJECT_FILES, ENV_FOLDERS, _PRUNE
+        join, realpath = os.path.join, os.path.realpath
+        # (folder, level, its ancestors' realpaths, itself last); then the entries still to enter.
+        stack: list[tuple[os.DirEntry[str], int, tuple[str, ...]]] = []
+        folder, level = str(root), 0
+        ancestors: tuple[str, ...] = (real,)
+        while True:
             try:
-                if name in _READ_FILES:
-                    sig.append((name, entry.stat().st_mtime_ns))
-                    if not entry.is_dir():
-                        continue
-                elif entry.is_dir():  # follows symlinks
-                    sig.append((name, entry.inode()))
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except PermissionError:
+                visited.append(folder)
+                scan.skipped.append(Skipped(Path(folder), "permission denied"))
+                entries = None
+            except OSError as e:
+                visited.append(folder)
+                scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
+                entries = None
+            if entries is not None:
+                names = {e.name for e in entries}
+                if level > 0 and not names.isdisjoint(_ENV_MARKERS) and _lists_env_marker(entries):
+                    # A folder met below a root that is an environment itself (``~/code/myenv``): its
+                    # own listing says so, which spares every other folder two stats before it is entered.
+                    scan.loose_envs.append(folder)
+                    note(folder, ancestors[-1])
+                    self.budget += 1  # an environment is not a folder walked
+                elif level > 0 and "lib" in names and is_legacy_virtualenv(folder):
+                    # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
+                    # rather than costing every folder a look into lib/ before it is entered.
+                    visited.append(folder)
+                    signatures[folder] = signature(entries)
+                    scan.loose_envs.append(folder)
+                    note(folder, ancestors[-1])
                 else:
+                    visited.append(folder)
+                    marked = names & project_files
+                    files = frozenset(marked) if marked else _NO_FILES
+                    project: Project | None = None
+                    # One pass: the folder's signature (see `signature`) and what to do with each subfolder.
+                    sig: list[tuple[str, int]] = []
+                    subdirs: list[os.DirEntry[str]] = []
+                    descend = level < depth
+                    for entry in entries:
+                        name = entry.name
+                        try:
+                            if name in read_files:
+                                sig.append((name, entry.stat().st_mtime_ns))
+                                if not entry.is_dir():
+                                    continue
+                            elif entry.is_dir():  # follows symlinks
+                                sig.append((name, entry.inode()))
+                            else:
+                                continue
+                        except OSError:
+                            continue
+                        if name in env_folders and is_env_dir(entry.path, cfgs):
+                            project = project or self._project(folder, files, ancestors[-1])
+                            project.envs.append(entry.path)
+                            if not entry.is_symlink():
+                                note(entry.path, join(ancestors[-1], name))
+                        elif name == ".pixi":
+                            pixi_envs = self._pixi_envs(entry.path)
+                            if pixi_envs:
+                                project = project or self._project(folder, files, ancestors[-1])
+                                project.pixi_envs.extend(pixi_envs)
+                        elif descend and name not in prune and name[0] != ".":
+                            subdirs.append(entry)
+                    sig.sort()
+                    signatures[folder] = tuple(sig)
+                    if project is None and files:
+                        self._project(folder, files, ancestors[-1])
+                    if subdirs:
+                        subdirs.reverse()  # popped in listing order
+                        stack += [(entry, level, ancestors) for entry in subdirs]
+            # The next folder to enter: the first entry on the stack that passes the checks.
+            while stack:
+                entry, level, ancestors = stack.pop()
+                path = entry.path
+                if entry.is_symlink():
+                    real = realpath(path)
+                    if real in ancestors:
+                        scan.skipped.append(Skipped(Path(path), "symlink loop"))
+                        continue
+                else:
+                    real = join(ancestors[-1], entry.name)
+                if real in seen:
                     continue
-            except OSError:
-                continue
-            if name in ENV_FOLDERS and is_env_dir(entry.path, scan.cfgs):
-                project = project or self._project(folder, files, ancestors[-1])
-                project.envs.append(entry.path)
-                if not entry.is_symlink():
-                    scan.realpath.note(entry.path, os.path.join(ancestors[-1], name))
-            elif name == ".pixi":
-                pixi_envs = self._pixi_envs(entry.path)
-                if pixi_envs:
-                    project = project or self._project(folder, files, ancestors[-1])
-                    project.pixi_envs.extend(pixi_envs)
-            elif descend and name not in _PRUNE and not name.startswith("."):
-                subdirs.append(entry)
-        sig.sort()
-        scan.signatures[folder] = tuple(sig)
-        if project is None and files:
-            self._project(folder, files, ancestors[-1])
-        for entry in subdirs:
-            self._descend(entry, level, ancestors)
-
-    def _descend(self, entry: os.DirEntry[str], level: int, ancestors: tuple[str, ...]) -> None:
-        path = entry.path
-        if entry.is_symlink():
-            real = os.path.realpath(path)
-            if real in ancestors:
-                self.scan.skipped.append(Skipped(Path(path), "symlink loop"))
+                seen.add(real)
+                if self.budget <= 0:
+                    # Past the budget a folder is not listed: only a direct look says whether it is an env.
+                    if _has_env_marker(path):
+                        scan.loose_envs.append(path)
+                    continue
+                self.budget -= 1
+                if self.budget == 0:
+                    scan.skipped.append(
+                        Skipped(
+                            self.root or Path(path),
+                            "stopped scanning: too many folders (raise [discovery] max_dirs "
+                            "or point --root at a narrower folder)",
+                        )
+                    )
+                folder, level, ancestors = path, level + 1, (*ancestors, real)
+                break
+            else:
                 return
-        else:
-            real = os.path.join(ancestors[-1], entry.name)
-        if real in self.seen:
-            return
-        self.seen.add(real)
-        if self.budget <= 0:
-            # Past the budget a folder is not listed: only a direct look says whether it is an env.
-            if _has_env_marker(path):
-                self.scan.loose_envs.append(path)
-            return
-        self.budget -= 1
-        if self.budget == 0:
-            self.scan.skipped.append(
-                Skipped(
-                    self.root or Path(path),
-                    "stopped scanning: too many folders (raise [discovery] max_dirs "
-                    "or point --root at a narrower folder)",
-                )
-            )
-        self._visit(path, level + 1, (*ancestors, real))
 
     def _project(self, folder: str, files: frozenset[str], real: str) -> Project:
         project = Project(folder, files)
