@@ -29,9 +29,12 @@ class Discovery:
         return tuple(e for e in self.environments if kind in e.kinds)
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
 def _natural(name: str) -> list[tuple[int, int | str]]:
     """Sort key that puts 3.9 before 3.10 and env2 before env10."""
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name.lower()) if p]
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS.split(name.lower()) if p]
 
 
 def discover(ctx: Context) -> Discovery:

@@ -120,6 +120,7 @@ if sys.version_info < (3, 12) and os.name == "posix":
             parts = path.split("/")
             parts[0] = "/"
             made: Path = _from_parsed_parts("", "/", parts)
+            made._str = path  # type: ignore[attr-defined]  # what str() would format from the parts
             return made
         return Path(path)
 
@@ -135,6 +136,9 @@ _VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?")
 _LIBPY_RE = re.compile(r"^(python|pypy)(\d+\.\d+)t?$")
 _MINOR_RE = re.compile(r"^python(\d+\.\d+)")
 _join = os.path.join
+_SEP = os.sep
+# A path ending with one of these is joined without another separator (os.path.join's rule).
+_SEPS = (os.sep, os.altsep) if os.altsep else (os.sep,)
 
 
 def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
@@ -175,7 +179,7 @@ class PyvenvCfgs:
         Every folder asked about is an environment the scan goes on to describe, which
         reads its pyvenv.cfg anyway: the read replaces the stat.
         """
-        path = _join(prefix, "pyvenv.cfg")
+        path = _join(prefix, "pyvenv.cfg") if prefix.endswith(_SEPS) else f"{prefix}{_SEP}pyvenv.cfg"
         if prefix in self._memo:
             return self._memo[prefix] is not None or os.path.isfile(path)
         try:
@@ -229,7 +233,7 @@ def _lib_dir_version(prefix: str, hint: str | None = None) -> tuple[str | None, 
         m = match(entry)
         if m:
             impl = "pypy" if m.group(1) == "pypy" else "cpython"
-            return m.group(2), impl, _join(lib, entry, "site-packages")
+            return m.group(2), impl, f"{lib}{_SEP}{entry}{_SEP}site-packages"  # os.path.join's answer
     windows = _join(prefix, "Lib", "site-packages")
     if os.path.isdir(windows):
         return None, None, windows
@@ -264,6 +268,8 @@ def _site_has(site_packages: str, project: str) -> tuple[bool, bool]:
         names = os.listdir(site_packages)
     except OSError:
         return False, False
+    if prefix not in "/".join(names).lower():
+        return True, False  # no name holds it: the common answer, without a look at each name
     for name in names:
         name = name.lower()
         if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
@@ -364,7 +370,7 @@ def _describe(
         exists = os.path.exists(python)
     else:
         # Nearly every environment: bin/python is there and runs, which one stat says.
-        python = _join(prefix, "bin", "python")
+        python = _join(prefix, "bin", "python") if prefix.endswith(_SEPS) else f"{prefix}{_SEP}bin{_SEP}python"
         try:
             os.stat(python)
             exists = True

@@ -21,6 +21,9 @@ from .context import CODE_FOLDERS, Context
 from .environments import PyvenvCfgs, as_path
 
 _LIBPY_RE = re.compile(r"^(python|pypy)\d+\.\d+$")
+_SEP = os.sep
+# A path ending with one of these is joined without another separator (os.path.join's rule).
+_SEPS = (os.sep, os.altsep) if os.altsep else (os.sep,)
 # Folders inside a project that hold its environment.
 ENV_FOLDERS = (".venv", "venv", "env", ".env")
 PROJECT_FILES = frozenset(
@@ -160,7 +163,10 @@ class RealPaths:
     def child(self, parent: str, entry: os.DirEntry[str]) -> None:
         """Remember where a listed entry that is no symlink resolves: inside its parent's realpath."""
         if not entry.is_symlink():
-            self._memo[entry.path] = os.path.join(self(parent), entry.name)
+            real = self(parent)
+            self._memo[entry.path] = (
+                os.path.join(real, entry.name) if real.endswith(_SEPS) else f"{real}{_SEP}{entry.name}"
+            )
 
 
 @dataclass
@@ -225,7 +231,8 @@ def folder_signature(folder: str) -> Signature | None:
 
 
 def _hash8(text: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).decode()[:8]
+    # The first 6 bytes make exactly the first 8 characters of the whole digest's encoding.
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()[:6]).decode()
 
 
 def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = os.path.realpath) -> str:
@@ -305,6 +312,8 @@ def scan_projects(ctx: Context) -> ProjectScan:
 
 _ENV_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
 _NO_FILES: frozenset[str] = frozenset()
+# Names that make a listed folder more than a folder to walk: marker files, env folders.
+_MARKED_NAMES = _READ_FILES | frozenset(ENV_FOLDERS) | {".pixi"}
 
 
 class _Walker:
@@ -327,8 +336,7 @@ class _Walker:
         # Depth first, in listing order, as a recursion would go; a loop rather than a call
         # per folder, with what each folder needs bound once (thousands of folders).
         scan, seen, depth = self.scan, self.seen, self.depth
-        visited, signatures, cfgs, note = scan.visited, scan.signatures, scan.cfgs, scan.realpath.note
-        read_files, project_files, env_folders, prune = _READ_FILES, PROJECT_FILES, ENV_FOLDERS, _PRUNE
+        visited, signatures, note, prune = scan.visited, scan.signatures, scan.realpath.note, _PRUNE
         join, realpath = os.path.join, os.path.realpath
         # (folder, level, its ancestors' realpaths, itself last); then the entries still to enter.
         stack: list[tuple[os.DirEntry[str], int, tuple[str, ...]]] = []
@@ -363,42 +371,22 @@ class _Walker:
                     note(folder, ancestors[-1])
                 else:
                     visited.append(folder)
-                    marked = names & project_files
-                    files = frozenset(marked) if marked else _NO_FILES
-                    project: Project | None = None
-                    # One pass: the folder's signature (see `signature`) and what to do with each subfolder.
-                    sig: list[tuple[str, int]] = []
-                    subdirs: list[os.DirEntry[str]] = []
-                    descend = level < depth
-                    for entry in entries:
-                        name = entry.name
+                    subdirs: list[os.DirEntry[str]] | None = None
+                    if names.isdisjoint(_MARKED_NAMES):
+                        # Most folders: no marker file, no env folder; only their subfolders count.
                         try:
-                            if name in read_files:
-                                sig.append((name, entry.stat().st_mtime_ns))
-                                if not entry.is_dir():
-                                    continue
-                            elif entry.is_dir():  # follows symlinks
-                                sig.append((name, entry.inode()))
-                            else:
-                                continue
+                            dirs = [e for e in entries if e.is_dir()]  # follows symlinks
+                            sig = [(e.name, e.inode()) for e in dirs]
                         except OSError:
-                            continue
-                        if name in env_folders and is_env_dir(entry.path, cfgs):
-                            project = project or self._project(folder, files, ancestors[-1])
-                            project.envs.append(entry.path)
-                            if not entry.is_symlink():
-                                note(entry.path, join(ancestors[-1], name))
-                        elif name == ".pixi":
-                            pixi_envs = self._pixi_envs(entry.path)
-                            if pixi_envs:
-                                project = project or self._project(folder, files, ancestors[-1])
-                                project.pixi_envs.extend(pixi_envs)
-                        elif descend and name not in prune and name[0] != ".":
-                            subdirs.append(entry)
-                    sig.sort()
-                    signatures[folder] = tuple(sig)
-                    if project is None and files:
-                        self._project(folder, files, ancestors[-1])
+                            pass  # the entry-by-entry pass below skips what cannot be read
+                        else:
+                            sig.sort()
+                            signatures[folder] = tuple(sig)
+                            subdirs = (
+                                [e for e in dirs if e.name not in prune and e.name[0] != "."] if level < depth else []
+                            )
+                    if subdirs is None:
+                        subdirs = self._read_listing(folder, level, ancestors, entries, names)
                     if subdirs:
                         subdirs.reverse()  # popped in listing order
                         stack += [(entry, level, ancestors) for entry in subdirs]
@@ -412,7 +400,8 @@ class _Walker:
                         scan.skipped.append(Skipped(Path(path), "symlink loop"))
                         continue
                 else:
-                    real = join(ancestors[-1], entry.name)
+                    parent = ancestors[-1]
+                    real = join(parent, entry.name) if parent.endswith(_SEPS) else f"{parent}{_SEP}{entry.name}"
                 if real in seen:
                     continue
                 seen.add(real)
@@ -434,6 +423,49 @@ class _Walker:
                 break
             else:
                 return
+
+    def _read_listing(
+        self, folder: str, level: int, ancestors: tuple[str, ...], entries: list[os.DirEntry[str]], names: set[str]
+    ) -> list[os.DirEntry[str]]:
+        """A listed folder's signature, project and env folders; returns the subfolders to enter."""
+        scan = self.scan
+        marked = names & PROJECT_FILES
+        files = frozenset(marked) if marked else _NO_FILES
+        project: Project | None = None
+        # One pass: the folder's signature (see `signature`) and what to do with each subfolder.
+        sig: list[tuple[str, int]] = []
+        subdirs: list[os.DirEntry[str]] = []
+        descend = level < self.depth
+        for entry in entries:
+            name = entry.name
+            try:
+                if name in _READ_FILES:
+                    sig.append((name, entry.stat().st_mtime_ns))
+                    if not entry.is_dir():
+                        continue
+                elif entry.is_dir():  # follows symlinks
+                    sig.append((name, entry.inode()))
+                else:
+                    continue
+            except OSError:
+                continue
+            if name in ENV_FOLDERS and is_env_dir(entry.path, scan.cfgs):
+                project = project or self._project(folder, files, ancestors[-1])
+                project.envs.append(entry.path)
+                if not entry.is_symlink():
+                    scan.realpath.note(entry.path, os.path.join(ancestors[-1], name))
+            elif name == ".pixi":
+                pixi_envs = self._pixi_envs(entry.path)
+                if pixi_envs:
+                    project = project or self._project(folder, files, ancestors[-1])
+                    project.pixi_envs.extend(pixi_envs)
+            elif descend and name not in _PRUNE and name[0] != ".":
+                subdirs.append(entry)
+        sig.sort()
+        scan.signatures[folder] = tuple(sig)
+        if project is None and files:
+            self._project(folder, files, ancestors[-1])
+        return subdirs
 
     def _project(self, folder: str, files: frozenset[str], real: str) -> Project:
         project = Project(folder, files)
