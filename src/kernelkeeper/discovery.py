@@ -48,11 +48,12 @@ def discover(ctx: Context) -> Discovery:
             records[normcase(real(str(found.prefix)))].append(found)
     known = set(records)
     user_home = str(ctx.home)
+    user_sites: dict[str, bool] = {}
     environments = []
     for key, group in records.items():
         if len(group) > 1:
             group.sort(key=_rank)
-        environments.append(merge_at(key, as_path(key), group, user_home, scan.cfgs))
+        environments.append(merge_at(key, as_path(key), group, user_home, scan.cfgs, user_sites))
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
         environments.append(merge([found], ctx.home, scan.cfgs))

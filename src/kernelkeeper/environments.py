@@ -324,6 +324,7 @@ def _describe(
     records: list[Found] | None,
     user_home: str | None,
     cfg: dict[str, str] | None,
+    user_sites: dict[str, bool] | None = None,
 ) -> Environment:
     """`describe` of ``found`` at ``prefix``, on strings: it runs once per environment a scan.
 
@@ -400,9 +401,16 @@ def _describe(
             _join(prefix, "lib", "python3", "dist-packages"),
             _join(prefix, "local", "lib", f"python{minor}", "dist-packages"),
         ]
-        if user_home is not None:
-            extra.append(_join(user_home, ".local", "lib", f"python{minor}", "site-packages"))
         has_ipykernel = any(has_dist(d, "ipykernel") for d in extra)
+        if not has_ipykernel and user_home is not None:
+            user_site = _join(user_home, ".local", "lib", f"python{minor}", "site-packages")
+            if user_sites is None:
+                has_ipykernel = has_dist(user_site, "ipykernel")
+            else:  # every base Python of one minor version shares it: looked at once a scan
+                known = user_sites.get(user_site)
+                if known is None:
+                    known = user_sites[user_site] = has_dist(user_site, "ipykernel")
+                has_ipykernel = known
 
     kinds: tuple[str, ...] = (kind, "virtualenv") if legacy and kind != "virtualenv" else (kind,)
     if records is not None:
@@ -490,13 +498,15 @@ def merge_at(
     records: list[Found],
     user_home: str | None,
     cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg,
+    user_sites: dict[str, bool] | None = None,
 ) -> Environment:
     """`merge` of records already sorted by kind, for the prefix ``prefix`` (``path`` as a `Path`).
 
     Discovery calls it once per environment with the resolved prefix its records were
-    grouped under, whatever path each locator reached it by.
+    grouped under, whatever path each locator reached it by. ``user_sites``: whether
+    ipykernel is in each user site-packages folder, filled as the scan looks.
     """
-    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix))
+    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix), user_sites)
 
 
 def _merged_kinds(records: list[Found], cfg: dict[str, str] | None, described: tuple[str, ...]) -> tuple[str, ...]:

@@ -133,9 +133,12 @@ def envs_dirs(ctx: Context, bases: list[Path]) -> list[Path]:
     return env_dirs
 
 
-def candidates(ctx: Context, scan: ProjectScan | None = None) -> Iterator[tuple[str | Path, str | None]]:
+def candidates(
+    ctx: Context, scan: ProjectScan | None = None, bases: list[Path] | None = None
+) -> Iterator[tuple[str | Path, str | None]]:
     """(prefix, name) pairs; name None means "the folder's name"."""
-    bases = base_prefixes(ctx)
+    if bases is None:
+        bases = base_prefixes(ctx)
     for base in bases:
         yield base, "base"
         yield from ((p, None) for p in env_dirs(str(base / "envs"), scan))
@@ -156,8 +159,9 @@ def candidates(ctx: Context, scan: ProjectScan | None = None) -> Iterator[tuple[
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
-    base_set = {str(b) for b in base_prefixes(ctx)}
-    for prefix, name in candidates(ctx, scan):
+    bases = base_prefixes(ctx)
+    base_set = {str(b) for b in bases}
+    for prefix, name in candidates(ctx, scan, bases):
         if not os.path.isdir(os.path.join(prefix, "conda-meta")) or not _has_python(prefix):
             continue
         if name is None and str(prefix) in base_set:

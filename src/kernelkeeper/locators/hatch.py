@@ -128,15 +128,17 @@ def _find_tree(virtual: str, by_hash: dict[str, Project], scan: ProjectScan) -> 
                 yield Found(prefix, KIND, name=name, project=project.path if project else None)
 
 
-def watch(ctx: Context) -> list[Path]:
+def watch(ctx: Context) -> list[str | Path]:
     roots, _ = virtual_dirs(ctx)
-    folders = [ctx.path_var("HATCH_CONFIG") or ctx.user_config_dir("hatch") / "config.toml"]
-    for virtual in roots:
+    folders: list[str | Path] = [ctx.path_var("HATCH_CONFIG") or ctx.user_config_dir("hatch") / "config.toml"]
+    join = os.path.join
+    for virtual in map(str, roots):
         folders.append(virtual)
         try:
             for project in os.listdir(virtual):
-                folders.append(virtual / project)
-                folders += [virtual / project / h for h in os.listdir(virtual / project)]
+                folder = join(virtual, project)
+                folders.append(folder)
+                folders += [join(folder, h) for h in os.listdir(folder)]
         except OSError:
             pass
     return folders

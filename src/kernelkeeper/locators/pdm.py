@@ -52,8 +52,10 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     prefixes = env_dirs(str(venvs_dir(ctx)), scan)
     if not prefixes:
         return
-    # Path.as_posix() of each project folder, from its string.
-    by_key = {f"{p.name}-{_md5_8(p.folder.replace(os.sep, '/'))}": p for p in scan.projects}
+    # An env is named after its project's folder: only projects of those names need their hash
+    # (of Path.as_posix(), from the folder's string).
+    wanted = {m.group("name") for m in map(_NAME_RE.match, map(os.path.basename, prefixes)) if m}
+    by_key = {f"{p.name}-{_md5_8(p.folder.replace(os.sep, '/'))}": p for p in scan.projects if p.name in wanted}
     for prefix in prefixes:
         folder = os.path.basename(prefix)
         m = _NAME_RE.match(folder)

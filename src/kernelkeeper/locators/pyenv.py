@@ -50,9 +50,9 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             yield Found(env, "pyenv-virtualenv", name=os.path.basename(env))
 
 
-def watch(ctx: Context) -> list[Path]:
+def watch(ctx: Context) -> list[str | Path]:
     versions = root(ctx) / "versions"
     try:
-        return [versions, *(versions / n / "envs" for n in os.listdir(versions))]
+        return [versions, *(os.path.join(versions, n, "envs") for n in os.listdir(versions))]
     except OSError:
         return [versions]
