@@ -338,7 +338,7 @@ class _Walker:
         scan, seen, depth = self.scan, self.seen, self.depth
         visited, signatures, note, prune = scan.visited, scan.signatures, scan.realpath.note, _PRUNE
         join, realpath = os.path.join, os.path.realpath
-        # (folder, level, its ancestors' realpaths, itself last); then the entries still to enter.
+        # The subfolders still to enter: (entry, its parent's level, the realpaths from the root to its parent).
         stack: list[tuple[os.DirEntry[str], int, tuple[str, ...]]] = []
         folder, level = str(root), 0
         ancestors: tuple[str, ...] = (real,)
