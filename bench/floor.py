@@ -70,6 +70,8 @@ def plan_ops(home: str) -> dict[str, Any]:
     found = discover(_context(home))
     listed = [p for p in found.watched if os.path.isdir(p)]
     cfgs, metas, links, libs = [], [], [], []
+    # For the floor with the project files (see `floor_files`).
+    reads, extra_lists = [], []
     for env in found.environments:
         prefix = str(env.prefix)
         cfg = os.path.join(prefix, "pyvenv.cfg")
@@ -77,10 +79,25 @@ def plan_ops(home: str) -> dict[str, Any]:
             cfgs.append(cfg)
         else:
             metas.append(os.path.join(prefix, "conda-meta"))
+            if env.minor is not None and "virtualenv" not in env.kinds:
+                # A base Python (conda, pyenv, system) imports from dist-packages and the user site too.
+                extra_lists += [
+                    os.path.join(prefix, "lib", "python3", "dist-packages"),
+                    os.path.join(prefix, "local", "lib", f"python{env.minor}", "dist-packages"),
+                    os.path.join(home, ".local", "lib", f"python{env.minor}", "site-packages"),
+                ]
         if env.python is not None:
             links.append(str(env.python))
         libs.append(os.path.join(prefix, "lib"))
+        if env.project is not None:
+            project = os.path.realpath(env.project)
+            pyproject = os.path.join(project, "pyproject.toml")
+            if prefix.startswith(project + os.sep) and os.path.isfile(pyproject):
+                reads.append(pyproject)  # which tool manages an in-project env: a kind reported
+        if {"pipenv", "virtualenvwrapper"} & set(env.kinds):
+            reads.append(os.path.join(prefix, ".project"))  # the project those tools link: reported
     return {"listed": listed, "cfgs": cfgs, "metas": metas, "links": links, "libs": libs,
+            "reads": list(dict.fromkeys(reads)), "extra_lists": list(dict.fromkeys(extra_lists)),
             "environments": len(found.environments)}
 
 
@@ -121,6 +138,49 @@ def floor(ops: dict[str, Any]) -> int:
     return n
 
 
+def floor_files(ops: dict[str, Any]) -> int:
+    """`floor` plus what it leaves out that ``kernelkeeper envs`` reports, in plain os calls too.
+
+    `floor` learns kinds and health from pyvenv.cfg, conda-meta and a readlink only; the
+    report also says which tool manages an in-project env (its project's pyproject.toml),
+    which project a pipenv or virtualenvwrapper env belongs to (its ``.project``),
+    whether a base Python has ipykernel in dist-packages or the user site (those
+    folders), and whether the interpreter runs: a readlink cannot tell a dangling link,
+    so this floor stats the interpreter instead.
+    """
+    n = 0
+    for folder in ops["listed"]:
+        try:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    n += entry.is_dir(follow_symlinks=False)
+        except OSError:
+            pass
+    for cfg in ops["cfgs"]:
+        try:
+            with open(cfg, "rb") as f:
+                n += len(f.read())
+        except OSError:
+            pass
+    for meta in ops["metas"] + ops["libs"] + ops["extra_lists"]:
+        try:  # noqa: SIM105
+            n += len(os.listdir(meta))
+        except OSError:
+            pass
+    for link in ops["links"]:
+        try:  # noqa: SIM105
+            n += os.stat(link).st_size > 0
+        except OSError:
+            pass
+    for path in ops["reads"]:
+        try:
+            with open(path, "rb") as f:
+                n += len(f.read())
+        except OSError:
+            pass
+    return n
+
+
 def worker(mode: str, home: str, ops_file: str | None) -> None:
     """One measurement in this fresh process; prints JSON."""
     out: dict[str, Any] = {}
@@ -134,11 +194,11 @@ def worker(mode: str, home: str, ops_file: str | None) -> None:
             found = discover(ctx)
             out["first"] = time.perf_counter() - t
             out["environments"] = len(found.environments)
-    elif mode in ("floor", "floor-imports"):
+    elif mode in ("floor", "floor-imports", "floor-files", "floor-files-imports"):
         ops = json.loads(Path(ops_file).read_text()) if ops_file else {}
-        if mode == "floor":
+        if mode in ("floor", "floor-files"):
             t = time.perf_counter()
-            floor(ops)
+            (floor if mode == "floor" else floor_files)(ops)
             out["first"] = time.perf_counter() - t
     elif mode == "kk-second":
         from kernelkeeper import state
@@ -249,9 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     rows = [
-        "| N | found | floor | kernelkeeper | ratio | syscalls floor | syscalls kernelkeeper | second (inotify) | "
+        "| N | found | floor | kernelkeeper | ratio | floor + project files | ratio to it | syscalls floor | "
+        "syscalls floor + project files | syscalls kernelkeeper | second (inotify) | "
         "second (stat, no inotify) | watched paths |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     detail: list[str] = []
     firsts: dict[int, float] = {}
@@ -270,23 +331,32 @@ def main(argv: list[str] | None = None) -> int:
         )
         ops_path.write_text(plan.stdout)
         ops = json.loads(plan.stdout)
-        kk, fl = [], []
-        for _ in range(args.k + 1):  # alternate, first pair untimed (warm-up)
+        kk, fl, ff = [], [], []
+        for _ in range(args.k + 1):  # alternate, first round untimed (warm-up)
             kk.append(run_worker("kk", home, None)["first"])
             fl.append(run_worker("floor", home, ops_path)["first"])
-        kk_t, fl_t = statistics.median(kk[1:]), statistics.median(fl[1:])
+            ff.append(run_worker("floor-files", home, ops_path)["first"])
+        kk_t, fl_t, ff_t = statistics.median(kk[1:]), statistics.median(fl[1:]), statistics.median(ff[1:])
         firsts[n] = kk_t
         second = run_worker("kk-second", home, None)
         kk_sys = net_syscalls("kk", home, None)
         fl_sys = net_syscalls("floor", home, ops_path)
+        ff_sys = net_syscalls("floor-files", home, ops_path)
         ops_path.unlink()
         rows.append(
             f"| {n:,} | {ops['environments']:,} | {ms(fl_t)} | {ms(kk_t)} | {kk_t / fl_t:.2f}× | "
-            f"{f'{fl_sys[0]:,}' if fl_sys else 'no strace'} | {f'{kk_sys[0]:,}' if kk_sys else 'no strace'} | "
+            f"{ms(ff_t)} | {kk_t / ff_t:.2f}× | "
+            f"{f'{fl_sys[0]:,}' if fl_sys else 'no strace'} | {f'{ff_sys[0]:,}' if ff_sys else 'no strace'} | "
+            f"{f'{kk_sys[0]:,}' if kk_sys else 'no strace'} | "
             f"{ms(second['second'])} | {ms(second['stat_validate'])} | {second['watched']:,} |"
         )
         if kk_sys and fl_sys:
             detail.append(f"- N = {n:,}: floor {fl_sys[1]}; kernelkeeper {kk_sys[1]}")
+        detail.append(
+            f"- N = {n:,}, floor + project files adds: {len(ops['reads']):,} project files read, "
+            f"{len(ops['extra_lists']):,} dist-packages/user-site folders listed, the interpreters stat'ed "
+            "instead of readlink'ed"
+        )
     if len(args.sizes) >= 2:
         lo, hi = args.sizes[0], args.sizes[-1]
         detail.append(
@@ -302,11 +372,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{ms(start_net)} more than `python -c pass` (the start-up before discovery begins: imports)",
     ]
     method = [
-        f"- Each time is the median of {args.k} fresh processes (after one untimed warm-up pair), kernelkeeper "
-        "and the floor alternating; imports happen before the clock starts.",
+        f"- Each time is the median of {args.k} fresh processes (after one untimed warm-up round), kernelkeeper "
+        "and the two floors alternating; imports happen before the clock starts.",
         "- The floor lists every folder the discovery watched (project walk, tool folders, env parents, "
         "site-packages, PATH), reads each pyvenv.cfg (or lists conda-meta), readlinks each interpreter and lists "
         "each lib/ — taken from one untimed discovery of the same farm — in plain os calls.",
+        "- The floor + project files also reads what the report needs beyond that (`floor_files`): the "
+        "pyproject.toml of each project with an in-project env (which tool manages it: a kind), the "
+        "`.project` of each pipenv and virtualenvwrapper env (its project), the dist-packages and user "
+        "site of base Pythons (ipykernel), and stats each interpreter (a readlink cannot tell a dangling "
+        "link: health). The first floor and its ratio are the issue's own measure, unchanged.",
         "- Syscalls: `strace -c -f` of the worker minus the same worker doing only its imports.",
         "- Second discovery: `state.discover_cached` called again in the same process with nothing changed "
         "(median of 5); the stat column is one `discovery.changed` pass over every watched path, what a "

@@ -364,3 +364,98 @@ def test_remembering_realpath_agrees_with_the_library(tmp_path: Path) -> None:
             if rel.endswith("/"):
                 p += "/"
             assert real(p) == os.path.realpath(p), p
+
+
+def test_as_path_is_path(tmp_path: Path) -> None:
+    """as_path skips pathlib's parse for a scan's normal absolute paths; it must give what Path gives."""
+    from kernelkeeper.environments import as_path
+
+    strings = [
+        "/", "/a", "/a/b", "/a b/c.d/é", "/a/../b", "/a/.b/..c", "/a/...", "//a/b", "///a", "/a//b", "/a/",
+        "/a/./b", "/a/.", "/./a", ".", "a/b", "", "~/a", str(tmp_path),
+    ]  # fmt: skip
+    for s in strings:
+        got, want = as_path(s), Path(s)
+        assert type(got) is type(want), s
+        assert (got, str(got), got.parts, got.name, got.parent, hash(got)) == (
+            want, str(want), want.parts, want.name, want.parent, hash(want)
+        ), s
+        assert got / "x" == want / "x" and got.is_absolute() == want.is_absolute(), s
+    assert as_path(str(tmp_path)).is_dir()
+
+
+def test_reading_pyvenv_cfg_answers_as_isfile_does(tmp_path: Path) -> None:
+    """A scan reads pyvenv.cfg to learn that a folder is an environment: same answer as isfile, for any file."""
+    from kernelkeeper.environments import PyvenvCfgs
+
+    cases = {"file": None, "missing": None, "folder": None, "fifo": None, "big": None, "dangling": None}
+    for name in cases:
+        (tmp_path / name).mkdir()
+    (tmp_path / "file" / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.7\n")
+    (tmp_path / "folder" / "pyvenv.cfg").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "pyvenv.cfg")  # would block a plain open() for good
+    (tmp_path / "big" / "pyvenv.cfg").write_bytes(b"x" * (2 << 20))  # a regular file past safeio's limit
+    (tmp_path / "dangling" / "pyvenv.cfg").symlink_to(tmp_path / "nowhere")
+    folders = [str(tmp_path / name) for name in cases] + [str(tmp_path / "file" / "pyvenv.cfg"), "/no\0where"]
+    for folder in folders:
+        cfgs = PyvenvCfgs()
+        want = os.path.isfile(os.path.join(folder, "pyvenv.cfg"))
+        assert cfgs.has_cfg(folder) is want, folder
+        assert cfgs.has_cfg(folder) is want, folder  # asked again: from memory
+        assert cfgs(folder) == PyvenvCfgs()(folder), folder  # and the read is the one describe makes
+    assert PyvenvCfgs()(str(tmp_path / "file")) == {"home": "/usr/bin", "version": "3.11.7"}
+
+
+def test_realpaths_learnt_from_listings_are_the_realpaths(tmp_path: Path) -> None:
+    """env_dirs tells the scan where each environment it lists resolves; that must be os.path.realpath's answer."""
+    from kernelkeeper.projects import ProjectScan, env_dirs
+
+    real_parent = tmp_path / "real"
+    fakes.venv(real_parent / "plain", tool="venv")
+    fakes.venv(tmp_path / "elsewhere" / "target", tool="venv")
+    (real_parent / "linked").symlink_to(tmp_path / "elsewhere" / "target")  # an env that is a symlink
+    (tmp_path / "via").symlink_to(real_parent)  # the folder of envs reached through a link
+    for parent in (str(real_parent), str(tmp_path / "via")):
+        scan = ProjectScan()
+        found = env_dirs(parent, scan)
+        assert [os.path.basename(p) for p in found] == ["linked", "plain"]
+        for prefix in found:
+            assert scan.realpath(prefix) == os.path.realpath(prefix), prefix
+
+
+def test_discovery_pauses_the_cyclic_gc_makes_no_cycles_and_restores_it(fake_home: Path) -> None:
+    """discover() runs without cyclic collections (they cost a tenth of a 10,000-env scan): sound only
+    because the scan leaves no cycles behind, and the GC must be left as it was found."""
+    import gc
+
+    proj = fakes.project(fake_home / "code" / "api", files={"pyproject.toml": "[tool.poetry]\nname='api'\n"})
+    fakes.venv(proj / ".venv", tool="virtualenv")
+    fakes.venv(fake_home / ".virtualenvs" / "scratch", tool="virtualenv")
+    (fake_home / "code" / "loop").symlink_to(fake_home / "code")  # a skipped symlink loop
+    ctx = Context.from_environ()
+    discover(ctx)  # imports and caches first
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    was, threshold = gc.isenabled(), gc.get_threshold()
+    gc.callbacks.append(count)
+    try:
+        gc.collect()
+        gc.enable()
+        gc.set_threshold(10)  # a collection every few allocations, were the GC running
+        collections.clear()
+        found = discover(ctx)
+        assert collections == [] and gc.isenabled()
+        assert any(s.reason == "symlink loop" for s in found.skipped)
+        gc.disable()
+        del found
+        discover(ctx)
+        assert not gc.isenabled()  # left disabled when it was
+        assert gc.collect() == 0  # nothing the scan made was garbage in a cycle
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*threshold)
+        (gc.enable if was else gc.disable)()

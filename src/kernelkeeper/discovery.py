@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .context import Context
-from .environments import Environment, Found, kind_rank, merge
+from .environments import Environment, Found, as_path, kind_rank, merge, merge_at
 from .locators import LOCATORS, system
-from .projects import RealPaths, Signature, Skipped, folder_signature, scan_projects
+from .projects import Signature, Skipped, folder_signature, scan_projects
 
 
 @dataclass(frozen=True)
@@ -30,39 +30,69 @@ class Discovery:
         return tuple(e for e in self.environments if kind in e.kinds)
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
 def _natural(name: str) -> list[tuple[int, int | str]]:
     """Sort key that puts 3.9 before 3.10 and env2 before env10."""
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"(\d+)", name.lower()) if p]
-
-
-def _key(path: Path, real: RealPaths) -> str:
-    return os.path.normcase(real(str(path)))
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS.split(name.lower()) if p]
 
 
 def discover(ctx: Context) -> Discovery:
     """Find every environment the context can see. Reads files only; never runs Python."""
+    # A scan makes tens of thousands of objects and no reference cycles (tests/test_discovery.py
+    # checks), so a cyclic collection during it frees nothing; at 10,000 environments the
+    # collections it would trigger (full ones included) cost a tenth of the scan. Paused,
+    # then back as it was.
+    pause = gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        return _discover(ctx)
+    finally:
+        if pause:
+            gc.enable()
+
+
+def _discover(ctx: Context) -> Discovery:
     scan = scan_projects(ctx)
+    real, normcase = scan.realpath, os.path.normcase
+    # Records grouped by resolved prefix: two locators reaching one env by two paths is one env.
     records: dict[str, list[Found]] = defaultdict(list)
     for locator in LOCATORS:
         for found in locator.find(ctx, scan):
-            key = _key(found.prefix, scan.realpath)
-            records[key].append(Found(Path(key), found.kind, found.name, found.project, found.python))
+            records[normcase(real(str(found.prefix)))].append(found)
     known = set(records)
+    user_home = str(ctx.home)
+    user_sites: dict[str, bool] = {}
+    environments = []
+    for key, group in records.items():
+        if len(group) > 1:
+            group.sort(key=_rank)
+        environments.append(merge_at(key, as_path(key), group, user_home, scan.cfgs, user_sites))
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
-        records[f"{_key(found.prefix, scan.realpath)}\0{found.python}"].append(found)
-    environments = [merge(group, ctx.home, scan.cfgs) for group in records.values()]
-    environments.sort(key=lambda e: (kind_rank(e.kind), _natural(e.name), str(e.prefix)))
+        environments.append(merge([found], ctx.home, scan.cfgs))
+    environments.sort(key=_order)
     watched = list(scan.visited)
     for locator in LOCATORS:
         watched += [str(p) for p in locator.watch(ctx)]
     watched += [str(p) for p in system.watch(ctx)]
+    dirname = os.path.dirname
     for env in environments:
-        watched.append(os.path.dirname(env.prefix))
+        watched.append(dirname(env.prefix))
         if env.site_packages is not None:
             watched.append(str(env.site_packages))
     watched += [p for p in ctx.env.get("PATH", "").split(os.pathsep) if p]
     return Discovery(tuple(environments), tuple(scan.skipped), tuple(dict.fromkeys(watched)), scan.signatures)
+
+
+def _rank(found: Found) -> int:
+    return kind_rank(found.kind)
+
+
+def _order(env: Environment) -> tuple[int, list[tuple[int, int | str]], str]:
+    return kind_rank(env.kinds[0]), _natural(env.name), str(env.prefix)
 
 
 Snapshot = dict[str, int]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PosixPath
 from typing import Any
 
 from . import safeio
@@ -42,9 +43,13 @@ MANAGERS = ("poetry", "pipenv", "hatch", "pdm", "pixi", "pyenv-virtualenv", "vir
 
 @dataclass(frozen=True)
 class Found:
-    """What one locator knows about one prefix."""
+    """What one locator knows about one prefix.
 
-    prefix: Path
+    ``prefix`` is a `Path`, or a ``str`` the locators pass to spare thousands of
+    `Path` parses a scan (it must then be normalised, as ``str(Path(...))`` is).
+    """
+
+    prefix: Path | str
     kind: str
     name: str | None = None
     project: Path | None = None
@@ -98,6 +103,31 @@ class Environment:
         }
 
 
+# --- paths -------------------------------------------------------------------
+
+if sys.version_info < (3, 12) and os.name == "posix":
+    _from_parsed_parts = PosixPath._from_parsed_parts  # type: ignore[attr-defined]
+
+    def as_path(path: str) -> Path:
+        """``Path(path)``, made without pathlib's parse when ``path`` is a normal absolute path.
+
+        Before Python 3.12 pathlib parses every path it is given (2-3 µs; a scan makes
+        thousands, one per environment, interpreter and site-packages). The paths a scan
+        makes are normal already: their parts are the pieces between the slashes. Any
+        other string (relative, ``//``, ``.``, a trailing slash) goes to pathlib.
+        """
+        if path[:1] == "/" and path[-1] != "/" and "//" not in path and "/./" not in path and path[-2:] != "/.":
+            parts = path.split("/")
+            parts[0] = "/"
+            made: Path = _from_parsed_parts("", "/", parts)
+            made._str = path  # type: ignore[attr-defined]  # what str() would format from the parts
+            return made
+        return Path(path)
+
+else:  # 3.12 and later parse lazily: Path is as cheap.
+    as_path = Path
+
+
 # --- reading files -----------------------------------------------------------
 # Paths are plain strings here: describe() runs once per environment and a
 # farm may hold thousands, so it stays on os.path (pathlib costs ~3x more).
@@ -106,6 +136,9 @@ _VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?")
 _LIBPY_RE = re.compile(r"^(python|pypy)(\d+\.\d+)t?$")
 _MINOR_RE = re.compile(r"^python(\d+\.\d+)")
 _join = os.path.join
+_SEP = os.sep
+# A path ending with one of these is joined without another separator (os.path.join's rule).
+_SEPS = (os.sep, os.altsep) if os.altsep else (os.sep,)
 
 
 def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
@@ -114,6 +147,10 @@ def read_pyvenv_cfg(prefix: str | Path) -> dict[str, str] | None:
         text = safeio.read_text(_join(prefix, "pyvenv.cfg"))  # a FIFO would block open() for good
     except (OSError, ValueError):
         return None
+    return _parse_cfg(text)
+
+
+def _parse_cfg(text: str) -> dict[str, str]:
     cfg: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")
@@ -135,6 +172,29 @@ class PyvenvCfgs:
         except KeyError:
             cfg = self._memo[key] = read_pyvenv_cfg(key)
             return cfg
+
+    def has_cfg(self, prefix: str) -> bool:
+        """``os.path.isfile(prefix/pyvenv.cfg)``, answered by reading the file, which is remembered.
+
+        Every folder asked about is an environment the scan goes on to describe, which
+        reads its pyvenv.cfg anyway: the read replaces the stat.
+        """
+        path = _join(prefix, "pyvenv.cfg") if prefix.endswith(_SEPS) else f"{prefix}{_SEP}pyvenv.cfg"
+        if prefix in self._memo:
+            return self._memo[prefix] is not None or os.path.isfile(path)
+        try:
+            text = safeio.read_text(path)
+        except (FileNotFoundError, NotADirectoryError, safeio.NotARegularFile, ValueError):
+            self._memo[prefix] = None
+            return False
+        except safeio.TooLarge:
+            self._memo[prefix] = None
+            return True
+        except OSError:  # unreadable (EACCES), or stranger: it may be a file all the same
+            self._memo[prefix] = None
+            return os.path.isfile(path)
+        self._memo[prefix] = _parse_cfg(text)
+        return True
 
 
 def _clean_version(text: str | None) -> str | None:
@@ -168,11 +228,12 @@ def _lib_dir_version(prefix: str, hint: str | None = None) -> tuple[str | None, 
             entries = os.listdir(lib)
         except OSError:
             entries = []
+    match = _LIBPY_RE.match
     for entry in entries:
-        m = _LIBPY_RE.match(entry)
+        m = match(entry)
         if m:
             impl = "pypy" if m.group(1) == "pypy" else "cpython"
-            return m.group(2), impl, _join(lib, entry, "site-packages")
+            return m.group(2), impl, f"{lib}{_SEP}{entry}{_SEP}site-packages"  # os.path.join's answer
     windows = _join(prefix, "Lib", "site-packages")
     if os.path.isdir(windows):
         return None, None, windows
@@ -204,13 +265,15 @@ def _site_has(site_packages: str, project: str) -> tuple[bool, bool]:
     """(the folder could be listed, the distribution is in it)."""
     prefix = project + "-"
     try:
-        with os.scandir(site_packages) as it:
-            for entry in it:
-                name = entry.name.lower()
-                if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
-                    return True, True
+        names = os.listdir(site_packages)
     except OSError:
         return False, False
+    if prefix not in "/".join(names).lower():
+        return True, False  # no name holds it: the common answer, without a look at each name
+    for name in names:
+        name = name.lower()
+        if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
+            return True, True
     return True, False
 
 
@@ -246,10 +309,34 @@ def describe(
 
     ``cfg``: the prefix's pyvenv.cfg when the caller has read it already (None: it has none).
     """
-    prefix = str(found.prefix)
-    problems: list[str] = []
+    path = Path(found.prefix)
+    prefix = str(path)
     if cfg is _UNREAD:
         cfg = read_pyvenv_cfg(prefix)
+    home = str(user_home) if user_home is not None else None
+    return _describe(prefix, path, found, None, home, cfg)
+
+
+def _describe(
+    prefix: str,
+    prefix_path: Path,
+    found: Found,
+    records: list[Found] | None,
+    user_home: str | None,
+    cfg: dict[str, str] | None,
+    user_sites: dict[str, bool] | None = None,
+) -> Environment:
+    """`describe` of ``found`` at ``prefix``, on strings: it runs once per environment a scan.
+
+    ``records``: every locator's record of the prefix, most specific kind first (``found``
+    is the first), whose names, projects and kinds `merge` folds in; None for ``found`` alone.
+    """
+    kind, name, project, found_python = found.kind, found.name, found.project, found.python
+    if records is not None and len(records) > 1:
+        name = next((f.name for f in records if f.name), None)
+        project = next((f.project for f in records if f.project), None)
+        found_python = next((f.python for f in records if f.python), None)
+    problems: list[str] = []
     version: str | None = None
     implementation: str | None = None
     if cfg is not None:
@@ -259,8 +346,8 @@ def describe(
     if version is None:
         version = conda_python_version(prefix)
     hint = None
-    if found.python is not None:
-        m = _MINOR_RE.match(found.python.name)
+    if found_python is not None:
+        m = _MINOR_RE.match(found_python.name)
         hint = m.group(1) if m else None
     minor, lib_impl, site_packages = _lib_dir_version(prefix, hint)
     minor = minor or hint
@@ -269,7 +356,7 @@ def describe(
     legacy_base = _legacy_base(site_packages) if cfg is None and version is None else None
     legacy = legacy_base is not None
     if version is None and minor is not None:
-        version = _patchlevel_version(prefix, minor) or _version_from_name(found.prefix.name, minor) or minor
+        version = _patchlevel_version(prefix, minor) or _version_from_name(os.path.basename(prefix), minor) or minor
     if version is not None and minor is not None and not version.startswith(minor + ".") and version != minor:
         # pyvenv.cfg says one Python, lib/ holds another: the env was rebuilt or copied.
         problems.append(f"pyvenv.cfg says Python {version} but lib/ holds python{minor}")
@@ -278,10 +365,22 @@ def describe(
         # Its interpreter is a copy that still runs the base's standard library and libpython.
         problems.append(f"base Python is gone: {legacy_base} (from lib/python{minor}/orig-prefix.txt)")
 
-    python = str(found.python) if found.python is not None else _interpreter(prefix, minor)
+    python: str | None
+    if found_python is not None:
+        python = str(found_python)
+        exists = os.path.exists(python)
+    else:
+        # Nearly every environment: bin/python is there and runs, which one stat says.
+        python = _join(prefix, "bin", "python") if prefix.endswith(_SEPS) else f"{prefix}{_SEP}bin{_SEP}python"
+        try:
+            os.stat(python)
+            exists = True
+        except (OSError, ValueError):
+            python = _interpreter(prefix, minor)
+            exists = python is not None and os.path.exists(python)
     if python is None:
         problems.append("no Python interpreter in bin/")
-    elif not os.path.exists(python):
+    elif not exists:
         problems.append(
             f"interpreter link dangles: {python} -> {os.path.realpath(python)}"
             if os.path.islink(python)
@@ -293,7 +392,7 @@ def describe(
         site_listed, has_ipykernel = _site_has(site_packages, "ipykernel")
     if not site_listed:
         site_packages = None
-        if found.kind != "system":
+        if kind != "system":
             problems.append("no site-packages folder")
     if not has_ipykernel and cfg is None and not legacy and minor is not None:
         # A base Python (system, pyenv, uv-python) also imports from Debian's
@@ -302,21 +401,31 @@ def describe(
             _join(prefix, "lib", "python3", "dist-packages"),
             _join(prefix, "local", "lib", f"python{minor}", "dist-packages"),
         ]
-        if user_home is not None:
-            extra.append(_join(user_home, ".local", "lib", f"python{minor}", "site-packages"))
         has_ipykernel = any(has_dist(d, "ipykernel") for d in extra)
+        if not has_ipykernel and user_home is not None:
+            user_site = _join(user_home, ".local", "lib", f"python{minor}", "site-packages")
+            if user_sites is None:
+                has_ipykernel = has_dist(user_site, "ipykernel")
+            else:  # every base Python of one minor version shares it: looked at once a scan
+                known = user_sites.get(user_site)
+                if known is None:
+                    known = user_sites[user_site] = has_dist(user_site, "ipykernel")
+                has_ipykernel = known
 
+    kinds: tuple[str, ...] = (kind, "virtualenv") if legacy and kind != "virtualenv" else (kind,)
+    if records is not None:
+        kinds = _merged_kinds(records, cfg, kinds)
     return Environment(
-        prefix=found.prefix,
-        python=Path(python) if python is not None else None,
-        version=version,
-        kinds=(found.kind, "virtualenv") if legacy and found.kind != "virtualenv" else (found.kind,),
-        name=found.name or found.prefix.name,
-        project=found.project,
-        has_ipykernel=has_ipykernel,
-        problems=tuple(problems),
-        implementation=implementation,
-        site_packages=Path(site_packages) if site_packages is not None else None,
+        prefix_path,
+        None if python is None else found_python if found_python is not None else as_path(python),
+        version,
+        kinds,
+        name or os.path.basename(prefix),
+        project,
+        has_ipykernel,
+        tuple(problems),
+        implementation,
+        as_path(site_packages) if site_packages is not None else None,
     )
 
 
@@ -374,18 +483,39 @@ def merge(
     kinds, after the tool that manages it: a poetry env is poetry, virtualenv.
     ``cfgs`` reads pyvenv.cfg (a scan passes one that remembers what the locators read).
     """
-    ordered = sorted(records, key=lambda f: kind_rank(f.kind))
-    first = ordered[0]
-    cfg = cfgs(first.prefix)
-    if len(ordered) > 1:
-        name = next((f.name for f in ordered if f.name), None)
-        project = next((f.project for f in ordered if f.project), None)
-        python = next((f.python for f in ordered if f.python), None)
-        first = Found(first.prefix, first.kind, name, project, python)
-    env = describe(first, user_home, cfg)
-    all_kinds = [f.kind for f in ordered]
+    ordered = sorted(records, key=_found_rank)
+    path = Path(ordered[0].prefix)
+    return merge_at(str(path), path, ordered, str(user_home) if user_home is not None else None, cfgs)
+
+
+def _found_rank(found: Found) -> int:
+    return _KIND_RANK.get(found.kind, len(KINDS))
+
+
+def merge_at(
+    prefix: str,
+    path: Path,
+    records: list[Found],
+    user_home: str | None,
+    cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg,
+    user_sites: dict[str, bool] | None = None,
+) -> Environment:
+    """`merge` of records already sorted by kind, for the prefix ``prefix`` (``path`` as a `Path`).
+
+    Discovery calls it once per environment with the resolved prefix its records were
+    grouped under, whatever path each locator reached it by. ``user_sites``: whether
+    ipykernel is in each user site-packages folder, filled as the scan looks.
+    """
+    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix), user_sites)
+
+
+def _merged_kinds(records: list[Found], cfg: dict[str, str] | None, described: tuple[str, ...]) -> tuple[str, ...]:
+    """The kinds of a merged environment: every record's, and the one that made the folder."""
     # describe() adds "virtualenv" for an old virtualenv, which has no pyvenv.cfg to say so.
-    base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in env.kinds else None)
+    base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in described else None)
+    if len(records) == 1 and (base is None or base == records[0].kind):
+        return described  # one record, no other kind to add: the common case
+    all_kinds = [f.kind for f in records]
     if base is not None and base not in all_kinds:
         all_kinds.append(base)
     kinds = tuple(sorted(dict.fromkeys(all_kinds), key=kind_rank))
@@ -393,4 +523,4 @@ def merge(
         # The tool that manages the env comes first, whatever made the folder: a hatch env
         # that hatch created with uv is ["hatch", "uv"], a poetry project's uv-made .venv too.
         kinds = (*(k for k in kinds if k != base), base)
-    return env if kinds == env.kinds else replace(env, kinds=kinds)
+    return kinds

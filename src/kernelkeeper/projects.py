@@ -18,9 +18,12 @@ from pathlib import Path
 
 from . import safeio
 from .context import CODE_FOLDERS, Context
-from .environments import PyvenvCfgs
+from .environments import PyvenvCfgs, as_path
 
 _LIBPY_RE = re.compile(r"^(python|pypy)\d+\.\d+$")
+_SEP = os.sep
+# A path ending with one of these is joined without another separator (os.path.join's rule).
+_SEPS = (os.sep, os.altsep) if os.altsep else (os.sep,)
 # Folders inside a project that hold its environment.
 ENV_FOLDERS = (".venv", "venv", "env", ".env")
 PROJECT_FILES = frozenset(
@@ -72,28 +75,48 @@ class Skipped:
         return {"path": str(self.path), "reason": self.reason}
 
 
-@dataclass
 class Project:
-    """A folder that looks like a project: its marker files and env folders."""
+    """A folder that looks like a project: its marker files and env folders.
 
-    path: Path
-    files: frozenset[str]
-    envs: list[Path] = field(default_factory=list)
-    pixi_envs: list[Path] = field(default_factory=list)
-    _pyproject: str | None = field(default=None, repr=False)
+    Paths are kept as strings (the walk meets thousands of folders); ``path`` is the
+    `Path` callers see, made once, when first asked for.
+    """
+
+    __slots__ = ("_path", "_pyproject", "envs", "files", "folder", "pixi_envs")
+
+    def __init__(self, folder: str, files: frozenset[str]) -> None:
+        self.folder = folder
+        self.files = files
+        self.envs: list[str] = []
+        self.pixi_envs: list[str] = []
+        self._path: Path | None = None
+        self._pyproject: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Project({self.folder!r}, {sorted(self.files)!r})"
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = as_path(self.folder)
+        return self._path
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.folder)
 
     def pyproject_text(self) -> str:
         if self._pyproject is None:
             try:
-                self._pyproject = safeio.read_text(self.path / "pyproject.toml")
+                self._pyproject = safeio.read_text(os.path.join(self.folder, "pyproject.toml"))
             except (OSError, ValueError):
                 self._pyproject = ""
         return self._pyproject
 
     def uses(self, tool: str) -> bool:
         """Whether the project is managed by poetry, pdm, uv, hatch or pipenv (by its files)."""
-        lock = {"poetry": "poetry.lock", "pdm": "pdm.lock", "uv": "uv.lock", "pipenv": "Pipfile"}
-        if lock.get(tool) in self.files:
+        lock = _LOCKS.get(tool)
+        if lock in self.files:
             return True
         if tool == "pipenv" or "pyproject.toml" not in self.files:
             return False
@@ -105,11 +128,15 @@ class Project:
         return tool == "hatch" and "hatchling" in text and "[tool.hatch" in text
 
 
+_LOCKS = {"poetry": "poetry.lock", "pdm": "pdm.lock", "uv": "uv.lock", "pipenv": "Pipfile"}
+
+
 class RealPaths:
     """``os.path.realpath`` that remembers what it resolved, for one scan.
 
     Thousands of environments share a few parent folders: each new path costs one
-    lstat (is its last part a link?) instead of one per part of the path.
+    lstat (is its last part a link?) instead of one per part of the path, and none
+    when the folder listing that found it already said it is no link (`note`).
     """
 
     def __init__(self) -> None:
@@ -129,12 +156,24 @@ class RealPaths:
         self._memo[path] = result
         return result
 
+    def note(self, path: str, real: str) -> None:
+        """Remember ``real`` as ``path``'s realpath, learnt while listing its parent."""
+        self._memo[path] = real
+
+    def child(self, parent: str, entry: os.DirEntry[str]) -> None:
+        """Remember where a listed entry that is no symlink resolves: inside its parent's realpath."""
+        if not entry.is_symlink():
+            real = self(parent)
+            self._memo[entry.path] = (
+                os.path.join(real, entry.name) if real.endswith(_SEPS) else f"{real}{_SEP}{entry.name}"
+            )
+
 
 @dataclass
 class ProjectScan:
     projects: list[Project] = field(default_factory=list)
     # Environments met while walking that belong to no project (``~/code/myenv``).
-    loose_envs: list[Path] = field(default_factory=list)
+    loose_envs: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     # Every folder listed: a new or deleted project or env changes one of their mtimes.
     visited: list[str] = field(default_factory=list)
@@ -150,10 +189,13 @@ class ProjectScan:
         """Projects keyed by the 8-character path hash poetry and pipenv put in env names."""
         if self._by_hash is None:
             # poetry hashes the resolved path, hatch the path as given: index both.
-            self._by_hash = {}
+            by_hash: dict[str, Project] = {}
             for p in self.projects:
-                self._by_hash[path_hash(p.path, real=self.realpath)] = p
-                self._by_hash.setdefault(path_hash(p.path, resolve=False), p)
+                real = os.path.normcase(self.realpath(p.folder))
+                by_hash[_hash8(real)] = p
+                if real != p.folder:  # else the same hash, just set
+                    by_hash.setdefault(_hash8(p.folder), p)
+            self._by_hash = by_hash
         return self._by_hash
 
 
@@ -188,15 +230,25 @@ def folder_signature(folder: str) -> Signature | None:
         return None
 
 
+def _hash8(text: str) -> str:
+    # The first 6 bytes make exactly the first 8 characters of the whole digest's encoding.
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()[:6]).decode()
+
+
 def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = os.path.realpath) -> str:
     """``urlsafe_b64(sha256(realpath))[:8]`` — poetry's env-name hash (hatch's: ``resolve=False``)."""
-    normalized = os.path.normcase(real(str(path))) if resolve else str(path)
-    digest = hashlib.sha256(normalized.encode()).digest()
-    return base64.urlsafe_b64encode(digest).decode()[:8]
+    return _hash8(os.path.normcase(real(str(path))) if resolve else str(path))
 
 
-def is_env_dir(path: str) -> bool:
-    """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv)."""
+def is_env_dir(path: str, cfgs: PyvenvCfgs | None = None) -> bool:
+    """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv).
+
+    With ``cfgs`` (a scan's), pyvenv.cfg is read rather than stat'ed: the scan reads it next anyway.
+    """
+    if cfgs is not None:
+        if cfgs.has_cfg(path) or os.path.isdir(os.path.join(path, "conda-meta")):
+            return True
+        return is_legacy_virtualenv(path)
     return _has_env_marker(path) or is_legacy_virtualenv(path)
 
 
@@ -258,7 +310,16 @@ def scan_projects(ctx: Context) -> ProjectScan:
     return scan
 
 
+_ENV_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
+_NO_FILES: frozenset[str] = frozenset()
+# Names that make a listed folder more than a folder to walk: marker files, env folders.
+_MARKED_NAMES = _READ_FILES | frozenset(ENV_FOLDERS) | {".pixi"}
+
+
 class _Walker:
+    """The walk. Runs once per folder under the roots (thousands): it works on the strings
+    and DirEntry values os.scandir gives, and reads each listing in one pass."""
+
     def __init__(self, scan: ProjectScan, seen: set[str], depth: int, max_dirs: int) -> None:
         self.scan = scan
         self.seen = seen
@@ -272,113 +333,196 @@ class _Walker:
         if real in self.seen:
             return
         self.seen.add(real)
-        self._visit(str(root), 0, (real,))
-
-    def _visit(self, folder: str, level: int, ancestors: tuple[str, ...]) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except PermissionError:
-            self.scan.visited.append(folder)
-            self.scan.skipped.append(Skipped(Path(folder), "permission denied"))
-            return
-        except OSError as e:
-            self.scan.visited.append(folder)
-            self.scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
-            return
-        if level > 0 and _lists_env_marker(entries):
-            # A folder met below a root that is an environment itself (``~/code/myenv``): its own
-            # listing says so, which spares every other folder two stats before it is entered.
-            self.scan.loose_envs.append(Path(folder))
-            self.budget += 1  # an environment is not a folder walked
-            return
-        self.scan.visited.append(folder)
-        self.scan.signatures[folder] = signature(entries)
-        if level > 0 and any(e.name == "lib" for e in entries) and is_legacy_virtualenv(folder):
-            # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
-            # rather than costing every folder a look into lib/ before it is entered.
-            self.scan.loose_envs.append(Path(folder))
-            return
-        files = frozenset(e.name for e in entries if e.name in PROJECT_FILES)
-        project: Project | None = None
-        subdirs: list[os.DirEntry[str]] = []
-        for entry in entries:
+        # Depth first, in listing order, as a recursion would go; a loop rather than a call
+        # per folder, with what each folder needs bound once (thousands of folders).
+        scan, seen, depth = self.scan, self.seen, self.depth
+        visited, signatures, note, prune = scan.visited, scan.signatures, scan.realpath.note, _PRUNE
+        join, realpath = os.path.join, os.path.realpath
+        # The subfolders still to enter: (entry, its parent's level, the realpaths from the root to its parent).
+        stack: list[tuple[os.DirEntry[str], int, tuple[str, ...]]] = []
+        folder, level = str(root), 0
+        ancestors: tuple[str, ...] = (real,)
+        while True:
             try:
-                is_dir = entry.is_dir()  # follows symlinks
+                with os.scandir(folder) as it:
+                    entries = list(it)
+            except PermissionError:
+                visited.append(folder)
+                scan.skipped.append(Skipped(Path(folder), "permission denied"))
+                entries = None
+            except OSError as e:
+                visited.append(folder)
+                scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
+                entries = None
+            if entries is not None:
+                names = {e.name for e in entries}
+                if level > 0 and not names.isdisjoint(_ENV_MARKERS) and _lists_env_marker(entries):
+                    # A folder met below a root that is an environment itself (``~/code/myenv``): its
+                    # own listing says so, which spares every other folder two stats before it is entered.
+                    scan.loose_envs.append(folder)
+                    note(folder, ancestors[-1])
+                    self.budget += 1  # an environment is not a folder walked
+                elif level > 0 and "lib" in names and is_legacy_virtualenv(folder):
+                    # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
+                    # rather than costing every folder a look into lib/ before it is entered.
+                    visited.append(folder)
+                    signatures[folder] = signature(entries)
+                    scan.loose_envs.append(folder)
+                    note(folder, ancestors[-1])
+                else:
+                    visited.append(folder)
+                    subdirs: list[os.DirEntry[str]] | None = None
+                    if names.isdisjoint(_MARKED_NAMES):
+                        # Most folders: no marker file, no env folder; only their subfolders count.
+                        try:
+                            dirs = [e for e in entries if e.is_dir()]  # follows symlinks
+                            sig = [(e.name, e.inode()) for e in dirs]
+                        except OSError:
+                            pass  # the entry-by-entry pass below skips what cannot be read
+                        else:
+                            sig.sort()
+                            signatures[folder] = tuple(sig)
+                            subdirs = (
+                                [e for e in dirs if e.name not in prune and e.name[0] != "."] if level < depth else []
+                            )
+                    if subdirs is None:
+                        subdirs = self._read_listing(folder, level, ancestors, entries, names)
+                    if subdirs:
+                        subdirs.reverse()  # popped in listing order
+                        stack += [(entry, level, ancestors) for entry in subdirs]
+            # The next folder to enter: the first entry on the stack that passes the checks.
+            while stack:
+                entry, level, ancestors = stack.pop()
+                path = entry.path
+                if entry.is_symlink():
+                    real = realpath(path)
+                    if real in ancestors:
+                        scan.skipped.append(Skipped(Path(path), "symlink loop"))
+                        continue
+                else:
+                    parent = ancestors[-1]
+                    real = join(parent, entry.name) if parent.endswith(_SEPS) else f"{parent}{_SEP}{entry.name}"
+                if real in seen:
+                    continue
+                seen.add(real)
+                if self.budget <= 0:
+                    # Past the budget a folder is not listed: only a direct look says whether it is an env.
+                    if _has_env_marker(path):
+                        scan.loose_envs.append(path)
+                    continue
+                self.budget -= 1
+                if self.budget == 0:
+                    scan.skipped.append(
+                        Skipped(
+                            self.root or Path(path),
+                            "stopped scanning: too many folders (raise [discovery] max_dirs "
+                            "or point --root at a narrower folder)",
+                        )
+                    )
+                folder, level, ancestors = path, level + 1, (*ancestors, real)
+                break
+            else:
+                return
+
+    def _read_listing(
+        self, folder: str, level: int, ancestors: tuple[str, ...], entries: list[os.DirEntry[str]], names: set[str]
+    ) -> list[os.DirEntry[str]]:
+        """A listed folder's signature, project and env folders; returns the subfolders to enter."""
+        scan = self.scan
+        marked = names & PROJECT_FILES
+        files = frozenset(marked) if marked else _NO_FILES
+        project: Project | None = None
+        # One pass: the folder's signature (see `signature`) and what to do with each subfolder.
+        sig: list[tuple[str, int]] = []
+        subdirs: list[os.DirEntry[str]] = []
+        descend = level < self.depth
+        for entry in entries:
+            name = entry.name
+            try:
+                if name in _READ_FILES:
+                    sig.append((name, entry.stat().st_mtime_ns))
+                    if not entry.is_dir():
+                        continue
+                elif entry.is_dir():  # follows symlinks
+                    sig.append((name, entry.inode()))
+                else:
+                    continue
             except OSError:
                 continue
-            if not is_dir:
-                continue
-            name = entry.name
-            if name in ENV_FOLDERS and is_env_dir(entry.path):
-                project = project or self._project(folder, files)
-                project.envs.append(Path(entry.path))
+            if name in ENV_FOLDERS and is_env_dir(entry.path, scan.cfgs):
+                project = project or self._project(folder, files, ancestors[-1])
+                project.envs.append(entry.path)
+                if not entry.is_symlink():
+                    scan.realpath.note(entry.path, os.path.join(ancestors[-1], name))
             elif name == ".pixi":
                 pixi_envs = self._pixi_envs(entry.path)
                 if pixi_envs:
-                    project = project or self._project(folder, files)
+                    project = project or self._project(folder, files, ancestors[-1])
                     project.pixi_envs.extend(pixi_envs)
-            elif level < self.depth and not name.startswith(".") and name not in _PRUNE:
+            elif descend and name not in _PRUNE and name[0] != ".":
                 subdirs.append(entry)
+        sig.sort()
+        scan.signatures[folder] = tuple(sig)
         if project is None and files:
-            self._project(folder, files)
-        for entry in subdirs:
-            self._descend(entry, level, ancestors)
+            self._project(folder, files, ancestors[-1])
+        return subdirs
 
-    def _descend(self, entry: os.DirEntry[str], level: int, ancestors: tuple[str, ...]) -> None:
-        path = entry.path
-        if entry.is_symlink():
-            real = os.path.realpath(path)
-            if real in ancestors:
-                self.scan.skipped.append(Skipped(Path(path), "symlink loop"))
-                return
-        else:
-            real = os.path.join(ancestors[-1], entry.name)
-        if real in self.seen:
-            return
-        self.seen.add(real)
-        if self.budget <= 0:
-            # Past the budget a folder is not listed: only a direct look says whether it is an env.
-            if _has_env_marker(path):
-                self.scan.loose_envs.append(Path(path))
-            return
-        self.budget -= 1
-        if self.budget == 0:
-            self.scan.skipped.append(
-                Skipped(
-                    self.root or Path(path),
-                    "stopped scanning: too many folders (raise [discovery] max_dirs "
-                    "or point --root at a narrower folder)",
-                )
-            )
-        self._visit(path, level + 1, (*ancestors, real))
-
-    def _project(self, folder: str, files: frozenset[str]) -> Project:
-        project = Project(Path(folder), files)
+    def _project(self, folder: str, files: frozenset[str], real: str) -> Project:
+        project = Project(folder, files)
         self.scan.projects.append(project)
+        self.scan.realpath.note(folder, real)
         return project
 
     @staticmethod
-    def _pixi_envs(pixi_dir: str) -> list[Path]:
+    def _pixi_envs(pixi_dir: str) -> list[str]:
         envs_dir = os.path.join(pixi_dir, "envs")
         try:
             names = os.listdir(envs_dir)
         except OSError:
             return []
-        return [Path(envs_dir, n) for n in sorted(names) if os.path.isdir(os.path.join(envs_dir, n, "conda-meta"))]
+        return [
+            os.path.join(envs_dir, n) for n in sorted(names) if os.path.isdir(os.path.join(envs_dir, n, "conda-meta"))
+        ]
+
+
+def env_dirs(parent: str, scan: ProjectScan | None = None) -> list[str]:
+    """The environments directly inside a folder of environments (``envs/``, ``virtualenvs/``), sorted.
+
+    ``parent`` is a normalised path (``str`` of a `Path`). With ``scan``, its resolver learns
+    where each of them resolves from the listing (no lstat later), and its pyvenv.cfg reader
+    reads the files that make them environments (no stat first).
+    """
+    realpath = scan.realpath if scan is not None else None
+    cfgs = scan.cfgs if scan is not None else None
+    try:
+        with os.scandir(parent) as it:
+            entries = sorted(it, key=_entry_name)
+    except (OSError, ValueError):  # ValueError: a NUL byte in a path read from a config file
+        return []
+    out: list[str] = []
+    for entry in entries:
+        name = entry.name
+        if name[0] == "." and name != ".venv":
+            continue
+        try:
+            if entry.is_dir() and is_env_dir(entry.path, cfgs):
+                out.append(entry.path)
+                if realpath is not None:
+                    realpath.child(parent, entry)
+        except OSError:
+            continue
+    return out
+
+
+def normal(path: str) -> str:
+    """``str(Path(path))`` without the parse when the string is normal already."""
+    return path if os.path.normpath(path) == path else str(Path(path))
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
 
 
 def iter_env_dirs(parent: Path) -> Iterator[Path]:
     """The environments directly inside a folder of environments (``envs/``, ``virtualenvs/``)."""
-    try:
-        with os.scandir(parent) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except (OSError, ValueError):  # ValueError: a NUL byte in a path read from a config file
-        return
-    for entry in entries:
-        if entry.name.startswith(".") and entry.name != ".venv":
-            continue
-        try:
-            if entry.is_dir() and is_env_dir(entry.path):
-                yield Path(entry.path)
-        except OSError:
-            continue
+    return iter([Path(p) for p in env_dirs(str(parent))])

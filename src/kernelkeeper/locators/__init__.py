@@ -6,7 +6,7 @@ It reads files only, and a tool that is not installed simply finds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +21,7 @@ class Locator(Protocol):
 
     def find(self, ctx: Context, scan: ProjectScan) -> Iterable[Found]: ...
 
-    def watch(self, ctx: Context) -> list[Path]:
+    def watch(self, ctx: Context) -> Sequence[str | Path]:
         """The folders and files whose change means the locator could find something else."""
         ...
 

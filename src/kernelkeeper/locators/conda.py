@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import safeio
 from ..context import Context
 from ..environments import Found
-from ..projects import ProjectScan, iter_env_dirs
+from ..projects import ProjectScan, env_dirs, normal
 
 KIND = "conda"
 BASE_NAMES = (
@@ -105,11 +105,12 @@ def base_prefixes(ctx: Context) -> list[Path]:
     return [b for b in dict.fromkeys(bases) if os.path.isdir(b / "conda-meta") or os.path.isdir(b / "envs")]
 
 
-def _has_python(prefix: Path) -> bool:
-    if os.path.lexists(prefix / "bin" / "python") or os.path.lexists(prefix / "python.exe"):
+def _has_python(prefix: str | Path) -> bool:
+    join = os.path.join
+    if os.path.lexists(join(prefix, "bin", "python")) or os.path.lexists(join(prefix, "python.exe")):
         return True
     try:
-        return any(n.startswith("python-") for n in os.listdir(prefix / "conda-meta"))
+        return any(n.startswith("python-") for n in os.listdir(join(prefix, "conda-meta")))
     except OSError:
         return False
 
@@ -132,15 +133,18 @@ def envs_dirs(ctx: Context, bases: list[Path]) -> list[Path]:
     return env_dirs
 
 
-def candidates(ctx: Context) -> Iterator[tuple[Path, str | None]]:
+def candidates(
+    ctx: Context, scan: ProjectScan | None = None, bases: list[Path] | None = None
+) -> Iterator[tuple[str | Path, str | None]]:
     """(prefix, name) pairs; name None means "the folder's name"."""
-    bases = base_prefixes(ctx)
+    if bases is None:
+        bases = base_prefixes(ctx)
     for base in bases:
         yield base, "base"
-        yield from ((p, None) for p in iter_env_dirs(base / "envs"))
-    yield from ((p, None) for p in iter_env_dirs(ctx.home / ".conda" / "envs"))
+        yield from ((p, None) for p in env_dirs(str(base / "envs"), scan))
+    yield from ((p, None) for p in env_dirs(str(ctx.home / ".conda" / "envs"), scan))
     for folder in envs_dirs(ctx, bases):
-        yield from ((p, None) for p in iter_env_dirs(folder))
+        yield from ((p, None) for p in env_dirs(str(folder), scan))
     try:
         listed = safeio.read_text(ctx.home / ".conda" / "environments.txt")
     except (OSError, ValueError):
@@ -148,24 +152,25 @@ def candidates(ctx: Context) -> Iterator[tuple[Path, str | None]]:
     for line in listed.splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "\0" not in line:
-            yield Path(line), None
+            yield normal(line), None
     active = ctx.path_var("CONDA_PREFIX")
     if active is not None:
         yield active, ctx.env.get("CONDA_DEFAULT_ENV") or None
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
-    base_set = {str(b) for b in base_prefixes(ctx)}
-    for prefix, name in candidates(ctx):
-        if not os.path.isdir(prefix / "conda-meta") or not _has_python(prefix):
+    bases = base_prefixes(ctx)
+    base_set = {str(b) for b in bases}
+    for prefix, name in candidates(ctx, scan, bases):
+        if not os.path.isdir(os.path.join(prefix, "conda-meta")) or not _has_python(prefix):
             continue
         if name is None and str(prefix) in base_set:
             name = "base"
         yield Found(prefix, KIND, name=name)
     for project in scan.projects:
         for prefix in project.envs:
-            if os.path.isdir(prefix / "conda-meta") and _has_python(prefix):
-                yield Found(prefix, KIND, name=project.path.name, project=project.path)
+            if os.path.isdir(os.path.join(prefix, "conda-meta")) and _has_python(prefix):
+                yield Found(prefix, KIND, name=project.name, project=project.path)
 
 
 def watch(ctx: Context) -> list[Path]:

@@ -25,7 +25,7 @@ from typing import Any
 from .. import safeio
 from ..context import Context
 from ..environments import Found
-from ..projects import Project, ProjectScan, iter_env_dirs
+from ..projects import Project, ProjectScan, env_dirs, iter_env_dirs
 
 KIND = "hatch"
 
@@ -95,7 +95,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     if ctx.platform in ("darwin", "win32"):
         by_hash = {**by_hash, **{hatch_id(p.path, ctx.platform): p for p in scan.projects}}
     for virtual in roots:
-        yield from _find_tree(virtual, by_hash)
+        yield from _find_tree(str(virtual), by_hash, scan)
     if in_project is not None:
         for project in scan.projects:
             prefixes = list(iter_env_dirs(project.path / in_project))
@@ -107,7 +107,8 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
                 yield Found(prefix, KIND, name=name, project=project.path)
 
 
-def _find_tree(virtual: Path, by_hash: dict[str, Project]) -> Iterator[Found]:
+def _find_tree(virtual: str, by_hash: dict[str, Project], scan: ProjectScan) -> Iterator[Found]:
+    join = os.path.join
     try:
         projects = sorted(os.listdir(virtual))
     except OSError:
@@ -116,26 +117,28 @@ def _find_tree(virtual: Path, by_hash: dict[str, Project]) -> Iterator[Found]:
         if project_name.startswith("."):
             continue  # .internal and .pythons hold hatch's own tooling
         try:
-            hashes = sorted(os.listdir(virtual / project_name))
+            hashes = sorted(os.listdir(join(virtual, project_name)))
         except OSError:
             continue
         for digest in hashes:
             project = by_hash.get(digest)
-            for prefix in iter_env_dirs(virtual / project_name / digest):
-                env_name = prefix.name
+            for prefix in env_dirs(join(virtual, project_name, digest), scan):
+                env_name = os.path.basename(prefix)
                 name = project_name if env_name in (project_name, "default") else f"{project_name}-{env_name}"
                 yield Found(prefix, KIND, name=name, project=project.path if project else None)
 
 
-def watch(ctx: Context) -> list[Path]:
+def watch(ctx: Context) -> list[str | Path]:
     roots, _ = virtual_dirs(ctx)
-    folders = [ctx.path_var("HATCH_CONFIG") or ctx.user_config_dir("hatch") / "config.toml"]
-    for virtual in roots:
+    folders: list[str | Path] = [ctx.path_var("HATCH_CONFIG") or ctx.user_config_dir("hatch") / "config.toml"]
+    join = os.path.join
+    for virtual in map(str, roots):
         folders.append(virtual)
         try:
             for project in os.listdir(virtual):
-                folders.append(virtual / project)
-                folders += [virtual / project / h for h in os.listdir(virtual / project)]
+                folder = join(virtual, project)
+                folders.append(folder)
+                folders += [join(folder, h) for h in os.listdir(folder)]
         except OSError:
             pass
     return folders

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from ..config import load_toml
 from ..context import Context
 from ..environments import Found
-from ..projects import ProjectScan, iter_env_dirs
+from ..projects import ProjectScan, env_dirs
 
 KIND = "pdm"
 _NAME_RE = re.compile(r"^(?P<name>.+)-(?P<hash>[A-Za-z0-9_-]{8})-(?P<py>\d+\.\d+)$")
@@ -39,20 +40,28 @@ def venvs_dir(ctx: Context) -> Path:
 
 
 def pdm_hash(project: Path) -> str:
-    digest = hashlib.md5(project.as_posix().encode(), usedforsecurity=False).digest()
+    return _md5_8(project.as_posix())
+
+
+def _md5_8(text: str) -> str:
+    digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
     return base64.urlsafe_b64encode(digest).decode()[:8]
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
-    prefixes = list(iter_env_dirs(venvs_dir(ctx)))
+    prefixes = env_dirs(str(venvs_dir(ctx)), scan)
     if not prefixes:
         return
-    by_key = {f"{p.path.name}-{pdm_hash(p.path)}": p.path for p in scan.projects}
+    # An env is named after its project's folder: only projects of those names need their hash
+    # (of Path.as_posix(), from the folder's string).
+    wanted = {m.group("name") for m in map(_NAME_RE.match, map(os.path.basename, prefixes)) if m}
+    by_key = {f"{p.name}-{_md5_8(p.folder.replace(os.sep, '/'))}": p for p in scan.projects if p.name in wanted}
     for prefix in prefixes:
-        m = _NAME_RE.match(prefix.name)
-        name = m.group("name") if m else prefix.name
+        folder = os.path.basename(prefix)
+        m = _NAME_RE.match(folder)
+        name = m.group("name") if m else folder
         project = by_key.get(f"{name}-{m.group('hash')}") if m else None
-        yield Found(prefix, KIND, name=name, project=project)
+        yield Found(prefix, KIND, name=name, project=project.path if project is not None else None)
 
 
 def watch(ctx: Context) -> list[Path]:

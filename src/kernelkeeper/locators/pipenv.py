@@ -23,7 +23,7 @@ from pathlib import Path
 from .. import safeio
 from ..context import Context
 from ..environments import Found
-from ..projects import ProjectScan, iter_env_dirs
+from ..projects import ProjectScan, env_dirs
 
 KIND = "pipenv"
 _NAME_RE = re.compile(r"^.+-[A-Za-z0-9_-]{8}(?:-[^-]+)?$")
@@ -49,40 +49,46 @@ def homes(ctx: Context) -> list[tuple[Path, bool]]:
     return [(shared, True)] + ([(default, False)] if default != shared else [])
 
 
-def project_of(prefix: Path) -> Path | None:
+def project_of(prefix: str | Path) -> Path | None:
     """The folder named by an env's ``.project`` file (pipenv and virtualenvwrapper write it)."""
     try:
-        text = safeio.read_text(prefix / ".project", 4096, errors="strict").strip()
+        text = safeio.read_text(os.path.join(prefix, ".project"), 4096, errors="strict").strip()
     except (OSError, ValueError):  # a FIFO, a huge file, bytes that are not UTF-8
         return None
     return Path(text) if text and "\0" not in text else None
 
 
-def env_name(project: Path) -> str:
-    """The name pipenv gives the env of the project whose Pipfile is ``project/Pipfile``."""
-    pipfile = str(project / "Pipfile")
+def env_name(project: Path | str) -> str:
+    """The name pipenv gives the env of the project whose Pipfile is ``project/Pipfile``.
+
+    ``project`` as a `Path`, or its ``str``.
+    """
+    folder = str(project)
+    pipfile = os.path.join(folder, "Pipfile")
     digest = hashlib.sha256(pipfile.encode()).digest()[:6]
-    return f"{_UNSAFE_RE.sub('_', project.name)[:42]}-{base64.urlsafe_b64encode(digest).decode()[:8]}"
+    return f"{_UNSAFE_RE.sub('_', os.path.basename(folder))[:42]}-{base64.urlsafe_b64encode(digest).decode()[:8]}"
 
 
-def _named_for(prefix: Path, project: Path) -> bool:
+def _named_for(prefix: str | Path, project: Path) -> bool:
     # PIPENV_PYTHON adds "-<python>" after the hash.
     name = env_name(project)
-    return prefix.name == name or prefix.name.startswith(name + "-")
+    folder = os.path.basename(prefix)
+    return folder == name or folder.startswith(name + "-")
 
 
 def pipfile_projects(scan: ProjectScan) -> dict[str, Path]:
     """The scanned Pipfile projects by the env name pipenv would give them."""
-    return {env_name(p.path): p.path for p in scan.projects if "Pipfile" in p.files}
+    return {env_name(p.folder): p.path for p in scan.projects if "Pipfile" in p.files}
 
 
-def pipenv_project(prefix: Path, project: Path | None, by_name: dict[str, Path]) -> Path | None:
+def pipenv_project(prefix: str | Path, project: Path | None, by_name: dict[str, Path]) -> Path | None:
     """The project of an env in a folder pipenv shares with virtualenvwrapper, if pipenv made it.
 
     None when nothing pipenv writes says the env is pipenv's: a virtualenvwrapper env
     named ``alpha-saffron3`` merely looks like ``<dir>-<hash>``, and a ``.project`` file
     alone is no proof (``mkvirtualenv -a`` writes one too).
     """
+    folder = os.path.basename(prefix)
     if project is not None:
         if _named_for(prefix, project):
             return project
@@ -90,23 +96,23 @@ def pipenv_project(prefix: Path, project: Path | None, by_name: dict[str, Path])
         # the .project file still counts when the name is its folder's and the folder is a
         # pipenv project, or gone.
         clean = _UNSAFE_RE.sub("_", project.name)[:42]
-        shaped = prefix.name.startswith(clean) and _HASH_RE.match(prefix.name[len(clean) :])
+        shaped = folder.startswith(clean) and _HASH_RE.match(folder[len(clean) :])
         if shaped and ((project / "Pipfile").exists() or not os.path.lexists(project)):
             return project
-    if not _NAME_RE.match(prefix.name):
+    if not _NAME_RE.match(folder):
         return None
     # Without a .project file: the name's hash is that of a Pipfile found under the roots.
-    return by_name.get(prefix.name) or by_name.get(prefix.name.rsplit("-", 1)[0])
+    return by_name.get(folder) or by_name.get(folder.rsplit("-", 1)[0])
 
 
-def is_pipenv_env(prefix: Path, project: Path | None, by_name: dict[str, Path]) -> bool:
+def is_pipenv_env(prefix: str | Path, project: Path | None, by_name: dict[str, Path]) -> bool:
     return pipenv_project(prefix, project, by_name) is not None
 
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     by_name: dict[str, Path] | None = None
     for home, shared in homes(ctx):
-        for prefix in iter_env_dirs(home):
+        for prefix in env_dirs(str(home), scan):
             project = project_of(prefix)
             if shared:
                 if by_name is None:
@@ -114,7 +120,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
                 project = pipenv_project(prefix, project, by_name)
                 if project is None:
                     continue
-            name = project.name if project else prefix.name.rsplit("-", 1)[0]
+            name = project.name if project else os.path.basename(prefix).rsplit("-", 1)[0]
             yield Found(prefix, KIND, name=name, project=project)
 
 

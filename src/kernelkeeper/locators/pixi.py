@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,8 @@ KIND = "pixi"
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     for project in scan.projects:
         for prefix in project.pixi_envs:
-            name = project.path.name if prefix.name == "default" else f"{project.path.name}-{prefix.name}"
+            env = os.path.basename(prefix)
+            name = project.name if env == "default" else f"{project.name}-{env}"
             yield Found(prefix, KIND, name=name, project=project.path)
             yield Found(prefix, "conda", name=name, project=project.path)
 

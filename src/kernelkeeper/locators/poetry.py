@@ -11,6 +11,7 @@ projects are named by the venv locator from the project's files.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from .. import safeio
 from ..config import load_toml
 from ..context import Context
 from ..environments import Found
-from ..projects import ProjectScan, iter_env_dirs
+from ..projects import ProjectScan, env_dirs
 
 KIND = "poetry"
 _NAME_RE = re.compile(r"^(?P<name>.+)-(?P<hash>[A-Za-z0-9_-]{8})-py(?P<py>\d+\.\d+)$")
@@ -85,8 +86,8 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     by_hash = scan.by_path_hash()
     folders = [virtualenvs_path(ctx)] + [path for _, path in project_virtualenvs_paths(ctx, scan)]
     for folder in dict.fromkeys(folders):
-        for prefix in iter_env_dirs(folder):
-            m = _NAME_RE.match(prefix.name)
+        for prefix in env_dirs(str(folder), scan):
+            m = _NAME_RE.match(os.path.basename(prefix))
             if not m:
                 yield Found(prefix, KIND)
                 continue

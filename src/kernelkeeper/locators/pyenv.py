@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..context import Context
 from ..environments import Found
-from ..projects import ProjectScan, iter_env_dirs
+from ..projects import ProjectScan, env_dirs
 
 KIND = "pyenv"
 
@@ -29,8 +29,9 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         entries = sorted(os.scandir(versions), key=lambda e: e.name)
     except OSError:
         return
+    join = os.path.join
     for entry in entries:
-        prefix = Path(entry.path)
+        prefix, name = entry.path, entry.name
         try:
             if not entry.is_dir():
                 continue
@@ -38,19 +39,20 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             continue
         if entry.is_symlink():
             continue  # pyenv-virtualenv's alias of versions/X/envs/<name>: found there
-        if (prefix / "pyvenv.cfg").is_file():
-            yield Found(prefix, "pyenv-virtualenv", name=prefix.name)
-        elif (prefix / "conda-meta").is_dir():
-            yield Found(prefix, "conda", name=prefix.name)
-        elif os.path.isdir(prefix / "bin"):
-            yield Found(prefix, KIND, name=prefix.name)
-        for env in iter_env_dirs(prefix / "envs"):
-            yield Found(env, "pyenv-virtualenv", name=env.name)
+        scan.realpath.child(str(versions), entry)
+        if os.path.isfile(join(prefix, "pyvenv.cfg")):
+            yield Found(prefix, "pyenv-virtualenv", name=name)
+        elif os.path.isdir(join(prefix, "conda-meta")):
+            yield Found(prefix, "conda", name=name)
+        elif os.path.isdir(join(prefix, "bin")):
+            yield Found(prefix, KIND, name=name)
+        for env in env_dirs(join(prefix, "envs"), scan):
+            yield Found(env, "pyenv-virtualenv", name=os.path.basename(env))
 
 
-def watch(ctx: Context) -> list[Path]:
+def watch(ctx: Context) -> list[str | Path]:
     versions = root(ctx) / "versions"
     try:
-        return [versions, *(versions / n / "envs" for n in os.listdir(versions))]
+        return [versions, *(os.path.join(versions, n, "envs") for n in os.listdir(versions))]
     except OSError:
         return [versions]

@@ -9,12 +9,13 @@ virtualenv, else venv. The tool that manages a project's in-project env
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..context import Context
 from ..environments import Found, cfg_kind, read_pyvenv_cfg
-from ..projects import ProjectScan, is_env_dir, is_legacy_virtualenv, iter_env_dirs
+from ..projects import ProjectScan, env_dirs, is_env_dir, is_legacy_virtualenv, iter_env_dirs
 
 KIND = "venv"
 # Folders people keep environments in by hand (`python -m venv ~/venvs/x`).
@@ -22,7 +23,7 @@ ENV_FOLDERS_IN_HOME = ("venvs", ".venvs", "envs", "virtualenvs", ".local/venvs")
 _PROJECT_TOOLS = ("poetry", "pdm", "uv", "pipenv", "hatch")
 
 
-def base_kind(prefix: Path, cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg) -> str | None:
+def base_kind(prefix: str | Path, cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg) -> str | None:
     """uv, virtualenv or venv, from the pyvenv.cfg the creating tool wrote (virtualenv before 20: none)."""
     return cfg_kind(cfgs(prefix)) or ("virtualenv" if is_legacy_virtualenv(prefix) else None)
 
@@ -33,26 +34,29 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
             kind = base_kind(prefix, scan.cfgs)
             if kind is None:
                 continue  # a conda prefix in .venv; the conda locator has it
-            yield Found(prefix, kind, name=project.path.name, project=project.path)
+            name, path = project.name, project.path
+            yield Found(prefix, kind, name=name, project=path)
             for tool in _PROJECT_TOOLS:
                 if tool != kind and project.uses(tool):
-                    yield Found(prefix, tool, name=project.path.name, project=project.path)
+                    yield Found(prefix, tool, name=name, project=path)
     for prefix in scan.loose_envs:
         kind = base_kind(prefix, scan.cfgs)
         if kind is not None:
             yield Found(prefix, kind)
-    candidates: list[Path] = []
+    candidates: list[str | Path] = []
     for folder in ENV_FOLDERS_IN_HOME:
-        candidates += iter_env_dirs(ctx.home / folder)
+        candidates += env_dirs(str(ctx.home / folder), scan)
     for path in ctx.extra_paths:  # named in the config: an env, or a folder of envs
         candidates += [path] if is_env_dir(str(path)) else list(iter_env_dirs(path))
     active = ctx.path_var("VIRTUAL_ENV")
     if active is not None:
         candidates.append(active)
-    for prefix in candidates:
-        kind = base_kind(prefix, scan.cfgs) or ("conda" if (prefix / "conda-meta").is_dir() else None)
+    for candidate in candidates:
+        kind = base_kind(candidate, scan.cfgs) or (
+            "conda" if os.path.isdir(os.path.join(candidate, "conda-meta")) else None
+        )
         if kind is not None:
-            yield Found(prefix, kind)
+            yield Found(candidate, kind)
 
 
 def watch(ctx: Context) -> list[Path]:

@@ -7,12 +7,13 @@ hash proves pipenv's (`pipenv.pipenv_project`) are left to the pipenv locator.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..context import Context
 from ..environments import Found
-from ..projects import ProjectScan, iter_env_dirs
+from ..projects import ProjectScan, env_dirs
 from . import pipenv
 from .pipenv import is_pipenv_env, project_of
 
@@ -27,10 +28,10 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     home = workon_home(ctx)
     shared = any(home == h and is_shared for h, is_shared in pipenv.homes(ctx))
     by_name = pipenv.pipfile_projects(scan) if shared else {}
-    for prefix in iter_env_dirs(home):
+    for prefix in env_dirs(str(home), scan):
         project = project_of(prefix)
         if not (shared and is_pipenv_env(prefix, project, by_name)):
-            yield Found(prefix, KIND, name=prefix.name, project=project)
+            yield Found(prefix, KIND, name=os.path.basename(prefix), project=project)
 
 
 def watch(ctx: Context) -> list[Path]:
