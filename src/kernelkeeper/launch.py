@@ -825,7 +825,6 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
         try:
             os.setsid()
             os.close(done_r)
-            os.set_inheritable(done_w, True)  # kept by the full builder if this one hands over
             out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             os.dup2(null, 0)
@@ -834,7 +833,7 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
             os.chdir(folder)
             for name in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"):
                 os.environ.pop(name, None)
-            code = fast_build(folder)
+            code = fast_build(folder, done_w)
         except BaseException as e:  # whatever it is: into the log, and never back into the caller
             os.write(2, f"the builder failed: {e!r}\n".encode())
         finally:
@@ -843,17 +842,17 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
     return log, _Builder(pid), done_r
 
 
-def fast_build(folder: str) -> int:
+def fast_build(folder: str, done: int | None = None) -> int:
     """The common first build, standard library only: ``uv sync`` into ``folder/env``, then ``built.json``.
 
     Anything else — a failed sync (the full builder tries offline and writes uv's message into
     ``failed.json``), no overlay for the environment's Python (the full builder makes it), no
     request, no uv — replaces this process with ``python -I -m kernelkeeper.notebookenv build``,
-    which starts again from nothing under the same lock.
+    which starts again from nothing under the same lock. ``done``, the launcher's pipe, is not
+    inherited by uv (its exit alone ends the wait) and is inherited by the full builder.
     """
     import fcntl
     import json
-    import subprocess
     import time
 
     started = time.monotonic()
@@ -879,7 +878,7 @@ def fast_build(folder: str) -> int:
             print("$ " + " ".join(cmd), flush=True)
             drop = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH")
             env = {**{k: v for k, v in os.environ.items() if k not in drop}, "VIRTUAL_ENV": prefix}
-            code = subprocess.call(cmd, env=env, cwd=folder, stdin=subprocess.DEVNULL, timeout=3600)
+            code = _run_uv(cmd, env)  # in folder: the builder's working directory
             overlay = _overlay(prefix) if code == 0 else None
             if overlay is not None:
                 seconds = round(time.monotonic() - started, 2)
@@ -906,8 +905,35 @@ def fast_build(folder: str) -> int:
         os.close(fd)
     print("handing over to the full builder", flush=True)
     sys.stdout.flush()
+    if done is not None:
+        os.set_inheritable(done, True)
     os.execv(sys.executable, [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder])
     return 1  # not reached
+
+
+def _run_uv(cmd: list[str], env: dict[str, str], timeout: int = 3600) -> int:
+    """Run ``cmd`` here, with this process's stdin and output; its exit code (killed after ``timeout``).
+
+    A blocking ``waitpid``, with an alarm for the timeout: ``subprocess.call(timeout=...)`` polls
+    with sleeps growing to 50 ms, and noticed uv's exit 20-35 ms late (a fifth of a whole build).
+    """
+    import signal
+
+    pid = os.posix_spawn(cmd[0], cmd, env)
+
+    def expired(signum: int, frame: object) -> None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise TimeoutError(f"{cmd[0]} ran for more than {timeout} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(timeout)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
 
 
 def _wait_for_build(folder: str, log: str, proc: _Builder, seconds: float, done: int) -> bool:
