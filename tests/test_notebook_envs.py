@@ -409,3 +409,30 @@ def test_uv_binary_is_preferred_to_a_shim_script(tmp_path: Path, monkeypatch: py
     assert launch.find_uv() == str(real / "uv")
     (real / "uv").unlink()
     assert launch.find_uv() == str(shims / "uv"), "a shim when it is all there is"
+
+
+def test_builder_waits_for_uv_blocking_kills_it_at_the_timeout_and_keeps_the_launchers_pipe(tmp_path: Path) -> None:
+    """The builder's uv run (``launch._run_uv``): a blocking wait, not subprocess's polling that noticed uv's
+    exit up to 50 ms late. Its exit status, a kill at the timeout, and no inherited launcher pipe: a process
+    uv leaves behind must not keep the launcher waiting. In a child Python: the alarm is its own, not pytest's."""
+    code = f"""
+import os, sys, time
+sys.path.insert(0, {str(SRC)!r})
+from kernelkeeper.launch import _run_uv
+env = dict(os.environ)
+print(_run_uv(["/bin/sh", "-c", "echo out; exit 3"], env))
+print(_run_uv(["/bin/sh", "-c", "kill -TERM $$"], env))
+r, w = os.pipe()  # the launcher's pipe: not inheritable, as os.pipe() makes it
+print(_run_uv(["/bin/sh", "-c", "test -e /proc/$$/fd/%d" % w], env))
+t = time.monotonic()
+try:
+    _run_uv(["/bin/sh", "-c", "echo $$ > {tmp_path}/pid; exec sleep 60"], env, timeout=1)
+except TimeoutError as e:
+    print("timeout", round(time.monotonic() - t) < 30, e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = out.splitlines()
+    assert lines[:4] == ["out", "3", "-15", "1"], out
+    assert lines[4].startswith("timeout True") and "more than 1 s" in lines[4], out
+    pid = int((tmp_path / "pid").read_text())
+    assert not Path(f"/proc/{pid}").exists(), "killed and reaped at the timeout"
