@@ -9,13 +9,15 @@ Run from the repository root (needs PyPI for packaging and ipykernel; a sandbox 
    (a) a plain kernel of the same Python (a venv with packaging and ipykernel installed, `-m ipykernel_launcher`),
    (b) the overlay kernel of the same cached environment (`kernelkeeper add ENV`), the floor for (1).
 2. first build of a new declaration (`launch.plan`: the launcher keys it, forks the builder, which runs
-   `uv sync --script` into the cache; overlay already there; wheel, index pages and interpreter in uv's cache)
-   against `uv run --no-project --isolated --with <same deps> python -c 'import packaging'`, both the first such run
-   (uv makes its `--with` environment) and a second (uv 0.13 caches that environment even with `--isolated`, so
-   it only resolves), and against the bare `uv sync --script` the builder runs. `--pairs` rounds, one new
-   packaging version each, order rotated. Online, both sides revalidate their cached index page and wheel metadata
-   with the index (this machine's PyPI mirror sends no Cache-Control, so uv revalidates on every run): that is
-   most of the time and most of the noise. The same rounds are then run with UV_OFFLINE=1: the local work alone.
+   `uv sync --script` into the cache; overlay already there; wheel, index pages and interpreter in uv's cache),
+   timed in a process shaped like the kernel's launcher (`python -I -S`, "build_in_launcher") and, as before, in
+   this bench's own process ("build"), against `uv run --no-project --isolated --with <same deps> python -c
+   'import packaging'`: the first such run (uv makes its `--with` environment) and a second (uv 0.13 caches that
+   environment even with `--isolated`, so it only resolves); and against the bare `uv sync --script` the builder
+   runs. `--pairs` rounds, one new packaging version each, order rotated. Online, both sides revalidate their
+   cached index page and wheel metadata with the index (this machine's PyPI mirror sends no Cache-Control, so uv
+   revalidates on every run): that is most of the time and most of the noise. The same rounds are then run with
+   UV_OFFLINE=1: the local work alone.
 """
 
 from __future__ import annotations
@@ -56,6 +58,19 @@ VERSIONS = [
 ]  # fmt: skip
 
 
+#: launch.plan timed inside a process shaped like the kernel's launcher (``python -I -S launch.py``: 11 MB,
+#: standard library only), not inside this bench's 60+ MB one, where the builder's fork and exit cost ~5 ms more.
+IN_LAUNCHER = """
+import sys, time
+sys.path.insert(0, sys.argv[1].rpartition("/")[0])
+import launch
+t = time.perf_counter()
+notice = launch.plan(sys.argv[2], [])[3]
+print(time.perf_counter() - t)
+print(notice)
+"""
+
+
 def timed(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL)
@@ -72,7 +87,7 @@ def measure_builds(
     into a throwaway venv, puts the wheel, the index pages and the interpreter into uv's cache
     without making uv's cached ``--with`` environment.
     """
-    out: dict[str, list[float]] = {"build": [], "uv_sync": [], "uv_run_again": []}
+    out: dict[str, list[float]] = {"build": [], "build_in_launcher": [], "uv_sync": [], "uv_run_again": []}
     if not offline:
         out["uv_run_first"] = []
     if offline:
@@ -87,7 +102,6 @@ def measure_builds(
                 subprocess.run(
                     [uv, "pip", "install", "-q", "--python", str(where / "warm/bin/python"), dep], check=True, env=env
                 )
-            shutil.rmtree(Path(launch.envs_root()), ignore_errors=True)
             nb = notebook(where / "nb" / "b.ipynb", dep)
             folder = where / "sync"
             folder.mkdir(parents=True)
@@ -97,13 +111,25 @@ def measure_builds(
             sync = [uv, "sync", "--script", str(folder / "script.py"), "--active", "--no-progress"]
             run = [uv, "run", "--no-project", "--isolated", "--with", dep, "python", "-c", "import packaging"]
             # Offline, uv's --with environment is the one the online rounds left: "again", not "first".
-            names = ["build", "uv_sync", "uv_run_again" if offline else "uv_run_first"]
-            for name in names[i % 3 :] + names[: i % 3]:
+            names = ["build", "build_in_launcher", "uv_sync", "uv_run_again" if offline else "uv_run_first"]
+            for name in names[i % 4 :] + names[: i % 4]:
                 if name == "build":
+                    shutil.rmtree(Path(launch.envs_root()), ignore_errors=True)
                     t = time.perf_counter()
                     notice = launch.plan(str(nb.parent), [])[3]
                     out[name].append(time.perf_counter() - t)
                     assert notice is None, notice
+                elif name == "build_in_launcher":
+                    shutil.rmtree(Path(launch.envs_root()), ignore_errors=True)
+                    got = subprocess.run(
+                        [sys.executable, "-I", "-S", "-c", IN_LAUNCHER, launch.__file__, str(nb.parent)],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout.split("\n", 1)
+                    assert got[1] == "None\n", got
+                    out[name].append(float(got[0]))
                 elif name == "uv_sync":
                     out[name].append(timed(sync, sync_env, folder))
                 else:
@@ -118,12 +144,13 @@ def measure_builds(
 def summary(samples: dict[str, list[float]]) -> dict[str, Any]:
     med = {k: statistics.median(v) for k, v in samples.items()}
     out: dict[str, Any] = {"median_s": {k: round(v, 4) for k, v in med.items()}}
-    for base in ("uv_run_first", "uv_run_again"):
-        if base in samples:
-            paired = [b / r for b, r in zip(samples["build"], samples[base])]
-            out[f"ratio_build_vs_{base}"] = round(med["build"] / med[base], 2)
-            out[f"median_paired_ratio_vs_{base}"] = round(statistics.median(paired), 2)
-    out["launcher_over_bare_sync_ms"] = round((med["build"] - med["uv_sync"]) * 1000, 1)
+    for build in ("build_in_launcher", "build"):
+        for base in ("uv_run_first", "uv_run_again"):
+            if base in samples:
+                paired = [b / r for b, r in zip(samples[build], samples[base])]
+                out[f"ratio_{build}_vs_{base}"] = round(med[build] / med[base], 2)
+                out[f"median_paired_ratio_{build}_vs_{base}"] = round(statistics.median(paired), 2)
+        out[f"{build}_over_bare_sync_ms"] = round((med[build] - med["uv_sync"]) * 1000, 1)
     out["all_s"] = {k: [round(x, 3) for x in v] for k, v in samples.items()}
     return out
 

@@ -436,3 +436,109 @@ except TimeoutError as e:
     assert lines[4].startswith("timeout True") and "more than 1 s" in lines[4], out
     pid = int((tmp_path / "pid").read_text())
     assert not Path(f"/proc/{pid}").exists(), "killed and reaped at the timeout"
+
+
+SIMPLE_TOML_CASES = [
+    "",
+    'dependencies = ["packaging==23.2"]',
+    '# a comment\nrequires-python = ">=3.9"\ndependencies = [\n    "packaging==23.2",\n    \'iniconfig\',\n]\n',
+    'dependencies = []\n\n[tool.uv]\nexclude-newer = "2024-06-01T00:00:00Z"  # pinned\n',
+    '[ tool . uv ]\nprerelease = "allow"\n[tool]\nx = true\n',
+    'a = ["# not a comment", \'c:\\\\d\', "é"]\nb = [\n  # inside\n  "x" ,\n  "y"\n]',
+    # Not the simple subset: tomllib's answer, value or error, is the answer.
+    'a = "x\\ty"',
+    'a = """x"""',
+    "a = 1",
+    "a = 1979-05-27",
+    'a = {b = "c"}',
+    '"a" = "b"',
+    "a.b = 'c'",
+    "[[a]]\nb = 'c'",
+    'a = [["x"]]',
+    'a = "x"\na = "y"',
+    "[a]\n[a]",
+    'a = "x"\n[a.b]',
+    'a = "x" b = "y"',
+    "a =\n'x'",
+    'a = ["x",,]',
+    "a = [",
+    "a = '\x01'",
+    "a = 'x'\r\n",
+    "a = " + "[" * 5000,
+]
+
+
+def test_simple_toml_reads_what_tomllib_reads_or_leaves_it_to_tomllib() -> None:
+    """The launcher reads a declaration without importing tomllib (~8 ms a start) when it is the simple TOML such
+    blocks hold: whatever that reader accepts, tomllib reads the same (so the cache keys do not change)."""
+    tomllib = pytest.importorskip("tomllib")
+    import random
+
+    def reference(body: str) -> object:
+        try:
+            return tomllib.loads(body)
+        except tomllib.TOMLDecodeError:
+            return "error"
+
+    rng = random.Random(723)
+    strings = ['"packaging==23.2"', "'numpy>=1'", '""', '"a b # c"', "'\"'", '"\'"']
+    generated = []
+    for _ in range(3000):
+        lines = []
+        for _ in range(rng.randint(0, 6)):
+            key = rng.choice(["dependencies", "requires-python", "exclude-newer", "b-c", "x_1", "1"])
+            r = rng.random()
+            if r < 0.2:
+                lines.append(f"[{rng.choice(['tool', 'tool.uv', ' tool . uv ', 'a.b.c', 'tool.uv.x', 'b-c'])}]")
+            elif r < 0.5:
+                lines.append(f"{key} = {rng.choice(strings)}{rng.choice(['', '  # c', chr(9)])}")
+            elif r < 0.6:
+                lines.append(rng.choice(["# comment", "", "   "]))
+            elif r < 0.7:
+                lines.append(f"{key} = {rng.choice(['true', 'false'])}")
+            else:
+                items = [rng.choice(strings) for _ in range(rng.randint(0, 3))]
+                sep, trail = rng.choice([", ", ",\n    ", " ,\n"]), rng.choice(["", ",", ",\n"])
+                lines.append(
+                    f"{key} = [{rng.choice(['', chr(10)])}{sep.join(items)}{trail}{rng.choice(['', chr(10)])}]"
+                )
+        generated.append("\n".join(lines) + rng.choice(["", "\n"]))
+    accepted = 0
+    for body in SIMPLE_TOML_CASES + generated:
+        got = launch.simple_toml(body)
+        if got is not None:
+            accepted += 1
+            assert got == reference(body), body
+    assert accepted > 1000, "the generated blocks are mostly the simple subset"
+    for body in SIMPLE_TOML_CASES[:6]:
+        assert launch.simple_toml(body) is not None, body
+    for body in SIMPLE_TOML_CASES[6:]:
+        assert launch.simple_toml(body) is None, body
+
+
+def test_launcher_reads_a_declaration_without_tomllib_or_hashlib(tmp_path: Path) -> None:
+    """In the launcher's own process shape (``python -I -S launch.py``): a juv-style block is keyed without
+    importing tomllib (~8 ms) or hashlib (OpenSSL, ~2 ms), and to the same key as tomllib's reading gives."""
+    tomllib = pytest.importorskip("tomllib")
+    extra = '# [tool.uv]\n# exclude-newer = "2024-06-01T00:00:00Z"\n'
+    nb = write_nb(tmp_path / "a.ipynb", block("packaging==23.2", "iniconfig", extra=extra))
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import launch; d = launch.declaration(sys.argv[2]); "
+        "print(d.key, 'tomllib' in sys.modules, 'hashlib' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(Path(launch.__file__).parent), str(nb)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    assert out[1:] == ["False", "False"], out
+    decl = launch.declaration(str(nb))
+    assert isinstance(decl, launch.Declaration) and decl.key == out[0]
+    body = "".join(line[2:] for line in decl.block.splitlines(True)[1:-1])
+    import hashlib
+
+    machine = os.uname().machine
+    what = {"v": 1, "declared": tomllib.loads(body), "lock": None, "platform": f"{sys.platform}-{machine}"}
+    assert hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20] == out[0], "keys unchanged"
