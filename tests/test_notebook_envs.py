@@ -137,6 +137,10 @@ def test_unparsable_declaration_is_a_first_output(tmp_path: Path) -> None:
     exe, argv, _env, notice = launch.plan(str(tmp_path), ["-f", "cf.json"])
     assert exe == sys.executable and argv[:2] == [sys.executable, "-I"]
     assert notice and "does not parse" in notice and "dependencies" in notice, notice
+    # Nested deeper than tomllib can recurse: the same first output, not a launcher that dies.
+    write_nb(tmp_path / "deep" / "a.ipynb", "# /// script\n# dependencies = " + "[" * 3000 + "]" * 3000 + "\n# ///")
+    exe, _argv, _env, notice = launch.plan(str(tmp_path / "deep"), [])
+    assert exe == sys.executable and notice and "does not parse" in notice and "too deeply" in notice, notice
 
 
 def test_several_declared_notebooks_and_no_name_is_explained(tmp_path: Path) -> None:

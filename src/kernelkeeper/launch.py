@@ -597,7 +597,7 @@ def _sha256(data: bytes) -> str:
 def _toml(body: str) -> dict[str, object] | None:
     """``body`` as tomllib reads it; None on Python < 3.11 when it is more than :func:`simple_toml` reads.
 
-    Raises ``ValueError`` (tomllib's ``TOMLDecodeError``) when it is not TOML.
+    Raises ``ValueError`` (tomllib's ``TOMLDecodeError``, or too deep for it) when it is not TOML.
     """
     simple = simple_toml(body)
     if simple is not None:
@@ -606,7 +606,10 @@ def _toml(body: str) -> dict[str, object] | None:
         import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+
     except ImportError:
         return None
-    return dict(tomllib.loads(body))
+    try:
+        return dict(tomllib.loads(body))
+    except RecursionError:  # `a = [[[[...` a thousand deep: tomllib recurses; a first output, not a dead kernel
+        raise ValueError("arrays or tables nested too deeply") from None
 
 
 _BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
