@@ -137,6 +137,10 @@ def test_unparsable_declaration_is_a_first_output(tmp_path: Path) -> None:
     exe, argv, _env, notice = launch.plan(str(tmp_path), ["-f", "cf.json"])
     assert exe == sys.executable and argv[:2] == [sys.executable, "-I"]
     assert notice and "does not parse" in notice and "dependencies" in notice, notice
+    # Nested deeper than tomllib can recurse: the same first output, not a launcher that dies.
+    write_nb(tmp_path / "deep" / "a.ipynb", "# /// script\n# dependencies = " + "[" * 3000 + "]" * 3000 + "\n# ///")
+    exe, _argv, _env, notice = launch.plan(str(tmp_path / "deep"), [])
+    assert exe == sys.executable and notice and "does not parse" in notice and "too deeply" in notice, notice
 
 
 def test_several_declared_notebooks_and_no_name_is_explained(tmp_path: Path) -> None:
@@ -409,3 +413,141 @@ def test_uv_binary_is_preferred_to_a_shim_script(tmp_path: Path, monkeypatch: py
     assert launch.find_uv() == str(real / "uv")
     (real / "uv").unlink()
     assert launch.find_uv() == str(shims / "uv"), "a shim when it is all there is"
+
+
+def test_builder_waits_for_uv_blocking_kills_it_at_the_timeout_and_keeps_the_launchers_pipe(tmp_path: Path) -> None:
+    """The builder's uv run (``launch._run_uv``): a blocking wait, not subprocess's polling that noticed uv's
+    exit up to 50 ms late. Its exit status, a kill at the timeout, and no inherited launcher pipe: a process
+    uv leaves behind must not keep the launcher waiting. In a child Python: the alarm is its own, not pytest's."""
+    code = f"""
+import os, sys, time
+sys.path.insert(0, {str(SRC)!r})
+from kernelkeeper.launch import _run_uv
+env = dict(os.environ)
+print(_run_uv(["/bin/sh", "-c", "echo out; exit 3"], env))
+print(_run_uv(["/bin/sh", "-c", "kill -TERM $$"], env))
+r, w = os.pipe()  # the launcher's pipe: not inheritable, as os.pipe() makes it
+print(_run_uv(["/bin/sh", "-c", "test -e /proc/$$/fd/%d" % w], env))
+for n in (1, 2):  # a pidfd, then (as without one: macOS, Linux < 5.3) an alarm
+    t = time.monotonic()
+    try:
+        _run_uv(["/bin/sh", "-c", "echo $$ > {tmp_path}/pid%d; exec sleep 60" % n], env, timeout=1)
+    except TimeoutError as e:
+        print("timeout", round(time.monotonic() - t) < 30, e)
+    if hasattr(os, "pidfd_open"):
+        del os.pidfd_open
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    lines = out.splitlines()
+    assert lines[:4] == ["out", "3", "-15", "1"], out
+    for line in lines[4:6]:
+        assert line.startswith("timeout True") and "more than 1 s" in line, out
+    for n in (1, 2):
+        pid = int((tmp_path / f"pid{n}").read_text())
+        assert not Path(f"/proc/{pid}").exists(), "killed and reaped at the timeout"
+
+
+SIMPLE_TOML_CASES = [
+    "",
+    'dependencies = ["packaging==23.2"]',
+    '# a comment\nrequires-python = ">=3.9"\ndependencies = [\n    "packaging==23.2",\n    \'iniconfig\',\n]\n',
+    'dependencies = []\n\n[tool.uv]\nexclude-newer = "2024-06-01T00:00:00Z"  # pinned\n',
+    '[ tool . uv ]\nprerelease = "allow"\n[tool]\nx = true\n',
+    'a = ["# not a comment", \'c:\\\\d\', "é"]\nb = [\n  # inside\n  "x" ,\n  "y"\n]',
+    # Not the simple subset: tomllib's answer, value or error, is the answer.
+    'a = "x\\ty"',
+    'a = """x"""',
+    "a = 1",
+    "a = 1979-05-27",
+    'a = {b = "c"}',
+    '"a" = "b"',
+    "a.b = 'c'",
+    "[[a]]\nb = 'c'",
+    'a = [["x"]]',
+    'a = "x"\na = "y"',
+    "[a]\n[a]",
+    'a = "x"\n[a.b]',
+    'a = "x" b = "y"',
+    "a =\n'x'",
+    'a = ["x",,]',
+    "a = [",
+    "a = '\x01'",
+    "a = 'x'\r\n",
+    "a = " + "[" * 5000,
+]
+
+
+def test_simple_toml_reads_what_tomllib_reads_or_leaves_it_to_tomllib() -> None:
+    """The launcher reads a declaration without importing tomllib (~8 ms a start) when it is the simple TOML such
+    blocks hold: whatever that reader accepts, tomllib reads the same (so the cache keys do not change)."""
+    tomllib = pytest.importorskip("tomllib")
+    import random
+
+    def reference(body: str) -> object:
+        try:
+            return tomllib.loads(body)
+        except tomllib.TOMLDecodeError:
+            return "error"
+
+    rng = random.Random(723)
+    strings = ['"packaging==23.2"', "'numpy>=1'", '""', '"a b # c"', "'\"'", '"\'"']
+    generated = []
+    for _ in range(3000):
+        lines = []
+        for _ in range(rng.randint(0, 6)):
+            key = rng.choice(["dependencies", "requires-python", "exclude-newer", "b-c", "x_1", "1"])
+            r = rng.random()
+            if r < 0.2:
+                lines.append(f"[{rng.choice(['tool', 'tool.uv', ' tool . uv ', 'a.b.c', 'tool.uv.x', 'b-c'])}]")
+            elif r < 0.5:
+                lines.append(f"{key} = {rng.choice(strings)}{rng.choice(['', '  # c', chr(9)])}")
+            elif r < 0.6:
+                lines.append(rng.choice(["# comment", "", "   "]))
+            elif r < 0.7:
+                lines.append(f"{key} = {rng.choice(['true', 'false'])}")
+            else:
+                items = [rng.choice(strings) for _ in range(rng.randint(0, 3))]
+                sep, trail = rng.choice([", ", ",\n    ", " ,\n"]), rng.choice(["", ",", ",\n"])
+                lines.append(
+                    f"{key} = [{rng.choice(['', chr(10)])}{sep.join(items)}{trail}{rng.choice(['', chr(10)])}]"
+                )
+        generated.append("\n".join(lines) + rng.choice(["", "\n"]))
+    accepted = 0
+    for body in SIMPLE_TOML_CASES + generated:
+        got = launch.simple_toml(body)
+        if got is not None:
+            accepted += 1
+            assert got == reference(body), body
+    assert accepted > 1000, "the generated blocks are mostly the simple subset"
+    for body in SIMPLE_TOML_CASES[:6]:
+        assert launch.simple_toml(body) is not None, body
+    for body in SIMPLE_TOML_CASES[6:]:
+        assert launch.simple_toml(body) is None, body
+
+
+def test_launcher_reads_a_declaration_without_tomllib_or_hashlib(tmp_path: Path) -> None:
+    """In the launcher's own process shape (``python -I -S launch.py``): a juv-style block is keyed without
+    importing tomllib (~8 ms) or hashlib (OpenSSL, ~2 ms), and to the same key as tomllib's reading gives."""
+    tomllib = pytest.importorskip("tomllib")
+    extra = '# [tool.uv]\n# exclude-newer = "2024-06-01T00:00:00Z"\n'
+    nb = write_nb(tmp_path / "a.ipynb", block("packaging==23.2", "iniconfig", extra=extra))
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import launch; d = launch.declaration(sys.argv[2]); "
+        "print(d.key, 'tomllib' in sys.modules, 'hashlib' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(Path(launch.__file__).parent), str(nb)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    assert out[1:] == ["False", "False"], out
+    decl = launch.declaration(str(nb))
+    assert isinstance(decl, launch.Declaration) and decl.key == out[0]
+    body = "".join(line[2:] for line in decl.block.splitlines(True)[1:-1])
+    import hashlib
+
+    machine = os.uname().machine
+    what = {"v": 1, "declared": tomllib.loads(body), "lock": None, "platform": f"{sys.platform}-{machine}"}
+    assert hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20] == out[0], "keys unchanged"

@@ -568,23 +568,166 @@ class Declaration:
     __slots__ = ("block", "key", "lock", "notebook")
 
     def __init__(self, notebook: str, block: str, lock: str | None) -> None:
-        import hashlib
         import json
 
         self.notebook = notebook
         self.block = block
         self.lock = lock
-        try:
-            import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+: same TOML, same env
-
-            body = "".join(line[2:] if line.startswith("# ") else line[1:] for line in block.splitlines(True)[1:-1])
-            canonical: object = tomllib.loads(body)
-        except ImportError:
+        body = "".join(line[2:] if line.startswith("# ") else line[1:] for line in block.splitlines(True)[1:-1])
+        canonical: object = _toml(body)
+        if canonical is None:  # Python < 3.11 and more than the simple subset: the text, as written
             canonical = [line.rstrip() for line in block.splitlines()]
         machine = os.uname().machine if hasattr(os, "uname") else ""
         what = {"v": 1, "declared": canonical, "lock": lock, "platform": f"{sys.platform}-{machine}"}
-        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
-        self.key = digest[:20]
+        self.key = _sha256(json.dumps(what, sort_keys=True).encode())[:20]
+
+
+def _sha256(data: bytes) -> str:
+    """hashlib loads OpenSSL (~2 ms of a kernel start here); the builtin module gives the same digest."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.9-3.11
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+    return str(sha256(data).hexdigest())
+
+
+def _toml(body: str) -> dict[str, object] | None:
+    """``body`` as tomllib reads it; None on Python < 3.11 when it is more than :func:`simple_toml` reads.
+
+    Raises ``ValueError`` (tomllib's ``TOMLDecodeError``, or too deep for it) when it is not TOML.
+    """
+    simple = simple_toml(body)
+    if simple is not None:
+        return simple
+    try:
+        import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+
+    except ImportError:
+        return None
+    try:
+        return dict(tomllib.loads(body))
+    except RecursionError:  # `a = [[[[...` a thousand deep: tomllib recurses; a first output, not a dead kernel
+        raise ValueError("arrays or tables nested too deeply") from None
+
+
+_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def simple_toml(body: str) -> dict[str, object] | None:
+    """The TOML a `# /// script` block holds in practice, read as tomllib reads it; None for anything else.
+
+    Importing tomllib costs ~8 ms of every start of a declared notebook's kernel (it compiles its
+    regexes at import), more than the rest of the launcher's own work. This reads only: comments,
+    ``[table]`` / ``[dotted.table]`` headers, ``bare-key = value`` where value is a basic string
+    without escapes, a literal string, ``true``/``false``, or an array of those (over several lines,
+    trailing comma allowed). Anything else — escapes, numbers, dates, inline tables, quoted or dotted
+    keys, a key or table given twice, control characters — is None, and tomllib reads it (and says
+    what is wrong). tests/test_notebook_envs.py compares the two on what this accepts.
+    """
+    if not body.replace("\t", "").replace("\n", "").isprintable():  # control characters, and more: to tomllib
+        return None
+    # Tokens: ("n", "") newline, ("p", c) punctuation, ("k", name) bare word, ("s", text) string.
+    tokens: list[tuple[str, str]] = []
+    i, n = 0, len(body)
+    while i < n:
+        c = body[i]
+        if c in " \t":
+            i += 1
+        elif c == "\n":
+            tokens.append(("n", ""))
+            i += 1
+        elif c == "#":
+            end = body.find("\n", i)
+            i = n if end < 0 else end
+        elif c in "[]=,.":
+            tokens.append(("p", c))
+            i += 1
+        elif c in "\"'":
+            end = body.find(c, i + 1)
+            text = body[i + 1 : end]
+            if end < 0 or "\n" in text or (c == '"' and "\\" in text) or body.startswith(c * 3, i):
+                return None
+            tokens.append(("s", text))
+            i = end + 1
+        elif c in _BARE:
+            j = i
+            while j < n and body[j] in _BARE:
+                j += 1
+            tokens.append(("k", body[i:j]))
+            i = j
+        else:
+            return None
+    tokens += [("n", ""), ("e", "")]  # the last line's end, then the end
+    root: dict[str, object] = {}
+    table, headers, pos = root, set(), 0
+
+    def scalar(at: int) -> tuple[object, int] | None:
+        kind, text = tokens[at]
+        if kind == "s":
+            return text, at + 1
+        if kind == "k" and text in ("true", "false"):
+            return text == "true", at + 1
+        return None
+
+    def value(at: int) -> tuple[object, int] | None:
+        if tokens[at] != ("p", "["):
+            return scalar(at)
+        items: list[object] = []
+        at += 1
+        while True:
+            while tokens[at][0] == "n":
+                at += 1
+            if tokens[at] == ("p", "]"):
+                return items, at + 1
+            got = scalar(at)  # no arrays in arrays
+            if got is None:
+                return None
+            items.append(got[0])
+            at = got[1]
+            while tokens[at][0] == "n":
+                at += 1
+            if tokens[at] == ("p", ","):
+                at += 1
+            elif tokens[at] != ("p", "]"):
+                return None
+
+    while tokens[pos][0] != "e":
+        kind, text = tokens[pos]
+        if kind == "n":
+            pos += 1
+        elif (kind, text) == ("p", "["):
+            names = []
+            pos += 1
+            while True:
+                if tokens[pos][0] != "k":
+                    return None
+                names.append(tokens[pos][1])
+                pos += 1
+                if tokens[pos] == ("p", "]"):
+                    pos += 1
+                    break
+                if tokens[pos] != ("p", "."):
+                    return None
+                pos += 1
+            if tokens[pos][0] != "n" or tuple(names) in headers:
+                return None
+            headers.add(tuple(names))
+            table = root
+            for name in names:
+                table = table.setdefault(name, {})  # type: ignore[assignment]
+                if not isinstance(table, dict):
+                    return None
+        elif kind == "k" and tokens[pos + 1] == ("p", "="):
+            got = value(pos + 2)
+            if got is None or text in table or tokens[got[1]][0] != "n":
+                return None
+            table[text] = got[0]
+            pos = got[1]
+        else:
+            return None
+    return root
 
 
 def declaration(notebook: str, data: bytes | None = None) -> Declaration | str | None:
@@ -638,13 +781,11 @@ def declaration(notebook: str, data: bytes | None = None) -> Declaration | str |
 
 def _check_toml(body: str) -> str | None:
     try:
-        import tomllib
-    except ImportError:  # Python < 3.11 runs the launcher: uv parses it and says what is wrong
-        return None
-    try:
-        data = tomllib.loads(body)
-    except tomllib.TOMLDecodeError as e:
+        data = _toml(body)
+    except ValueError as e:  # tomllib.TOMLDecodeError
         return str(e)
+    if data is None:  # Python < 3.11 runs the launcher: uv parses it and says what is wrong
+        return None
     deps = data.get("dependencies", [])
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
         return "`dependencies` must be a list of strings"
@@ -760,12 +901,10 @@ def _json(path: str) -> dict[str, object] | None:
 
 def _record_use(folder: str, notebook: str) -> None:
     """``used/<hash>`` holds the notebook's path; its mtime is when it last started this environment."""
-    import hashlib
-
     used = os.path.join(folder, "used")
     try:
         os.makedirs(used, exist_ok=True)
-        path = os.path.join(used, hashlib.sha256(notebook.encode()).hexdigest()[:16])
+        path = os.path.join(used, _sha256(notebook.encode())[:16])
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
             os.write(fd, notebook.encode())
@@ -816,6 +955,8 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
         json.dump(request, f)
     os.replace(tmp, os.path.join(folder, REQUEST))
     log = os.path.join(folder, "build.log")
+    import select  # noqa: F401 - for the launcher's wait and the builder's (loaded once, before the fork)
+
     done_r, done_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -825,7 +966,6 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
         try:
             os.setsid()
             os.close(done_r)
-            os.set_inheritable(done_w, True)  # kept by the full builder if this one hands over
             out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
             null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             os.dup2(null, 0)
@@ -834,7 +974,7 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
             os.chdir(folder)
             for name in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"):
                 os.environ.pop(name, None)
-            code = fast_build(folder)
+            code = fast_build(folder, done_w)
         except BaseException as e:  # whatever it is: into the log, and never back into the caller
             os.write(2, f"the builder failed: {e!r}\n".encode())
         finally:
@@ -843,17 +983,17 @@ def _spawn_builder(folder: str, decl: Declaration) -> tuple[str, _Builder, int]:
     return log, _Builder(pid), done_r
 
 
-def fast_build(folder: str) -> int:
+def fast_build(folder: str, done: int | None = None) -> int:
     """The common first build, standard library only: ``uv sync`` into ``folder/env``, then ``built.json``.
 
     Anything else — a failed sync (the full builder tries offline and writes uv's message into
     ``failed.json``), no overlay for the environment's Python (the full builder makes it), no
     request, no uv — replaces this process with ``python -I -m kernelkeeper.notebookenv build``,
-    which starts again from nothing under the same lock.
+    which starts again from nothing under the same lock. ``done``, the launcher's pipe, is not
+    inherited by uv (its exit alone ends the wait) and is inherited by the full builder.
     """
     import fcntl
     import json
-    import subprocess
     import time
 
     started = time.monotonic()
@@ -879,7 +1019,7 @@ def fast_build(folder: str) -> int:
             print("$ " + " ".join(cmd), flush=True)
             drop = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH")
             env = {**{k: v for k, v in os.environ.items() if k not in drop}, "VIRTUAL_ENV": prefix}
-            code = subprocess.call(cmd, env=env, cwd=folder, stdin=subprocess.DEVNULL, timeout=3600)
+            code = _run_uv(cmd, env)  # in folder: the builder's working directory
             overlay = _overlay(prefix) if code == 0 else None
             if overlay is not None:
                 seconds = round(time.monotonic() - started, 2)
@@ -906,8 +1046,53 @@ def fast_build(folder: str) -> int:
         os.close(fd)
     print("handing over to the full builder", flush=True)
     sys.stdout.flush()
+    if done is not None:
+        os.set_inheritable(done, True)
     os.execv(sys.executable, [sys.executable, "-I", "-m", "kernelkeeper.notebookenv", "build", folder])
     return 1  # not reached
+
+
+def _run_uv(cmd: list[str], env: dict[str, str], timeout: int = 3600) -> int:
+    """Run ``cmd`` here, with this process's stdin and output; its exit code (killed after ``timeout``).
+
+    A blocking wait: ``subprocess.call(timeout=...)`` polls with sleeps growing to 50 ms, and
+    noticed uv's exit 20-35 ms late (a fifth of a whole build). On Linux the timeout is a
+    ``select`` on a pidfd (``select`` is already loaded: importing ``signal`` costs ~1 ms here),
+    elsewhere an alarm.
+    """
+    pid = os.posix_spawn(cmd[0], cmd, env)
+    if hasattr(os, "pidfd_open"):
+        import select
+
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # a kernel before 5.3
+            fd = None
+        if fd is not None:
+            try:
+                exited = select.select([fd], [], [], timeout)[0]
+            finally:
+                os.close(fd)
+            if not exited:
+                os.kill(pid, 9)  # SIGKILL
+                os.waitpid(pid, 0)
+                raise TimeoutError(f"{cmd[0]} ran for more than {timeout} s")
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    import signal
+
+    def expired(signum: int, frame: object) -> None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise TimeoutError(f"{cmd[0]} ran for more than {timeout} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(timeout)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    return os.waitstatus_to_exitcode(status)
 
 
 def _wait_for_build(folder: str, log: str, proc: _Builder, seconds: float, done: int) -> bool:
