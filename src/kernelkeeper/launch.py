@@ -583,25 +583,16 @@ class Declaration:
 
 
 def _sha256(data: bytes) -> str:
-    """hashlib loads OpenSSL (~2 ms of a kernel start here); the builtin module gives the same digest."""
-    try:
-        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]  # 3.12+
-    except ImportError:
-        try:
-            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.9-3.11
-        except ImportError:
-            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
-    return str(sha256(data).hexdigest())
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _toml(body: str) -> dict[str, object] | None:
-    """``body`` as tomllib reads it; None on Python < 3.11 when it is more than :func:`simple_toml` reads.
+    """``body`` as tomllib reads it; None on Python < 3.11 (uv parses it then, and says what is wrong).
 
     Raises ``ValueError`` (tomllib's ``TOMLDecodeError``, or too deep for it) when it is not TOML.
     """
-    simple = simple_toml(body)
-    if simple is not None:
-        return simple
     try:
         import tomllib  # type: ignore[import-not-found,unused-ignore]  # 3.11+
     except ImportError:
@@ -610,124 +601,6 @@ def _toml(body: str) -> dict[str, object] | None:
         return dict(tomllib.loads(body))
     except RecursionError:  # `a = [[[[...` a thousand deep: tomllib recurses; a first output, not a dead kernel
         raise ValueError("arrays or tables nested too deeply") from None
-
-
-_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-
-
-def simple_toml(body: str) -> dict[str, object] | None:
-    """The TOML a `# /// script` block holds in practice, read as tomllib reads it; None for anything else.
-
-    Importing tomllib costs ~8 ms of every start of a declared notebook's kernel (it compiles its
-    regexes at import), more than the rest of the launcher's own work. This reads only: comments,
-    ``[table]`` / ``[dotted.table]`` headers, ``bare-key = value`` where value is a basic string
-    without escapes, a literal string, ``true``/``false``, or an array of those (over several lines,
-    trailing comma allowed). Anything else — escapes, numbers, dates, inline tables, quoted or dotted
-    keys, a key or table given twice, control characters — is None, and tomllib reads it (and says
-    what is wrong). tests/test_notebook_envs.py compares the two on what this accepts.
-    """
-    if any((c < " " and c not in "\t\n") or c == "\x7f" for c in body):
-        return None
-    # Tokens: ("n", "") newline, ("p", c) punctuation, ("k", name) bare word, ("s", text) string.
-    tokens: list[tuple[str, str]] = []
-    i, n = 0, len(body)
-    while i < n:
-        c = body[i]
-        if c in " \t":
-            i += 1
-        elif c == "\n":
-            tokens.append(("n", ""))
-            i += 1
-        elif c == "#":
-            end = body.find("\n", i)
-            i = n if end < 0 else end
-        elif c in "[]=,.":
-            tokens.append(("p", c))
-            i += 1
-        elif c in "\"'":
-            end = body.find(c, i + 1)
-            text = body[i + 1 : end]
-            if end < 0 or "\n" in text or (c == '"' and "\\" in text) or body.startswith(c * 3, i):
-                return None
-            tokens.append(("s", text))
-            i = end + 1
-        elif c in _BARE:
-            j = i
-            while j < n and body[j] in _BARE:
-                j += 1
-            tokens.append(("k", body[i:j]))
-            i = j
-        else:
-            return None
-    tokens += [("n", ""), ("e", "")]  # the last line's end, then the end
-    root: dict[str, object] = {}
-    table, headers, pos = root, set(), 0
-
-    def scalar(at: int) -> tuple[object, int] | None:
-        kind, text = tokens[at]
-        if kind == "s":
-            return text, at + 1
-        if kind == "k" and text in ("true", "false"):
-            return text == "true", at + 1
-        return None
-
-    def value(at: int) -> tuple[object, int] | None:
-        if tokens[at] != ("p", "["):
-            return scalar(at)
-        items: list[object] = []
-        at += 1
-        while True:
-            while tokens[at][0] == "n":
-                at += 1
-            if tokens[at] == ("p", "]"):
-                return items, at + 1
-            got = scalar(at)  # no arrays in arrays
-            if got is None:
-                return None
-            items.append(got[0])
-            at = got[1]
-            while tokens[at][0] == "n":
-                at += 1
-            if tokens[at] == ("p", ","):
-                at += 1
-            elif tokens[at] != ("p", "]"):
-                return None
-
-    while tokens[pos][0] != "e":
-        kind, text = tokens[pos]
-        if kind == "n":
-            pos += 1
-        elif (kind, text) == ("p", "["):
-            names = []
-            pos += 1
-            while True:
-                if tokens[pos][0] != "k":
-                    return None
-                names.append(tokens[pos][1])
-                pos += 1
-                if tokens[pos] == ("p", "]"):
-                    pos += 1
-                    break
-                if tokens[pos] != ("p", "."):
-                    return None
-                pos += 1
-            if tokens[pos][0] != "n" or tuple(names) in headers:
-                return None
-            headers.add(tuple(names))
-            table = root
-            for name in names:
-                table = table.setdefault(name, {})  # type: ignore[assignment]
-                if not isinstance(table, dict):
-                    return None
-        elif kind == "k" and tokens[pos + 1] == ("p", "="):
-            got = value(pos + 2)
-            if got is None or text in table or tokens[got[1]][0] != "n":
-                return None
-            table[text] = got[0]
-            pos = got[1]
-        else:
-            return None
-    return root
 
 
 def declaration(notebook: str, data: bytes | None = None) -> Declaration | str | None:
