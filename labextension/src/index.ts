@@ -143,7 +143,10 @@ class PickerBody extends Widget implements Dialog.IBodyWidget<string | null> {
         group = g;
         const header = document.createElement('div');
         header.className = 'kk-picker-group';
-        header.textContent = g;
+        // The header is right-to-left so a long folder keeps its last part visible; the mark keeps
+        // a path's leading '/' where it belongs (a neutral character at the start of an RTL line
+        // would be drawn at its end).
+        header.textContent = '\u200E' + g;
         this._list.append(header);
       }
       const row = document.createElement('div');
