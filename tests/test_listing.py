@@ -286,6 +286,34 @@ def test_walk_skips_what_the_server_does_not_open_and_is_bounded(tmp_path: Path)
     assert timed.stopped == "2.5 s" and timed.folders <= 3
 
 
+def test_notebook_kernels_follow_refreshes_and_stay_inside_the_root(tmp_path: Path) -> None:
+    import shutil
+
+    import nbformat
+
+    from kernelkeeper.notebook_kernels import NotebookKernels
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    nbformat.write(_notebook("k-first"), root / "sub" / "a.ipynb")
+    nbformat.write(_notebook("k-outside"), tmp_path / "outside.ipynb")
+    source = NotebookKernels(root)
+    source.start()
+    assert source.names(wait=30) == {"k-first"}
+    nbformat.write(_notebook("k-new"), root / "sub" / "b.ipynb")
+    assert source.names() == {"k-first"}, "not seen until the server tells"
+    for _ in range(3):  # a burst of events for one path
+        source.refresh("sub/b.ipynb")
+    source.refresh("../outside.ipynb")  # leaves the root: ignored
+    source.refresh("/../../outside.ipynb")
+    assert source.wait(30)
+    assert source.names() == {"k-first", "k-new"}
+    shutil.rmtree(root / "sub")
+    source.refresh("sub")  # a folder deleted takes its notebooks' kernels with it
+    assert source.wait(30) and source.names() == frozenset()
+    source.close()
+
+
 # --- a real jupyter_server --------------------------------------------------------------------
 
 

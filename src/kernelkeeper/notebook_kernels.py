@@ -24,6 +24,7 @@ whose metadata is larger than the tail (widget state), is read whole up to `FULL
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import logging
 import os
@@ -128,7 +129,9 @@ def walk(
             break
         try:
             with os.scandir(folder) as it:
-                listing = list(it)
+                # At most what the entry budget has left (+1 to notice the end): a folder of millions
+                # of files is not listed whole first.
+                listing = list(itertools.islice(it, max(0, max_entries - entries) + 1))
         except OSError:
             continue
         folders += 1
@@ -177,6 +180,7 @@ class NotebookKernels:
         self._kernels: dict[str, str] = {}
         self._names: frozenset[str] = frozenset()
         self._walked = threading.Event()
+        self._queued: set[str] = set()
         # A path to re-read, an Event to set when the jobs before it are done, or None: stop.
         self._jobs: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -199,7 +203,15 @@ class NotebookKernels:
         return done.wait(timeout)
 
     def refresh(self, api_path: str) -> None:
-        """Re-read what is at a contents API path (a notebook, or a folder: its notebooks) soon."""
+        """Re-read what is at a contents API path (a notebook, or a folder: its notebooks) soon.
+
+        A path already waiting is not queued twice: a burst of saves (autosave, a client that
+        renames a folder back and forth) costs one re-read each, not one per event.
+        """
+        with self._lock:
+            if api_path in self._queued:
+                return
+            self._queued.add(api_path)
         self._jobs.put(api_path)
 
     def close(self) -> None:
@@ -229,6 +241,8 @@ class NotebookKernels:
             if isinstance(job, threading.Event):
                 job.set()
                 continue
+            with self._lock:
+                self._queued.discard(job)  # an event from now on queues it again
             try:
                 self._refresh(job)
             except Exception:
