@@ -192,6 +192,128 @@ def test_recent_is_bounded_persisted_and_tolerates_junk(tmp_path: Path) -> None:
     assert listing.read_recent(path) == ()
 
 
+# --- the kernels the server's notebooks name (notebook_kernels.py) ----------------------------
+
+
+def _notebook(kernel: str | None, *, cells: int = 1, output: int = 0, metadata: dict[str, Any] | None = None) -> Any:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    for i in range(cells):
+        cell = nbformat.v4.new_code_cell(f"x = {i}")
+        if output:
+            cell.outputs = [nbformat.v4.new_output("stream", text="y" * output)]
+        nb.cells.append(cell)
+    if kernel is not None:
+        nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    nb.metadata.update(metadata or {})
+    return nb
+
+
+def test_notebook_kernel_from_the_tail_nbformat_writes_and_a_bounded_full_read(tmp_path: Path) -> None:
+    import nbformat
+
+    from kernelkeeper import notebook_kernels as nk
+
+    plain = tmp_path / "plain.ipynb"
+    nbformat.write(_notebook("venv-a-py3.11", cells=40, output=20_000), plain)  # 800 KB of cells before metadata
+    assert plain.stat().st_size > 10 * nk.TAIL
+    assert nk.notebook_kernel(plain) == "venv-a-py3.11"
+    # Only the tail is read: a head that is not JSON at all changes nothing.
+    garbage = tmp_path / "garbage-head.ipynb"
+    garbage.write_bytes(b"\xff" * 500_000 + plain.read_bytes()[-nk.TAIL // 2 :])
+    assert nk.notebook_kernel(garbage) == "venv-a-py3.11"
+    # Metadata larger than the tail (widget state): read whole, up to the limit.
+    widgets = {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": {"k": "w" * (2 * nk.TAIL)}}}}
+    wide = tmp_path / "widgets.ipynb"
+    nbformat.write(_notebook("uv-b-py3.12", metadata=widgets), wide)
+    assert nk.notebook_kernel(wide) == "uv-b-py3.12"
+    # Not written by nbformat (compact JSON, another key order): read whole.
+    compact = tmp_path / "compact.ipynb"
+    compact.write_text(json.dumps({"metadata": {"kernelspec": {"name": "conda-c-py3.10"}}, "cells": [], "nbformat": 4}))
+    assert nk.notebook_kernel(compact) == "conda-c-py3.10"
+    # No kernel, no notebook, hostile: None, never an exception or a wait.
+    nbformat.write(_notebook(None), tmp_path / "none.ipynb")
+    (tmp_path / "bad-name.ipynb").write_text(json.dumps({"metadata": {"kernelspec": {"name": "../x y"}}}))
+    (tmp_path / "deep.ipynb").write_text("[" * 100_000)
+    (tmp_path / "huge.ipynb").write_bytes(b" " * (nk.FULL_LIMIT + 1))
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    (tmp_path / "folder.ipynb").mkdir()
+    for name in ("none", "bad-name", "deep", "huge", "fifo", "folder", "missing"):
+        assert nk.notebook_kernel(tmp_path / f"{name}.ipynb") is None, name
+
+
+def test_walk_skips_what_the_server_does_not_open_and_is_bounded(tmp_path: Path) -> None:
+    import nbformat
+
+    from kernelkeeper import notebook_kernels as nk
+
+    root = tmp_path / "root"
+
+    def put(rel: str, kernel: str) -> Path:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(_notebook(kernel), path)
+        return path
+
+    put("top.ipynb", "k-top")
+    put("a/b/c/deep.ipynb", "k-deep")
+    put(".hidden/h.ipynb", "k-hidden")
+    put("a/.ipynb_checkpoints/top-checkpoint.ipynb", "k-checkpoint")
+    put("web/node_modules/pkg/n.ipynb", "k-node")
+    put("proj/.venv/share/e.ipynb", "k-env-hidden")
+    put("proj/env/share/e.ipynb", "k-env")
+    (root / "proj" / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    put("proj/conda/share/c.ipynb", "k-conda")
+    (root / "proj" / "conda" / "conda-meta").mkdir()
+    put("../outside/o.ipynb", "k-linked")
+    (root / "linked").symlink_to(tmp_path / "outside")  # links are not followed
+    (root / "link.ipynb").symlink_to(tmp_path / "outside" / "o.ipynb")
+    os.mkfifo(root / "fifo.ipynb")
+
+    found = nk.walk(root)
+    assert set(found.kernels.values()) == {"k-top", "k-deep"}, found
+    assert found.stopped is None
+    assert set(nk.walk(root, max_depth=2).kernels.values()) == {"k-top"}, "a/b/c is three levels down"
+
+    for i in range(20):
+        put(f"many/n{i:02d}.ipynb", f"k-{i:02d}")
+    capped = nk.walk(root, max_notebooks=5)
+    assert capped.stopped == "5 notebooks" and len(capped.kernels) == 5
+    assert nk.walk(root, max_entries=3).stopped == "3 entries"
+    ticks = iter(range(1000))
+    timed = nk.walk(root, max_seconds=2.5, clock=lambda: float(next(ticks)))
+    assert timed.stopped == "2.5 s" and timed.folders <= 3
+
+
+def test_notebook_kernels_follow_refreshes_and_stay_inside_the_root(tmp_path: Path) -> None:
+    import shutil
+
+    import nbformat
+
+    from kernelkeeper.notebook_kernels import NotebookKernels
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    nbformat.write(_notebook("k-first"), root / "sub" / "a.ipynb")
+    nbformat.write(_notebook("k-outside"), tmp_path / "outside.ipynb")
+    source = NotebookKernels(root)
+    source.start()
+    assert source.names(wait=30) == {"k-first"}
+    nbformat.write(_notebook("k-new"), root / "sub" / "b.ipynb")
+    assert source.names() == {"k-first"}, "not seen until the server tells"
+    for _ in range(3):  # a burst of events for one path
+        source.refresh("sub/b.ipynb")
+    source.refresh("../outside.ipynb")  # leaves the root: ignored
+    source.refresh("/../../outside.ipynb")
+    assert source.wait(30)
+    assert source.names() == {"k-first", "k-new"}
+    shutil.rmtree(root / "sub")
+    source.refresh("sub")  # a folder deleted takes its notebooks' kernels with it
+    assert source.wait(30) and source.names() == frozenset()
+    source.close()
+
+
 # --- a real jupyter_server --------------------------------------------------------------------
 
 
@@ -268,3 +390,48 @@ def test_real_server_lists_everything_when_asked(projects: dict[str, Path], tmp_
         listed = server.kernelspecs()
         assert {f"venv-tango-papaya-py{MINOR}", f"venv-alpha-py{MINOR}", "conda-sci-py3.10"} <= set(listed)
         assert server.request("GET", "/kernelkeeper/kernels")["list_all"] is True
+
+
+def _save(server: Any, path: str, kernel: str) -> None:
+    model = {"type": "notebook", "format": "json", "content": dict(_notebook(kernel))}
+    server.request("PUT", f"/api/contents/{path}", json.loads(json.dumps(model)))
+
+
+def test_real_server_lists_the_kernels_its_notebooks_name(projects: dict[str, Path], tmp_path: Path) -> None:
+    """Stock JupyterLab starts a notebook's kernel without asking only when /api/kernelspecs lists it."""
+    import nbformat
+
+    from jupyter_server_proc import jupyter_server
+
+    tango, alpha, sci = f"venv-tango-papaya-py{MINOR}", f"venv-alpha-py{MINOR}", "conda-sci-py3.10"
+    root = tmp_path / "work"
+    (root / "reports" / "2024").mkdir(parents=True)
+    nbformat.write(_notebook(alpha), root / "reports" / "2024" / "q1.ipynb")
+    nbformat.write(_notebook("no-such-kernel"), root / "ghost.ipynb")
+    (root / ".private").mkdir()
+    nbformat.write(_notebook(sci), root / ".private" / "hidden.ipynb")
+    with jupyter_server(_server_env(tmp_path), root, tmp_path / "server.log") as server:
+        listed = server.kernelspecs()
+        assert alpha in listed, f"named by reports/2024/q1.ipynb: {sorted(listed)}"
+        assert "no-such-kernel" not in listed and sci not in listed and tango not in listed
+        catalog = {k["name"]: k for k in server.request("GET", "/kernelkeeper/kernels")["kernels"] if k["name"]}
+        assert catalog[alpha]["listed"] == "notebook" and catalog[tango]["listed"] is None
+        # A notebook saved through the server: its kernel is listed; renamed away and deleted: no longer.
+        _save(server, "new.ipynb", tango)
+        _wait_for(lambda: tango in server.kernelspecs())
+        server.request("PATCH", "/api/contents/new.ipynb", {"path": "moved.ipynb"})
+        assert tango in server.kernelspecs()
+        server.request("DELETE", "/api/contents/moved.ipynb")
+        _wait_for(lambda: tango not in server.kernelspecs())
+        # A folder deleted takes its notebooks' kernels with it.
+        server.request("DELETE", "/api/contents/reports")
+        _wait_for(lambda: alpha not in server.kernelspecs())
+
+    # The setting turns it off.
+    nbformat.write(_notebook(alpha), root / "again.ipynb")
+    env = _server_env(tmp_path, {"list_notebook_kernels": False})
+    with jupyter_server(env, root, tmp_path / "server2.log") as server:
+        assert alpha not in server.kernelspecs()
+        _save(server, "new.ipynb", tango)
+        time.sleep(1)
+        assert tango not in server.kernelspecs()

@@ -143,7 +143,10 @@ class PickerBody extends Widget implements Dialog.IBodyWidget<string | null> {
         group = g;
         const header = document.createElement('div');
         header.className = 'kk-picker-group';
-        header.textContent = g;
+        // The header is right-to-left so a long folder keeps its last part visible; the mark keeps
+        // a path's leading '/' where it belongs (a neutral character at the start of an RTL line
+        // would be drawn at its end).
+        header.textContent = '\u200E' + g;
         this._list.append(header);
       }
       const row = document.createElement('div');
@@ -279,6 +282,17 @@ const dialogs: JupyterFrontEndPlugin<ISessionContextDialogs> = {
 
 const COMMAND = 'kernelkeeper:all-kernels';
 
+/** A magnifier on a rounded square, the launcher tile's image (drawn like the kinds' badges). */
+const SEARCH_ICON =
+  'data:image/svg+xml,' +
+  encodeURIComponent(
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">' +
+      '<rect x="2" y="2" width="60" height="60" rx="12" fill="#4b5563"/>' +
+      '<circle cx="28" cy="28" r="13" fill="none" stroke="#fff" stroke-width="6"/>' +
+      '<path d="M38 38 L50 50" stroke="#fff" stroke-width="7" stroke-linecap="round"/>' +
+      '</svg>'
+  );
+
 const launcher: JupyterFrontEndPlugin<void> = {
   id: 'kernelkeeper:launcher',
   description: 'An "All kernels…" launcher item that opens the picker for a new notebook.',
@@ -288,6 +302,9 @@ const launcher: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(COMMAND, {
       label: 'All kernels…',
       caption: 'A new notebook with any environment’s kernel (searchable)',
+      // The notebook icon of JupyterLab's own "new notebook" command: the launcher draws the first
+      // tile's icon as its Notebook section's heading, and this tile comes first.
+      icon: args => app.commands.icon('notebook:create-new', args),
       execute: async args => {
         const name = await pickKernel('New notebook with kernel', null);
         if (!name) {
@@ -299,7 +316,12 @@ const launcher: JupyterFrontEndPlugin<void> = {
         });
       }
     });
-    launcherItems?.add({ command: COMMAND, category: 'Notebook', rank: -1 });
+    launcherItems?.add({
+      command: COMMAND,
+      category: 'Notebook',
+      rank: -1,
+      kernelIconUrl: SEARCH_ICON // a kernel tile without one shows its label's first letter
+    });
   }
 };
 

@@ -10,6 +10,8 @@ short set inside a Jupyter server:
   folders) and every kernel a person or a package wrote that is not
   kernelkeeper's (few, and chosen on purpose),
 - "Python (this project)" and the server's own ``python3``,
+- the kernels named by the notebooks under the server's root folder
+  (`notebook_kernels`), so stock front ends start them without asking,
 
 while it still *answers* every name: ``get_kernel_spec`` finds any environment's
 kernel, so a notebook saved with any of them opens and starts. The full list,
@@ -147,15 +149,24 @@ def _under(path: str, folder: str) -> bool:
 
 
 def why_listed(
-    name: str, entry: Mapping[str, Any], *, recent: Iterable[str], dynamic: Iterable[str], user_kernels: str
+    name: str,
+    entry: Mapping[str, Any],
+    *,
+    recent: Iterable[str],
+    dynamic: Iterable[str],
+    user_kernels: str,
+    named: Iterable[str] = (),
 ) -> str | None:
-    """Why a kernel is in the short list ("recent", "shared", "this-project", "own"), or None when it is not.
+    """Why a kernel is in the short list ("recent", "notebook", "shared", "this-project", "own"), or None.
 
     ``dynamic``: the provider's zero-registration kernels; ``user_kernels``: the user's
-    kernels folder (``jupyter_data_dir()/kernels``), where ``sync`` writes one per env.
+    kernels folder (``jupyter_data_dir()/kernels``), where ``sync`` writes one per env;
+    ``named``: kernels named by the notebooks the server can open (`notebook_kernels`).
     """
     if name in set(recent):
         return "recent"
+    if name in set(named):
+        return "notebook"
     marker = marker_of(entry)
     if marker is not None and marker.get("kind") == "this-project":
         return "this-project"
@@ -170,14 +181,23 @@ def why_listed(
 
 
 def short_list(
-    specs: Mapping[str, Any], *, recent: Iterable[str], dynamic: Iterable[str], user_kernels: str
+    specs: Mapping[str, Any],
+    *,
+    recent: Iterable[str],
+    dynamic: Iterable[str],
+    user_kernels: str,
+    named: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The kernels `why_listed` keeps, in the order they came."""
-    recent, dynamic = tuple(recent), frozenset(dynamic)
+    """The kernels `why_listed` keeps, in the order they came.
+
+    Only kernels in ``specs`` (what the server answers) are kept: a notebook naming a kernel
+    that does not exist adds nothing.
+    """
+    recent, dynamic, named = tuple(recent), frozenset(dynamic), frozenset(named)
     return {
         name: entry
         for name, entry in specs.items()
-        if why_listed(name, entry, recent=recent, dynamic=dynamic, user_kernels=user_kernels) is not None
+        if why_listed(name, entry, recent=recent, dynamic=dynamic, user_kernels=user_kernels, named=named) is not None
     }
 
 
@@ -273,13 +293,14 @@ def catalog(
     dynamic: Mapping[str, Environment],
     user_kernels: str,
     environments: Iterable[Environment] = (),
+    named: Iterable[str] = (),
 ) -> list[Item]:
     """Every kernel (with why it is listed), then every environment that has none and why.
 
     ``environments``: what discovery found; an environment whose prefix no kernel runs
     and that is broken, or has no ipykernel, comes back as an entry that cannot start.
     """
-    recent = tuple(recent)
+    recent, named = tuple(recent), frozenset(named)
     by_prefix = {str(e.prefix): e for e in environments}
     items: list[Item] = []
     covered: set[str] = set()
@@ -290,7 +311,7 @@ def catalog(
             env = by_prefix.get(marker["prefix"])
         if env is not None:
             covered.add(str(env.prefix))
-        listed = why_listed(name, entry, recent=recent, dynamic=dynamic, user_kernels=user_kernels)
+        listed = why_listed(name, entry, recent=recent, dynamic=dynamic, user_kernels=user_kernels, named=named)
         items.append(kernel_item(name, entry, env, listed))
     for env in by_prefix.values():
         if str(env.prefix) in covered:

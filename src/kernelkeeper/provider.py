@@ -502,6 +502,12 @@ class KernelKeeperSpecManager(KernelSpecManager):
     recent_kernels = Integer(
         listing.RECENT_LIMIT, help="How many recently started kernels the short list keeps (per user)."
     ).tag(config=True)
+    list_notebook_kernels = Bool(
+        True,
+        help="The short list also lists the kernels named by the notebooks under the server's root folder "
+        "(a bounded walk in the background, kept current as the server opens and saves notebooks), so stock "
+        "JupyterLab and Notebook 7 start them without asking. Only kernels that start are listed.",
+    ).tag(config=True)
     persist_state = Bool(
         True,
         help="Keep the last scan on disk (per user, in the cache folder) and answer the first kernel list "
@@ -552,7 +558,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._all_result: dict[str, Any] = {}
         self._short_source: dict[str, Any] | None = None
         self._short_recent: tuple[str, ...] = ()
+        self._short_named: frozenset[str] = frozenset()
         self._short_result: dict[str, Any] = {}
+        # The server's notebooks' kernels (notebook_kernels.NotebookKernels), set by the server extension.
+        self.notebooks: Any = None
         self._body: RestBody | None = None
         self._body_job: asyncio.Task[RestBody | None] | None = None
         # The kernel list the last server saved (bodycache.py): the first requests' answer until ours is made.
@@ -755,15 +764,38 @@ class KernelKeeperSpecManager(KernelSpecManager):
         if self.list_all or self._server_base_url() is None:
             return specs
         recent = tuple(self.recent.names())
+        named = self._notebook_kernels(specs)
         # The same dict while neither the list nor the recent kernels changed: the REST body made
         # from it is then reused (rest_body compares by identity).
-        if self._short_source is specs and self._short_recent == recent:
+        if self._short_source is specs and self._short_recent == recent and self._short_named == named:
             return self._short_result
         result = listing.short_list(
-            specs, recent=list(recent), dynamic=self._dynamic, user_kernels=self.user_kernel_dir
+            specs, recent=list(recent), dynamic=self._dynamic, user_kernels=self.user_kernel_dir, named=named
         )
         self._short_source, self._short_recent, self._short_result = specs, recent, result
+        self._short_named = named
         return result
+
+    def _notebook_kernels(self, specs: dict[str, Any]) -> frozenset[str]:
+        """The kernels the server's notebooks name that would start (listing one that fails helps nobody).
+
+        The first call waits briefly for the first walk of the root, so the first page load has them.
+        """
+        if self.notebooks is None or not self.list_notebook_kernels:
+            return frozenset()
+        out = set()
+        for name in self.notebooks.names(wait=2.0):
+            if name not in specs:
+                continue  # no such kernel (or not allowed): nothing to list
+            env = self._dynamic.get(name)
+            if env is not None:
+                if env.has_ipykernel or str(env.prefix) in self._overlay_of:
+                    out.add(name)
+                continue
+            exe = _argv0(specs[name].get("spec") or {})
+            if not os.path.isabs(exe) or os.path.exists(exe):  # hide_stale off still lists dead ones
+                out.add(name)
+        return frozenset(out)
 
     def record_started(self, kernel_name: str) -> None:
         """A kernel the server started: first in this user's recent list (written off the event loop)."""
@@ -780,6 +812,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
                 dynamic=self._dynamic,
                 user_kernels=self.user_kernel_dir,
                 environments=found.environments if found is not None else (),
+                named=self._notebook_kernels(specs),
             )
 
     def _warm(self) -> None:

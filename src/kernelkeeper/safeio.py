@@ -96,6 +96,28 @@ def read_head(path: StrPath, size: int) -> bytes:
         os.close(fd)
 
 
+def read_tail(path: StrPath, size: int) -> tuple[int, bytes]:
+    """The length of a regular file of any length and its last ``size`` bytes (where nbformat puts a
+    notebook's metadata). Never blocks on a FIFO; refuses anything but a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
+        start = max(0, st.st_size - size)
+        chunks: list[bytes] = []
+        got = 0
+        while got < st.st_size - start:  # a file that shrank while read gives what is left
+            chunk = os.pread(fd, st.st_size - start - got, start + got)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return st.st_size, b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_text(path: StrPath, limit: int = LIMIT, *, errors: str = "replace") -> str:
     """``read_bytes`` decoded as UTF-8 (undecodable bytes replaced unless ``errors="strict"``)."""
     return read_bytes(path, limit).decode("utf-8", errors=errors)
@@ -184,6 +206,7 @@ __all__ = [
     "loads_json",
     "read_bytes",
     "read_head",
+    "read_tail",
     "read_text",
     "why",
 ]

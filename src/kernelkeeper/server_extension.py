@@ -23,6 +23,7 @@ server uses a gateway (remote kernels come from the gateway's own manager).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 PROVIDER = "kernelkeeper.provider.KernelKeeperSpecManager"
@@ -55,6 +56,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     manager = type(getattr(serverapp, "kernel_spec_manager", None))
     serverapp.log.info("kernelkeeper | kernel spec manager: %s.%s", manager.__module__, manager.__qualname__)
     _record_started_kernels(serverapp)
+    _watch_notebooks(serverapp)
     _add_handlers(serverapp)
     _add_kernelspecs_handler(serverapp, manager)
 
@@ -81,6 +83,66 @@ def _record_started_kernels(serverapp: Any) -> None:
             record(name)
 
     logger.add_listener(schema_id=KERNEL_ACTIONS, listener=started)
+
+
+CONTENTS_EVENTS = "https://events.jupyter.org/jupyter_server/contents_service/v1"
+
+
+def _contents_root(serverapp: Any) -> Any:
+    """The folder the server's notebooks are in, when its contents are files on this machine (else None)."""
+    from pathlib import Path
+
+    try:
+        from jupyter_server.services.contents.fileio import FileManagerMixin
+    except ImportError:
+        return None
+    contents = getattr(serverapp, "contents_manager", None)
+    root = getattr(contents, "root_dir", None)
+    if not isinstance(contents, FileManagerMixin) or not isinstance(root, str) or not os.path.isdir(root):
+        return None
+    return Path(root)
+
+
+def _watch_notebooks(serverapp: Any) -> None:
+    """The short list also holds the kernels the server's notebooks name (see notebook_kernels.py).
+
+    A walk of the contents root in a daemon thread, then jupyter_server's ``contents_service``
+    events (a notebook opened, saved, renamed, copied, deleted) re-read what they name.
+    """
+    manager: Any = getattr(serverapp, "kernel_spec_manager", None)
+    if not hasattr(manager, "notebooks") or not getattr(manager, "list_notebook_kernels", False):
+        return
+    if getattr(manager, "list_all", False):
+        return  # every kernel is listed already
+    root = _contents_root(serverapp)
+    if root is None:
+        serverapp.log.info("kernelkeeper | the contents are not local files: notebooks' kernels are not listed")
+        return
+    from .notebook_kernels import NotebookKernels
+
+    source = NotebookKernels(root, serverapp.log)
+    manager.notebooks = source
+    source.start()
+    logger = getattr(serverapp, "event_logger", None)
+    if logger is None:
+        return
+
+    async def changed(logger: Any, schema_id: str, data: dict[str, Any]) -> None:  # called with keywords
+        action, path = data.get("action"), data.get("path")
+        if not isinstance(path, str):
+            return
+        # A folder listed ("get") or a file saved that is not a notebook changes nothing; a folder
+        # deleted, renamed or copied takes its notebooks with it.
+        if action in ("get", "save") and not path.endswith(".ipynb"):
+            return
+        source.refresh(path)
+        if isinstance(data.get("source_path"), str) and action == "rename":
+            source.refresh(data["source_path"])
+
+    try:
+        logger.add_listener(schema_id=CONTENTS_EVENTS, listener=changed)
+    except Exception as e:  # a jupyter_server without the contents events: the walk at start only
+        serverapp.log.info("kernelkeeper | no contents events (%s): notebooks are read once, at start", e)
 
 
 def _add_handlers(serverapp: Any) -> None:
