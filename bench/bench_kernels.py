@@ -14,7 +14,7 @@ One run measures, in a throwaway HOME (every Jupyter and XDG folder points into 
    kernelspec ``kernelkeeper add`` writes vs the one ``python -m ipykernel install --user`` writes
    for the same real venv (a pyenv Python + ipykernel from PyPI via uv), median of alternating runs.
 
-    /work/venv-dev/bin/python bench/bench_kernels.py            # writes bench/RESULTS-kernels.md
+    python bench/bench_kernels.py            # writes bench/RESULTS-kernels.md
 
 Run it with a Python that has kernelkeeper and jupyter_client installed (the dev venv); the
 ``jupyter`` command is taken from the same bin folder.  Nothing is written outside the temp dir

@@ -17,7 +17,7 @@ in a temp dir), measures:
 
 All kernels are started round-robin (the order rotates every round) after one warm-up each.
 
-    /work/venv-dev/bin/python bench/bench_overlay.py        # writes bench/RESULTS-overlay.md
+    python bench/bench_overlay.py        # writes bench/RESULTS-overlay.md
 
 Run it with the dev venv (kernelkeeper, jupyter_client and uv installed). Needs PyPI (the mirror) for
 packaging and ipykernel. Nothing is written outside the temp dir except the results file; the run checks

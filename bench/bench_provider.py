@@ -23,8 +23,8 @@ Each server gets a clean environment: HOME is the farm's home, XDG_*, JUPYTER_DA
 JUPYTER_PATH, JUPYTER_CONFIG_DIR and JUPYTER_RUNTIME_DIR point into the sandbox. The run checks that
 the real home's and the system's Jupyter folders did not change. Writes bench/RESULTS-provider.md.
 
-    /work/venv-dev/bin/python bench/bench_provider.py          # ~5 min on 2 cores
-    /work/venv-dev/bin/python bench/bench_provider.py --sizes 10 100 -k 10 --out /tmp/r.md
+    python bench/bench_provider.py          # ~5 min on 2 cores
+    python bench/bench_provider.py --sizes 10 100 -k 10 --out /tmp/r.md
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ stock ``KernelSpecManager`` over the kernelspecs ``kernelkeeper sync`` wrote. Me
   the same for one renamed out;
 * memory: the server's RSS before and after the churn.
 
-    /work/venv-dev/bin/python bench/bench_provider.py --load --sizes 1000 2000 --idle-seconds 60
+    python bench/bench_provider.py --load --sizes 1000 2000 --idle-seconds 60
 """
 
 from __future__ import annotations

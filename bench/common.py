@@ -380,7 +380,7 @@ class Phases(dict[str, float]):
 def reproduce_command(script: str, argv: list[str] | None) -> str:
     """The command line that reproduces this run, as the report gives it."""
     extra = " ".join(argv if argv is not None else sys.argv[1:])
-    return f"/work/venv-dev/bin/python bench/{script} {extra}".strip()
+    return f"python bench/{script} {extra}".strip()
 
 
 def section(heading: str, reproduce: str, command: str, facts: list[str], rows: list[str], method: list[str]) -> str:
