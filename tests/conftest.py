@@ -8,6 +8,7 @@ session fails if any test left a file in the system-wide Jupyter folders.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -95,6 +96,15 @@ def _system_jupyter_dirs_untouched() -> Iterator[None]:
     yield
     changed = _snapshot() ^ before
     assert not changed, f"tests wrote to the real home's or the system-wide Jupyter dirs: {sorted(changed)[:5]}"
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_gc() -> Iterator[None]:
+    """A provider made with a server parent gc.freeze()s the process once (provider._freeze_gc):
+    give the objects back to the collector after each test, so the suite's own garbage is collected."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)

@@ -104,3 +104,32 @@ def test_a_real_server_scans_in_a_child_and_lists_every_environment(home: Path, 
             time.sleep(0.1)
     text = log.read_text()
     assert "scanning in the server's process" not in text, text
+
+
+def test_a_server_freezes_its_long_lived_objects_once(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Full collections walk every object: gc.freeze() after the first list leaves the long-lived ones out."""
+    import gc
+
+    import kernelkeeper.provider as provider
+
+    monkeypatch.setattr(provider, "_gc_frozen", False)
+    gc.unfreeze()
+    outside = KernelKeeperSpecManager(persist_state=False)
+    outside._cache.start().wait()
+    assert gc.get_freeze_count() == 0, "outside a server nothing is frozen"
+    m = _manager(Server())
+    deadline = time.monotonic() + 30
+    while not provider._gc_frozen:
+        assert time.monotonic() < deadline, "never frozen"
+        time.sleep(0.05)
+    deadline = time.monotonic() + 30
+    while gc.get_freeze_count() == 0:
+        assert time.monotonic() < deadline, "never frozen"
+        time.sleep(0.05)
+    assert "venv-alpha-py" + fakes.MINOR in m._all_specs()
+    count = gc.get_freeze_count()
+    again = _manager(Server())
+    again._cache.start().wait()
+    assert gc.get_freeze_count() == count, "once per process"
+    off = _manager(Server(), freeze_gc=False)
+    assert not off._cache.freeze_gc

@@ -28,6 +28,7 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import gc
 import gzip
 import hashlib
 import importlib.util
@@ -224,6 +225,29 @@ class _SaveSoon:
             self._write(value)
 
 
+_gc_frozen = False
+
+
+def _freeze_gc(log: logging.Logger) -> None:
+    """Once per process: collect, then move every object alive out of the cyclic collector's way.
+
+    A server with thousands of environments holds a million-odd long-lived objects (its own
+    modules, the discovery, the kernel entries). Every full collection walks them all: 90-140 ms
+    with the GIL held at 2,000 environments, several times a minute while environments change,
+    and ``/api/status`` waits that long. ``gc.freeze()`` (made for long-lived servers) leaves
+    them out of later collections (8-23 ms measured); what is frozen is freed by reference
+    counting as before, only cycles among those objects would not be (the collection just
+    before clears those that already are garbage). Not done where the collector is off.
+    """
+    global _gc_frozen
+    if _gc_frozen or not gc.isenabled():
+        return
+    _gc_frozen = True
+    gc.collect()
+    gc.freeze()
+    log.info("kernelkeeper: %d long-lived objects left out of later garbage collections", gc.get_freeze_count())
+
+
 class DiscoveryCache:
     """Discovery results, revalidated in a worker thread: by inotify where it works, by mtimes elsewhere.
 
@@ -260,6 +284,7 @@ class DiscoveryCache:
         on_loaded: Callable[[], None] | None = None,
         on_boot: Callable[[], bool] | None = None,
         scan_in_child: bool = False,
+        freeze_gc: bool = False,
     ) -> None:
         self._make_context = make_context
         self.log = log or logging.getLogger(__name__)
@@ -271,6 +296,7 @@ class DiscoveryCache:
         self._on_loaded = on_loaded
         self._on_boot = on_boot
         self.scan_in_child = scan_in_child
+        self.freeze_gc = freeze_gc
         self._lock = threading.Lock()
         # A daemon thread per check, not an executor: a scan stuck on a dead network filesystem
         # must not keep the server from exiting (executor threads are joined at exit).
@@ -356,6 +382,8 @@ class DiscoveryCache:
         except Exception as e:  # a broken state file must cost a scan, never the kernel list
             self.log.warning("kernelkeeper: could not load the discovery state: %s: %s", type(e).__name__, e)
         self._refresh(answer)
+        if self.freeze_gc:
+            _freeze_gc(self.log)
 
     def _load(self) -> bool:
         loaded = state.load(self._make_context(), self.log)
@@ -526,6 +554,12 @@ class KernelKeeperSpecManager(KernelSpecManager):
         "child cannot run: a thread scans.",
     ).tag(config=True)
 
+    freeze_gc = Bool(
+        True,
+        help="Inside a server, once the first list is made: gc.freeze() the long-lived objects, so a full garbage "
+        "collection (90-140 ms at 2,000 environments, GIL held) no longer stalls every request.",
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # One context for the manager's life: the saved state's key stays the one it was loaded under, and a
@@ -544,6 +578,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             # Only in a server: there is an event loop to keep free; elsewhere (`jupyter kernelspec list`)
             # a thread scans and the caller waits for it anyway.
             scan_in_child=self.scan_in_child and self._server_base_url() is not None,
+            freeze_gc=self.freeze_gc and self._server_base_url() is not None,
         )
         self._spec_cache: dict[str, tuple[int, dict[str, Any] | None]] = {}
         self._dynamic: dict[str, Environment] = {}
@@ -892,6 +927,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             "first_check_delay",
             "persist_state",
             "scan_in_child",
+            "freeze_gc",
         }
     )
 
