@@ -27,12 +27,10 @@ it is logged and ignored.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,16 +111,7 @@ def load(path: Path, logger: logging.Logger | None = None) -> Saved | None:
 def save(path: Path, saved: Saved, logger: logging.Logger | None = None) -> bool:
     """Write atomically (0600, never through a planted link); False when it cannot be written."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".kernelspecs-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(encode(saved))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        safeio.write_private(path, encode(saved))
     except OSError as e:
         (logger or log).info("kernelkeeper: could not save the kernel list %s: %s", path, safeio.why(e))
         return False

@@ -18,10 +18,13 @@ keeps its own copy of ``read_bytes`` (a dozen lines).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any, Union
 
 if sys.version_info >= (3, 11):
@@ -210,3 +213,22 @@ __all__ = [
     "read_text",
     "why",
 ]
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, mode 0600, never through a planted link.
+
+    A temporary file in the same folder (``mkstemp``: 0600, created exclusively) renamed
+    over ``path``: a rename replaces a link placed there, it never writes through it, and a
+    reader sees the old file or the new one, never half of one. Raises ``OSError``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -21,13 +21,11 @@ others, it names the context it was made for, and anything wrong with it
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -290,16 +288,7 @@ def save(ctx: Context, found: Discovery, snap: Snapshot, logger: logging.Logger 
     """Write the state atomically (0600, never through a planted link); None when it cannot be written."""
     path = state_path(ctx)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".discovery-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(encode(ctx, found, snap))
-            os.replace(tmp, path)  # rename replaces a planted link itself, never writes through it
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        safeio.write_private(path, encode(ctx, found, snap).encode("utf-8"))
     except OSError as e:
         (logger or log).info("kernelkeeper: could not save the discovery state %s: %s", path, safeio.why(e))
         return None
