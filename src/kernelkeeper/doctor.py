@@ -775,10 +775,12 @@ def notebooks_using_kernels(ctx: Context) -> dict[str, list[str]]:
 
     Each root is walked a little deeper than discovery looks for projects (notebooks sit in
     project subfolders), skipping hidden folders, environments and links; at most
-    ``NOTEBOOK_LIMIT`` notebooks are read, each through safeio (regular files only, at most
-    ``NOTEBOOK_BYTES``). A notebook that cannot be read or parsed is skipped.
+    ``NOTEBOOK_LIMIT`` notebooks are read, each as the server's short list reads them
+    (``notebook_kernels.notebook_kernel``: through safeio, regular files only, the tail where
+    nbformat writes the metadata, else whole up to ``NOTEBOOK_BYTES``). A notebook that cannot
+    be read or parsed is skipped.
     """
-    from . import safeio
+    from .notebook_kernels import notebook_kernel
     from .projects import is_env_dir, scan_roots
 
     out: dict[str, list[str]] = defaultdict(list)
@@ -787,17 +789,8 @@ def notebooks_using_kernels(ctx: Context) -> dict[str, list[str]]:
 
     def read(path: str) -> None:
         budget["notebooks"] -= 1
-        try:
-            raw = safeio.read_bytes(path, NOTEBOOK_BYTES)
-            if b'"kernelspec"' not in raw:
-                return
-            data = safeio.loads_json(raw, path)
-        except (OSError, ValueError):
-            return
-        meta = data.get("metadata") if isinstance(data, dict) else None
-        spec = meta.get("kernelspec") if isinstance(meta, dict) else None
-        name = spec.get("name") if isinstance(spec, dict) else None
-        if isinstance(name, str) and name:
+        name = notebook_kernel(path, full_limit=NOTEBOOK_BYTES)
+        if name is not None:
             out[name.lower()].append(path)
 
     def walk(folder: str, levels: int) -> None:

@@ -65,10 +65,12 @@ def _kernel_name(metadata: Any) -> str | None:
     return name if isinstance(name, str) and _NAME.match(name) else None
 
 
-def notebook_kernel(path: str | os.PathLike[str]) -> str | None:
+def notebook_kernel(path: str | os.PathLike[str], full_limit: int = FULL_LIMIT) -> str | None:
     """The kernel name a notebook's ``metadata.kernelspec.name`` holds, or None (none, unreadable, odd).
 
-    Raises nothing: a FIFO, a device, a broken or hostile file is a notebook without a kernel.
+    The tail first (where nbformat writes the metadata); a notebook written otherwise is read
+    whole when it is at most ``full_limit`` bytes. Raises nothing: a FIFO, a device, a broken or
+    hostile file is a notebook without a kernel.
     """
     try:
         size, tail = safeio.read_tail(path, TAIL)
@@ -83,13 +85,13 @@ def notebook_kernel(path: str | os.PathLike[str]) -> str | None:
             metadata = None
         if isinstance(metadata, dict):
             return _kernel_name(metadata)
-    if size > FULL_LIMIT:
+    if size > full_limit:
         return None
     try:
         if size <= len(tail):
             data = safeio.loads_json(tail, os.fspath(path), max_depth=NOTEBOOK_DEPTH)
         else:
-            data = safeio.load_json(path, FULL_LIMIT, max_depth=NOTEBOOK_DEPTH)
+            data = safeio.load_json(path, full_limit, max_depth=NOTEBOOK_DEPTH)
     except (OSError, ValueError):
         return None
     return _kernel_name(data.get("metadata")) if isinstance(data, dict) else None
