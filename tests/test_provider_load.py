@@ -403,15 +403,38 @@ def _wrote_kernelspec(home: Path, m: KernelKeeperSpecManager) -> str:
     return "handmade"
 
 
-@pytest.mark.parametrize("change", ["kernelspec-written", "interpreter-deleted", "setting-changed", "kernel-started"])
+def _wrote_wrapped_kernelspec(home: Path) -> Path:
+    """A kernel.json whose argv runs kernelkeeper's exec wrapper (/bin/sh): the interpreter is in its env."""
+    from kernelkeeper.kernelspecs import PYTHON_VAR, SH_WRAPPER
+
+    python = home / "wrapped-env" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.symlink_to(sys.executable)
+    folder = Path(os.environ["JUPYTER_DATA_DIR"]) / "kernels" / "wrapped"
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(
+        json.dumps({"argv": [*SH_WRAPPER, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "env": {PYTHON_VAR: str(python)}, "display_name": "Wrapped", "language": "python"})
+    )  # fmt: skip
+    return python
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["kernelspec-written", "interpreter-deleted", "wrapped-interpreter-deleted", "setting-changed", "kernel-started"],
+)
 def test_a_saved_kernel_list_that_no_longer_holds_is_not_served(
     home: Path, change: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Whatever the list is made from changed while the server was down: the new start answers the new list."""
     config: dict[str, Any] = {"list_all": change != "kernel-started"}
+    wrapped = _wrote_wrapped_kernelspec(home) if change == "wrapped-interpreter-deleted" else None
     first, before = _ran_once(**config)
     gamma = f"venv-gamma-py{MINOR}"
-    if change == "kernelspec-written":
+    if wrapped is not None:
+        expect = lambda specs: "wrapped" not in specs  # noqa: E731
+        shutil.rmtree(wrapped.parent.parent)
+    elif change == "kernelspec-written":
         expect = lambda specs: "handmade" in specs  # noqa: E731
         _wrote_kernelspec(home, first)
     elif change == "interpreter-deleted":

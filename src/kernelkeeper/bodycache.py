@@ -118,17 +118,6 @@ def save(path: Path, saved: Saved, logger: logging.Logger | None = None) -> bool
     return True
 
 
-def interpreters(specs: dict[str, Any]) -> tuple[str, ...]:
-    """The absolute ``argv[0]`` of every listed kernel: what must still exist for the list to be true."""
-    out = []
-    for entry in specs.values():
-        spec = entry.get("spec") if isinstance(entry, dict) else None
-        argv = spec.get("argv") if isinstance(spec, dict) else None
-        if isinstance(argv, list) and argv and isinstance(argv[0], str) and os.path.isabs(argv[0]):
-            out.append(argv[0])
-    return tuple(dict.fromkeys(out))
-
-
 def alive(saved: Saved) -> bool:
     return all(os.path.exists(p) for p in saved.interpreters)
 

@@ -123,6 +123,18 @@ def _argv0(data: dict[str, Any]) -> str:
     return argv[0]
 
 
+def _stale(spec: dict[str, Any]) -> bool:
+    """A kernel whose interpreter (an absolute path) no longer exists: it cannot start."""
+    exe = _argv0(spec)
+    return os.path.isabs(exe) and not os.path.exists(exe)
+
+
+def _interpreters(specs: dict[str, Any]) -> tuple[str, ...]:
+    """The interpreter (absolute) of every listed kernel: what must still exist for a saved list to hold."""
+    found = (_argv0(entry.get("spec") or {}) for entry in specs.values() if isinstance(entry, dict))
+    return tuple(dict.fromkeys(exe for exe in found if os.path.isabs(exe)))
+
+
 @functools.cache
 def _have_jupyter_server() -> bool:
     return importlib.util.find_spec("jupyter_server") is not None
@@ -725,10 +737,8 @@ class KernelKeeperSpecManager(KernelSpecManager):
             return stock
         live = {}
         for name, resource_dir in stock.items():
-            exe = _argv0(self._read_spec(resource_dir) or {})
-            if os.path.isabs(exe) and not os.path.exists(exe):
-                continue
-            live[name] = resource_dir
+            if not _stale(self._read_spec(resource_dir) or {}):
+                live[name] = resource_dir
         return live
 
     def find_kernel_specs(self) -> dict[str, str]:
@@ -827,8 +837,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
                 if env.has_ipykernel or str(env.prefix) in self._overlay_of:
                     out.add(name)
                 continue
-            exe = _argv0(specs[name].get("spec") or {})
-            if not os.path.isabs(exe) or os.path.exists(exe):  # hide_stale off still lists dead ones
+            if not _stale(specs[name].get("spec") or {}):  # hide_stale off still lists dead ones
                 out.add(name)
         return frozenset(out)
 
@@ -956,7 +965,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
             key=self._body_key(base_url, default, recent),
             etag=body.etag,
             default=default,
-            interpreters=bodycache.interpreters(body.specs),
+            interpreters=_interpreters(body.specs),
             data=body.data,
             gzipped=body.gzipped,
         )
