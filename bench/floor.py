@@ -101,11 +101,8 @@ def plan_ops(home: str) -> dict[str, Any]:
             "environments": len(found.environments)}
 
 
-def floor(ops: dict[str, Any]) -> int:
-    """The I/O alone. Returns a count so nothing is optimised away.
-
-    Plain try/except, not contextlib.suppress: the floor must not pay for a context manager.
-    """
+def _listings_and_cfgs(ops: dict[str, Any]) -> int:
+    """The folder listings and pyvenv.cfg reads both floors start with."""
     n = 0
     for folder in ops["listed"]:
         try:
@@ -120,6 +117,15 @@ def floor(ops: dict[str, Any]) -> int:
                 n += len(f.read())
         except OSError:
             pass
+    return n
+
+
+def floor(ops: dict[str, Any]) -> int:
+    """The I/O alone. Returns a count so nothing is optimised away.
+
+    Plain try/except, not contextlib.suppress: the floor must not pay for a context manager.
+    """
+    n = _listings_and_cfgs(ops)
     for meta in ops["metas"]:
         try:  # noqa: SIM105
             n += len(os.listdir(meta))
@@ -148,20 +154,7 @@ def floor_files(ops: dict[str, Any]) -> int:
     folders), and whether the interpreter runs: a readlink cannot tell a dangling link,
     so this floor stats the interpreter instead.
     """
-    n = 0
-    for folder in ops["listed"]:
-        try:
-            with os.scandir(folder) as it:
-                for entry in it:
-                    n += entry.is_dir(follow_symlinks=False)
-        except OSError:
-            pass
-    for cfg in ops["cfgs"]:
-        try:
-            with open(cfg, "rb") as f:
-                n += len(f.read())
-        except OSError:
-            pass
+    n = _listings_and_cfgs(ops)
     for meta in ops["metas"] + ops["libs"] + ops["extra_lists"]:
         try:  # noqa: SIM105
             n += len(os.listdir(meta))
