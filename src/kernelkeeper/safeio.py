@@ -58,6 +58,20 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _open_regular(path: StrPath) -> tuple[int, os.stat_result]:
+    """A descriptor of ``path`` and its stat: opened without blocking (a FIFO would block ``open``),
+    ``NotARegularFile`` for anything but a regular file. The caller closes it."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
 def read_bytes(path: StrPath, limit: int = LIMIT) -> bytes:
     """The content of a regular file of at most ``limit`` bytes.
 
@@ -65,11 +79,8 @@ def read_bytes(path: StrPath, limit: int = LIMIT) -> bytes:
     ``open`` does, ``NotARegularFile`` for anything but a regular file, and
     ``TooLarge`` past the limit. Never blocks on a FIFO.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd, st = _open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
         if st.st_size > limit:
             raise TooLarge(f"{os.fspath(path)} is {st.st_size:,} bytes (the limit is {limit:,})")
         chunks: list[bytes] = []
@@ -89,11 +100,8 @@ def read_bytes(path: StrPath, limit: int = LIMIT) -> bytes:
 
 def read_head(path: StrPath, size: int) -> bytes:
     """The first ``size`` bytes of a regular file of any length (a magic number, a ``#!``)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd, _ = _open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
         return os.read(fd, size)
     finally:
         os.close(fd)
@@ -102,11 +110,8 @@ def read_head(path: StrPath, size: int) -> bytes:
 def read_tail(path: StrPath, size: int) -> tuple[int, bytes]:
     """The length of a regular file of any length and its last ``size`` bytes (where nbformat puts a
     notebook's metadata). Never blocks on a FIFO; refuses anything but a regular file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd, st = _open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotARegularFile(f"{os.fspath(path)} is {_kind(st.st_mode)}, not a regular file")
         start = max(0, st.st_size - size)
         chunks: list[bytes] = []
         got = 0
@@ -198,23 +203,6 @@ def is_regular_file(path: StrPath) -> bool:
         return False
 
 
-__all__ = [
-    "LIMIT",
-    "NotARegularFile",
-    "TooLarge",
-    "depth",
-    "is_regular_file",
-    "load_json",
-    "load_toml",
-    "loads_json",
-    "read_bytes",
-    "read_head",
-    "read_tail",
-    "read_text",
-    "why",
-]
-
-
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, mode 0600, never through a planted link.
 
@@ -232,3 +220,21 @@ def write_private(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+__all__ = [
+    "LIMIT",
+    "NotARegularFile",
+    "TooLarge",
+    "depth",
+    "is_regular_file",
+    "load_json",
+    "load_toml",
+    "loads_json",
+    "read_bytes",
+    "read_head",
+    "read_tail",
+    "read_text",
+    "why",
+    "write_private",
+]
