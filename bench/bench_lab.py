@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -102,14 +101,7 @@ def lab_server(env: dict[str, str], workdir: Path, ksm_class: str, timeout: floa
             time.sleep(0.2)
         yield port, token
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        common.stop_group(proc, 10)
 
 
 def get(port: int, token: str, path: str, encoding: str = "identity") -> tuple[int, bytes, dict[str, str]]:

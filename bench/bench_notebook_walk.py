@@ -29,7 +29,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -114,14 +113,7 @@ def server(env: dict[str, str], root: Path, log: Path, timeout: float) -> Iterat
             time.sleep(0.02)
         yield port, token, time.perf_counter() - started
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
+        common.stop_group(proc, 15)
 
 
 def request(port: int, token: str, method: str, path: str, body: Any = None) -> tuple[int, bytes]:

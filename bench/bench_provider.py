@@ -38,7 +38,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -205,14 +204,7 @@ class Server:
             self.conn.close()
         if self.proc is None or self.proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
+        common.stop_group(self.proc, 5)
 
 
 # --------------------------------------------------------------------------- what a listing shows

@@ -178,6 +178,18 @@ def run_process(argv: list[str], env: dict[str, str], timeout: float, cwd: Path 
     return Finished(argv, time.perf_counter() - started, False, proc.returncode, out, err)
 
 
+def stop_group(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM to a process started with ``start_new_session=True`` and all it started, SIGKILL after ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
 def shown(argv: list[str], width: int = 80) -> str:
     """The command line for a message, long words (``-c`` scripts) cut short."""
     return " ".join(a if len(a) <= width else a[: width - 1] + "…" for a in argv)
