@@ -886,7 +886,9 @@ class KernelKeeperSpecManager(KernelSpecManager):
         models because the base_url differs): the caller falls back to the stock path.
         """
         if self._body is None and (self._saved is not None or not self._saved_looked.is_set()):
-            saved = await _in_daemon_thread(functools.partial(self._saved_answer, base_url, default))
+            saved = self._saved_body  # checked already: no thread, no disk
+            if saved is None or saved.default != default:
+                saved = await _in_daemon_thread(functools.partial(self._saved_answer, base_url, default))
             if saved is not None:
                 return saved
         job = self._body_job
