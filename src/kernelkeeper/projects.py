@@ -314,6 +314,8 @@ _ENV_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
 _NO_FILES: frozenset[str] = frozenset()
 # Names that make a listed folder more than a folder to walk: marker files, env folders.
 _MARKED_NAMES = _READ_FILES | frozenset(ENV_FOLDERS) | {".pixi"}
+# A listing with none of these names is a plain folder: only its subfolders count.
+_SPECIAL = _MARKED_NAMES | _ENV_MARKERS | {"lib"}
 
 
 class _Walker:
@@ -333,78 +335,71 @@ class _Walker:
         if real in self.seen:
             return
         self.seen.add(real)
-        # Depth first, in listing order, as a recursion would go; a loop rather than a call
-        # per folder, with what each folder needs bound once (thousands of folders).
-        scan, seen, depth = self.scan, self.seen, self.depth
-        visited, signatures, note, prune = scan.visited, scan.signatures, scan.realpath.note, _PRUNE
-        join, realpath = os.path.join, os.path.realpath
-        # The subfolders still to enter: (entry, its parent's level, the realpaths from the root to its parent).
-        stack: list[tuple[os.DirEntry[str], int, tuple[str, ...]]] = []
-        folder, level = str(root), 0
-        ancestors: tuple[str, ...] = (real,)
-        while True:
+        # Depth first, in listing order: one call of `enter` per folder listed, a closure over
+        # what every folder needs (bound once, not looked up on self thousands of times).
+        scan, seen, depth, skipped = self.scan, self.seen, self.depth, self.scan.skipped
+        visited, signatures, prune, special = scan.visited, scan.signatures, _PRUNE, _SPECIAL
+        scandir, realpath = os.scandir, os.path.realpath
+
+        def enter(folder: str, real: str, level: int, ancestors: tuple[str, ...]) -> None:
+            """List ``folder`` (whose realpath is ``real``; ``ancestors``: the realpaths from the root to it)."""
             try:
-                with os.scandir(folder) as it:
-                    entries = list(it)
+                # list() closes the listing when it ends or fails (os.scandir's documented contract).
+                entries = list(scandir(folder))
             except PermissionError:
                 visited.append(folder)
-                scan.skipped.append(Skipped(Path(folder), "permission denied"))
-                entries = None
+                skipped.append(Skipped(Path(folder), "permission denied"))
+                return
             except OSError as e:
                 visited.append(folder)
-                scan.skipped.append(Skipped(Path(folder), e.strerror or str(e)))
-                entries = None
-            if entries is not None:
-                names = {e.name for e in entries}
-                if level > 0 and not names.isdisjoint(_ENV_MARKERS) and _lists_env_marker(entries):
-                    # A folder met below a root that is an environment itself (``~/code/myenv``): its
-                    # own listing says so, which spares every other folder two stats before it is entered.
-                    scan.loose_envs.append(folder)
-                    note(folder, ancestors[-1])
-                    self.budget += 1  # an environment is not a folder walked
-                elif level > 0 and "lib" in names and is_legacy_virtualenv(folder):
-                    # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
-                    # rather than costing every folder a look into lib/ before it is entered.
-                    visited.append(folder)
-                    signatures[folder] = signature(entries)
-                    scan.loose_envs.append(folder)
-                    note(folder, ancestors[-1])
-                else:
-                    visited.append(folder)
-                    subdirs: list[os.DirEntry[str]] | None = None
-                    if names.isdisjoint(_MARKED_NAMES):
-                        # Most folders: no marker file, no env folder; only their subfolders count.
-                        try:
-                            dirs = [e for e in entries if e.is_dir()]  # follows symlinks
-                            sig = [(e.name, e.inode()) for e in dirs]
-                        except OSError:
-                            pass  # the entry-by-entry pass below skips what cannot be read
-                        else:
-                            sig.sort()
-                            signatures[folder] = tuple(sig)
-                            subdirs = (
-                                [e for e in dirs if e.name not in prune and e.name[0] != "."] if level < depth else []
-                            )
-                    if subdirs is None:
-                        subdirs = self._read_listing(folder, level, ancestors, entries, names)
-                    if subdirs:
-                        subdirs.reverse()  # popped in listing order
-                        stack += [(entry, level, ancestors) for entry in subdirs]
-            # The next folder to enter: the first entry on the stack that passes the checks.
-            while stack:
-                entry, level, ancestors = stack.pop()
+                skipped.append(Skipped(Path(folder), e.strerror or str(e)))
+                return
+            # Most folders hold no marker file, env folder, env marker or lib/: only their subfolders
+            # count. One pass over the listing learns that and their signature (`signature`) and
+            # subfolders; the first special name, or an entry that cannot be read, hands the
+            # whole listing to the careful pass instead.
+            sig: list[tuple[str, int]] = []
+            subdirs: list[os.DirEntry[str]] = []
+            plain = True
+            try:
+                for entry in entries:
+                    name = entry.name
+                    if name in special:
+                        plain = False
+                        break
+                    if entry.is_dir():  # follows symlinks
+                        sig.append((name, entry.inode()))
+                        if name not in prune and name[0] != ".":
+                            subdirs.append(entry)
+            except OSError:
+                plain = False
+            if plain:
+                visited.append(folder)
+                if len(sig) > 1:
+                    sig.sort()
+                signatures[folder] = tuple(sig)
+                if level >= depth:
+                    return
+            else:
+                subdirs = self._listed(folder, real, level, entries)
+            if not subdirs:
+                return
+            # A subfolder that is no symlink resolves to its path when its parent does (no
+            # symlink met from the root down): then entry.path, made by scandir, is its realpath.
+            same = folder == real
+            base = real if real.endswith(_SEPS) else real + _SEP
+            for entry in subdirs:
                 path = entry.path
                 if entry.is_symlink():
-                    real = realpath(path)
-                    if real in ancestors:
-                        scan.skipped.append(Skipped(Path(path), "symlink loop"))
+                    child = realpath(path)
+                    if child in ancestors:
+                        skipped.append(Skipped(Path(path), "symlink loop"))
                         continue
                 else:
-                    parent = ancestors[-1]
-                    real = join(parent, entry.name) if parent.endswith(_SEPS) else f"{parent}{_SEP}{entry.name}"
-                if real in seen:
+                    child = path if same else base + entry.name
+                if child in seen:
                     continue
-                seen.add(real)
+                seen.add(child)
                 if self.budget <= 0:
                     # Past the budget a folder is not listed: only a direct look says whether it is an env.
                     if _has_env_marker(path):
@@ -412,20 +407,40 @@ class _Walker:
                     continue
                 self.budget -= 1
                 if self.budget == 0:
-                    scan.skipped.append(
+                    skipped.append(
                         Skipped(
                             self.root or Path(path),
                             "stopped scanning: too many folders (raise [discovery] max_dirs "
                             "or point --root at a narrower folder)",
                         )
                     )
-                folder, level, ancestors = path, level + 1, (*ancestors, real)
-                break
-            else:
-                return
+                enter(path, child, level + 1, (*ancestors, child))
+
+        enter(str(root), real, 0, (real,))
+
+    def _listed(self, folder: str, real: str, level: int, entries: list[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
+        """A listing with a special name in it: an environment, an old virtualenv, or a project."""
+        scan = self.scan
+        names = {e.name for e in entries}
+        if level > 0 and not names.isdisjoint(_ENV_MARKERS) and _lists_env_marker(entries):
+            # A folder met below a root that is an environment itself (``~/code/myenv``): its
+            # own listing says so, which spares every other folder two stats before it is entered.
+            scan.loose_envs.append(folder)
+            scan.realpath.note(folder, real)
+            self.budget += 1  # an environment is not a folder walked
+            return []
+        scan.visited.append(folder)
+        if level > 0 and "lib" in names and is_legacy_virtualenv(folder):
+            # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
+            # rather than costing every folder a look into lib/ before it is entered.
+            scan.signatures[folder] = signature(entries)
+            scan.loose_envs.append(folder)
+            scan.realpath.note(folder, real)
+            return []
+        return self._read_listing(folder, level, real, entries, names)
 
     def _read_listing(
-        self, folder: str, level: int, ancestors: tuple[str, ...], entries: list[os.DirEntry[str]], names: set[str]
+        self, folder: str, level: int, real: str, entries: list[os.DirEntry[str]], names: set[str]
     ) -> list[os.DirEntry[str]]:
         """A listed folder's signature, project and env folders; returns the subfolders to enter."""
         scan = self.scan
@@ -450,21 +465,21 @@ class _Walker:
             except OSError:
                 continue
             if name in ENV_FOLDERS and is_env_dir(entry.path, scan.cfgs):
-                project = project or self._project(folder, files, ancestors[-1])
+                project = project or self._project(folder, files, real)
                 project.envs.append(entry.path)
                 if not entry.is_symlink():
-                    scan.realpath.note(entry.path, os.path.join(ancestors[-1], name))
+                    scan.realpath.note(entry.path, os.path.join(real, name))
             elif name == ".pixi":
                 pixi_envs = self._pixi_envs(entry.path)
                 if pixi_envs:
-                    project = project or self._project(folder, files, ancestors[-1])
+                    project = project or self._project(folder, files, real)
                     project.pixi_envs.extend(pixi_envs)
             elif descend and name not in _PRUNE and name[0] != ".":
                 subdirs.append(entry)
         sig.sort()
         scan.signatures[folder] = tuple(sig)
         if project is None and files:
-            self._project(folder, files, ancestors[-1])
+            self._project(folder, files, real)
         return subdirs
 
     def _project(self, folder: str, files: frozenset[str], real: str) -> Project:
