@@ -414,9 +414,14 @@ class _Walker:
                             "or point --root at a narrower folder)",
                         )
                     )
-                enter(path, child, level + 1, (*ancestors, child))
+                enter(path, child, level + 1, (*ancestors, child))  # noqa: F821 (deleted only after the walk)
 
-        enter(str(root), real, 0, (real,))
+        try:
+            enter(str(root), real, 0, (real,))
+        finally:
+            # `enter` reaches itself through this cell, a cycle; emptying the cell breaks it, so
+            # the closure goes with its last reference (discover() runs with the cyclic GC paused).
+            del enter
 
     def _listed(self, folder: str, real: str, level: int, entries: list[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
         """A listing with a special name in it: an environment, an old virtualenv, or a project."""
