@@ -44,6 +44,9 @@ PROJECT_FILES = frozenset(
 )
 # Files in a walked folder that discovery reads: project markers, and what makes it an environment.
 _READ_FILES = PROJECT_FILES | {"pyvenv.cfg"}
+# Of those, the ones whose content discovery reads (the tool a project uses, where poetry puts
+# its envs, an environment's own settings); the others count by their presence alone.
+CONTENT_FILES = frozenset({"pyproject.toml", "poetry.toml", "pyvenv.cfg"})
 # Never descended into: they are big and hold no projects of their own.
 _PRUNE = frozenset(
     {
@@ -203,19 +206,23 @@ Signature = tuple[tuple[str, int], ...]
 
 
 def signature(entries: Iterable[os.DirEntry[str]]) -> Signature:
-    """What discovery reads in a walked folder: its subfolders (name, inode) and marker files (name, mtime).
+    """What discovery reads in a walked folder: its subfolders (name, inode) and marker files.
 
-    Saving a notebook in a project folder moves the folder's mtime but not its
-    signature, so the provider need not scan again; a new, deleted or
-    recreated subfolder, or a changed pyproject.toml, changes it.
+    A marker file whose content discovery reads (`CONTENT_FILES`) is recorded with its
+    mtime; any other (a lock file, requirements.txt, setup.py...) counts only by being
+    there, so it is recorded with 0 and costs no stat. Saving a notebook in a project
+    folder, or ``poetry lock`` rewriting poetry.lock, moves the folder's mtime but not its
+    signature, so the provider need not scan again; a new, deleted or recreated
+    subfolder or marker file, or a changed pyproject.toml, changes it.
     """
     out: list[tuple[str, int]] = []
     for entry in entries:
+        name = entry.name
         try:
-            if entry.name in _READ_FILES:
-                out.append((entry.name, entry.stat().st_mtime_ns))
+            if name in _READ_FILES:
+                out.append((name, entry.stat().st_mtime_ns if name in CONTENT_FILES else 0))
             elif entry.is_dir():
-                out.append((entry.name, entry.inode()))
+                out.append((name, entry.inode()))
         except OSError:
             continue
     return tuple(sorted(out))
@@ -316,6 +323,15 @@ _NO_FILES: frozenset[str] = frozenset()
 _MARKED_NAMES = _READ_FILES | frozenset(ENV_FOLDERS) | {".pixi"}
 # A listing with none of these names is a plain folder: only its subfolders count.
 _SPECIAL = _MARKED_NAMES | _ENV_MARKERS | {"lib"}
+# What a name in a project's listing is to the walk (absent: a plain name); compared by
+# identity, as the values are these four objects.
+_CONTENT, _PRESENCE, _ENV_FOLDER, _PIXI = "content", "presence", "env folder", "pixi"
+_ROLES: dict[str, str] = {
+    **dict.fromkeys(_READ_FILES - CONTENT_FILES, _PRESENCE),
+    **dict.fromkeys(CONTENT_FILES, _CONTENT),
+    **dict.fromkeys(ENV_FOLDERS, _ENV_FOLDER),
+    ".pixi": _PIXI,
+}
 
 
 class _Walker:
@@ -458,30 +474,32 @@ class _Walker:
         descend = level < self.depth
         for entry in entries:
             name = entry.name
+            role = _ROLES.get(name)  # one look-up tells the few names that are more than a folder
             try:
-                if name in _READ_FILES:
-                    sig.append((name, entry.stat().st_mtime_ns))
-                    if not entry.is_dir():
+                if role is None or role is _ENV_FOLDER or role is _PIXI:
+                    if not entry.is_dir():  # follows symlinks
                         continue
-                elif entry.is_dir():  # follows symlinks
                     sig.append((name, entry.inode()))
                 else:
-                    continue
+                    sig.append((name, entry.stat().st_mtime_ns if role is _CONTENT else 0))
+                    if not entry.is_dir():
+                        continue
             except OSError:
                 continue
-            if name in ENV_FOLDERS and is_env_dir(entry.path, scan.cfgs):
+            if role is _ENV_FOLDER and is_env_dir(entry.path, scan.cfgs):
                 project = project or self._project(folder, files, real)
                 project.envs.append(entry.path)
                 if not entry.is_symlink():
                     scan.realpath.note(entry.path, os.path.join(real, name))
-            elif name == ".pixi":
+            elif role is _PIXI:
                 pixi_envs = self._pixi_envs(entry.path)
                 if pixi_envs:
                     project = project or self._project(folder, files, real)
                     project.pixi_envs.extend(pixi_envs)
             elif descend and name not in _PRUNE and name[0] != ".":
                 subdirs.append(entry)
-        sig.sort()
+        if len(sig) > 1:
+            sig.sort()
         scan.signatures[folder] = tuple(sig)
         if project is None and files:
             self._project(folder, files, real)
