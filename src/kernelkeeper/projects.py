@@ -355,10 +355,12 @@ class _Walker:
         # what every folder needs (bound once, not looked up on self thousands of times).
         scan, seen, depth, skipped = self.scan, self.seen, self.depth, self.scan.skipped
         visited, signatures, prune, special = scan.visited, scan.signatures, _PRUNE, _SPECIAL
-        scandir, realpath = os.scandir, os.path.realpath
+        scandir, realpath, join = os.scandir, os.path.realpath, os.path.join
+        budget = self.budget
 
         def enter(folder: str, real: str, level: int, ancestors: tuple[str, ...]) -> None:
             """List ``folder`` (whose realpath is ``real``; ``ancestors``: the realpaths from the root to it)."""
+            nonlocal budget
             try:
                 # list() closes the listing when it ends or fails (os.scandir's documented contract).
                 entries = list(scandir(folder))
@@ -397,13 +399,16 @@ class _Walker:
                 if level >= depth:
                     return
             else:
-                subdirs = self._listed(folder, real, level, entries)
+                listed = self._listed(folder, real, level, entries)
+                if listed is None:
+                    budget += 1  # an environment is not a folder walked
+                    return
+                subdirs = listed
             if not subdirs:
                 return
             # A subfolder that is no symlink resolves to its path when its parent does (no
             # symlink met from the root down): then entry.path, made by scandir, is its realpath.
             same = folder == real
-            base = real if real.endswith(_SEPS) else real + _SEP
             for entry in subdirs:
                 path = entry.path
                 if entry.is_symlink():
@@ -411,18 +416,20 @@ class _Walker:
                     if child in ancestors:
                         skipped.append(Skipped(Path(path), "symlink loop"))
                         continue
+                elif same:
+                    child = path
                 else:
-                    child = path if same else base + entry.name
+                    child = join(real, entry.name) if real.endswith(_SEPS) else f"{real}{_SEP}{entry.name}"
                 if child in seen:
                     continue
                 seen.add(child)
-                if self.budget <= 0:
+                if budget <= 0:
                     # Past the budget a folder is not listed: only a direct look says whether it is an env.
                     if _has_env_marker(path):
                         scan.loose_envs.append(path)
                     continue
-                self.budget -= 1
-                if self.budget == 0:
+                budget -= 1
+                if budget == 0:
                     skipped.append(
                         Skipped(
                             self.root or Path(path),
@@ -438,9 +445,12 @@ class _Walker:
             # `enter` reaches itself through this cell, a cycle; emptying the cell breaks it, so
             # the closure goes with its last reference (discover() runs with the cyclic GC paused).
             del enter
+            self.budget = budget
 
-    def _listed(self, folder: str, real: str, level: int, entries: list[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
-        """A listing with a special name in it: an environment, an old virtualenv, or a project."""
+    def _listed(
+        self, folder: str, real: str, level: int, entries: list[os.DirEntry[str]]
+    ) -> list[os.DirEntry[str]] | None:
+        """A listing with a special name in it: an environment (None), an old virtualenv, or a project."""
         scan = self.scan
         names = {e.name for e in entries}
         if level > 0 and not names.isdisjoint(_ENV_MARKERS) and _lists_env_marker(entries):
@@ -448,8 +458,7 @@ class _Walker:
             # own listing says so, which spares every other folder two stats before it is entered.
             scan.loose_envs.append(folder)
             scan.realpath.note(folder, real)
-            self.budget += 1  # an environment is not a folder walked
-            return []
+            return None
         scan.visited.append(folder)
         if level > 0 and "lib" in names and is_legacy_virtualenv(folder):
             # An old virtualenv (no pyvenv.cfg): known only once listed, so checked here
