@@ -318,7 +318,6 @@ def scan_projects(ctx: Context) -> ProjectScan:
 
 
 _ENV_MARKERS = frozenset({"pyvenv.cfg", "conda-meta"})
-_NO_FILES: frozenset[str] = frozenset()
 # Names that make a listed folder more than a folder to walk: marker files, env folders.
 _MARKED_NAMES = _READ_FILES | frozenset(ENV_FOLDERS) | {".pixi"}
 # A listing with none of these names is a plain folder: only its subfolders count.
@@ -474,8 +473,7 @@ class _Walker:
     ) -> list[os.DirEntry[str]]:
         """A listed folder's signature, project and env folders; returns the subfolders to enter."""
         scan = self.scan
-        marked = names & PROJECT_FILES
-        files = frozenset(marked) if marked else _NO_FILES
+        files = PROJECT_FILES & names  # a frozenset, as the left operand is
         project: Project | None = None
         # One pass: the folder's signature (see `signature`) and what to do with each subfolder.
         sig: list[tuple[str, int]] = []
