@@ -243,10 +243,11 @@ def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = 
 def is_env_dir(path: str, cfgs: PyvenvCfgs | None = None) -> bool:
     """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv).
 
-    With ``cfgs`` (a scan's), pyvenv.cfg is read rather than stat'ed: the scan reads it next anyway.
+    With ``cfgs`` (a scan's), pyvenv.cfg is read and conda-meta/ listed rather than stat'ed:
+    the scan reads them next anyway.
     """
     if cfgs is not None:
-        if cfgs.has_cfg(path) or os.path.isdir(os.path.join(path, "conda-meta")):
+        if cfgs.has_cfg(path) or cfgs.conda_meta(path) is not None:
             return True
         return is_legacy_virtualenv(path)
     return _has_env_marker(path) or is_legacy_virtualenv(path)
