@@ -406,6 +406,42 @@ def test_reading_pyvenv_cfg_answers_as_isfile_does(tmp_path: Path) -> None:
     assert PyvenvCfgs()(str(tmp_path / "file")) == {"home": "/usr/bin", "version": "3.11.7"}
 
 
+def test_listing_conda_meta_answers_as_isdir_does(tmp_path: Path) -> None:
+    """A scan lists conda-meta/ once to learn that a folder is a conda prefix: isdir's answer, for anything there."""
+    from kernelkeeper.environments import PyvenvCfgs, conda_python_version
+
+    cases = ["folder", "missing", "file", "fifo", "dangling", "linked", "unreadable", "loop"]
+    for name in cases:
+        (tmp_path / name).mkdir()
+    (tmp_path / "folder" / "conda-meta").mkdir()
+    (tmp_path / "folder" / "conda-meta" / "python-3.12.4-h1_0.json").write_text("{}")
+    (tmp_path / "file" / "conda-meta").write_text("")
+    os.mkfifo(tmp_path / "fifo" / "conda-meta")  # opening it as a folder must not block
+    (tmp_path / "dangling" / "conda-meta").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "linked" / "conda-meta").symlink_to(tmp_path / "folder" / "conda-meta")
+    (tmp_path / "unreadable" / "conda-meta").mkdir(mode=0)  # a folder all the same, whose names are unknown
+    (tmp_path / "loop" / "conda-meta").symlink_to(tmp_path / "loop" / "conda-meta")
+    try:
+        for folder in [str(tmp_path / name) for name in cases] + ["/no\0where"]:
+            cfgs = PyvenvCfgs()
+            want = os.path.isdir(os.path.join(folder, "conda-meta"))
+            assert (cfgs.conda_meta(folder) is not None) is want, folder
+            assert (cfgs.conda_meta(folder) is not None) is want, folder  # asked again: from memory
+            if "\0" not in folder:  # (the plain listing raises ValueError there; the scan's says None)
+                assert conda_python_version(folder, cfgs.conda_meta) == conda_python_version(folder), folder
+        assert conda_python_version(str(tmp_path / "linked"), PyvenvCfgs().conda_meta) == "3.12.4"
+    finally:
+        (tmp_path / "unreadable" / "conda-meta").chmod(0o755)
+
+
+def test_a_name_with_a_digit_that_is_not_decimal_sorts(fake_home: Path) -> None:
+    """``py3²`` ends with a digit (str.isdigit) that int() refuses: the natural sort once raised on it."""
+    odd = fakes.venv(fake_home / ".virtualenvs" / "py3²")
+    plain = fakes.venv(fake_home / ".virtualenvs" / "py2")
+    found = run_discover()
+    assert by_prefix(found, odd).name == "py3²" and by_prefix(found, plain).name == "py2"
+
+
 def test_realpaths_learnt_from_listings_are_the_realpaths(tmp_path: Path) -> None:
     """env_dirs tells the scan where each environment it lists resolves; that must be os.path.realpath's answer."""
     from kernelkeeper.projects import ProjectScan, env_dirs

@@ -21,7 +21,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from kernelkeeper import launch
+from kernelkeeper import launch, overlay
 from kernelkeeper.cli import main
 
 VENV_BIN = Path(sys.executable).parent
@@ -411,6 +411,11 @@ def test_uv_binary_is_preferred_to_a_shim_script(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(sys, "executable", str(tmp_path / "nowhere" / "python"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert launch.find_uv() == str(real / "uv")
+    # The overlay builder looks on the context's PATH, not the process's, with the same preference.
+    monkeypatch.setenv("PATH", "/nonexistent")
+    command = overlay.build_command(Path(sys.executable), tmp_path / "t", {"PATH": f"{shims}:{real}"})
+    assert command[0] == str(real / "uv")
+    monkeypatch.setenv("PATH", f"{shims}:{real}")
     (real / "uv").unlink()
     assert launch.find_uv() == str(shims / "uv"), "a shim when it is all there is"
 

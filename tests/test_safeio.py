@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import unittest.mock
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,17 @@ def test_deep_json_nul_and_non_utf8_are_value_errors(tmp_path: Path) -> None:
     ok.write_text('{"a": [1]}')
     assert safeio.load_json(ok) == {"a": [1]}
     assert safeio.read_text(nul) == "a = 1\x00\n"
+
+
+def test_read_bytes_reads_whole_files_of_every_size_in_one_read_when_fstat_is_right(tmp_path: Path) -> None:
+    """A file of the size fstat gives is read with one read (a scan reads thousands of small
+    files); a file whose size fstat does not give (/proc says 0) is still read whole."""
+    for size in (0, 1, 200, 1 << 16, (1 << 16) + 1, 300_000):
+        path = tmp_path / f"f{size}"
+        data = os.urandom(size)
+        path.write_bytes(data)
+        with unittest.mock.patch("os.read", wraps=os.read) as spy:
+            assert safeio.read_bytes(path) == data
+        assert spy.call_count == 1, size
+    status = safeio.read_bytes("/proc/self/status")
+    assert os.stat("/proc/self/status").st_size == 0 and b"\nPid:" in status and status.endswith(b"\n")

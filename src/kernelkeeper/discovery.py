@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .context import Context
-from .environments import Environment, Found, as_path, kind_rank, merge, merge_at
+from .environments import _KIND_RANK, Environment, Found, as_path, kind_rank, merge, merge_at
 from .locators import LOCATORS, system
 from .projects import Signature, Skipped, folder_signature, scan_projects
 
@@ -35,7 +35,12 @@ _DIGITS = re.compile(r"(\d+)")
 
 def _natural(name: str) -> list[tuple[int, int | str]]:
     """Sort key that puts 3.9 before 3.10 and env2 before env10."""
-    return [(0, int(p)) if p.isdigit() else (1, p) for p in _DIGITS.split(name.lower()) if p]
+    lower = name.lower()
+    parts = _DIGITS.split(lower)
+    if len(parts) == 1:  # no digits (half the names): one part, no list to build
+        return [(1, lower)] if lower else []
+    # The split alternates text and digits: the digits are at the odd places.
+    return [(0, int(p)) if i & 1 else (1, p) for i, p in enumerate(parts) if p]
 
 
 def discover(ctx: Context) -> Discovery:
@@ -56,20 +61,23 @@ def discover(ctx: Context) -> Discovery:
 
 def _discover(ctx: Context) -> Discovery:
     scan = scan_projects(ctx)
-    real, normcase = scan.realpath, os.path.normcase
+    real = scan.realpath
     # Records grouped by resolved prefix: two locators reaching one env by two paths is one env.
+    # (normcase folds case where the filesystem does; on POSIX it is the identity, and a call less.)
+    key = real if os.name == "posix" else lambda path: os.path.normcase(real(path))
     records: dict[str, list[Found]] = defaultdict(list)
     for locator in LOCATORS:
         for found in locator.find(ctx, scan):
-            records[normcase(real(str(found.prefix)))].append(found)
+            records[key(str(found.prefix))].append(found)
     known = set(records)
     user_home = str(ctx.home)
     user_sites: dict[str, bool] = {}
     environments = []
-    for key, group in records.items():
+    cfgs = scan.cfgs
+    for prefix, group in records.items():
         if len(group) > 1:
             group.sort(key=_rank)
-        environments.append(merge_at(key, as_path(key), group, user_home, scan.cfgs, user_sites))
+        environments.append(merge_at(prefix, as_path(prefix), group, user_home, cfgs, user_sites))
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
         environments.append(merge([found], ctx.home, scan.cfgs))
@@ -92,7 +100,10 @@ def _rank(found: Found) -> int:
 
 
 def _order(env: Environment) -> tuple[int, list[tuple[int, int | str]], str]:
-    return kind_rank(env.kinds[0]), _natural(env.name), str(env.prefix)
+    return _KIND_RANK.get(env.kinds[0], _UNKNOWN_RANK), _natural(env.name), str(env.prefix)
+
+
+_UNKNOWN_RANK = kind_rank("")  # what kind_rank gives a kind it does not know
 
 
 Snapshot = dict[str, int]

@@ -39,6 +39,7 @@ KINDS: tuple[str, ...] = (
 _KIND_RANK = {kind: rank for rank, kind in enumerate(KINDS)}
 # Tools that manage an environment someone else's code may have created.
 MANAGERS = ("poetry", "pipenv", "hatch", "pdm", "pixi", "pyenv-virtualenv", "virtualenvwrapper")
+_MANAGER_SET = frozenset(MANAGERS)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class PyvenvCfgs:
 
     def __init__(self) -> None:
         self._memo: dict[str, dict[str, str] | None] = {}
+        self._metas: dict[str, list[str] | None] = {}
 
     def __call__(self, prefix: str | Path) -> dict[str, str] | None:
         key = str(prefix)
@@ -196,6 +198,29 @@ class PyvenvCfgs:
         self._memo[prefix] = _parse_cfg(text)
         return True
 
+    def conda_meta(self, prefix: str) -> list[str] | None:
+        """The names in ``prefix/conda-meta``, or None when that is no folder; listed once a scan.
+
+        A conda prefix is asked about by the walk or ``env_dirs`` (is it an environment?), by the
+        conda locator (does it hold Python?) and by describe (which Python?): one listing
+        answers all three, where ``os.path.isdir`` took a stat for each of the first two.
+        A folder that cannot be listed gives ``[]``: ``isdir``'s answer, and nothing in it.
+        """
+        try:
+            return self._metas[prefix]
+        except KeyError:
+            pass
+        path = _join(prefix, "conda-meta") if prefix.endswith(_SEPS) else f"{prefix}{_SEP}conda-meta"
+        names: list[str] | None
+        try:
+            names = os.listdir(path)
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            names = None
+        except OSError:  # unreadable (EACCES), a link loop: a folder or not, as isdir says
+            names = [] if os.path.isdir(path) else None
+        self._metas[prefix] = names
+        return names
+
 
 def _clean_version(text: str | None) -> str | None:
     if not text:
@@ -204,40 +229,26 @@ def _clean_version(text: str | None) -> str | None:
     return m.group(0) if m else None
 
 
-def conda_python_version(prefix: str | Path) -> str | None:
-    """Python's version in a conda prefix, from ``conda-meta/python-X.Y.Z-build.json``."""
-    try:
-        names = os.listdir(_join(prefix, "conda-meta"))
-    except OSError:
-        return None
+def conda_python_version(prefix: str | Path, conda_meta: Callable[[str], list[str] | None] | None = None) -> str | None:
+    """Python's version in a conda prefix, from ``conda-meta/python-X.Y.Z-build.json``.
+
+    ``conda_meta``: a scan's memory of the listings (`PyvenvCfgs.conda_meta`).
+    """
+    if conda_meta is not None:
+        names = conda_meta(str(prefix))
+        if names is None:
+            return None
+    else:
+        try:
+            names = os.listdir(_join(prefix, "conda-meta"))
+        except OSError:
+            return None
     for name in names:
         if name.startswith("python-") and name.endswith(".json"):
             version = _clean_version(name[len("python-") :])
             if version:
                 return version
     return None
-
-
-def _lib_dir_version(prefix: str, hint: str | None = None) -> tuple[str | None, str | None, str | None]:
-    """(minor version, implementation, site-packages) from ``lib/pythonX.Y``."""
-    lib = _join(prefix, "lib")
-    if hint is not None:
-        entries = [f"python{hint}"] if os.path.isdir(_join(lib, f"python{hint}")) else []
-    else:
-        try:
-            entries = os.listdir(lib)
-        except OSError:
-            entries = []
-    match = _LIBPY_RE.match
-    for entry in entries:
-        m = match(entry)
-        if m:
-            impl = "pypy" if m.group(1) == "pypy" else "cpython"
-            return m.group(2), impl, f"{lib}{_SEP}{entry}{_SEP}site-packages"  # os.path.join's answer
-    windows = _join(prefix, "Lib", "site-packages")
-    if os.path.isdir(windows):
-        return None, None, windows
-    return None, None, None
 
 
 def _patchlevel_version(prefix: str, minor: str) -> str | None:
@@ -263,18 +274,25 @@ def _patchlevel_version(prefix: str, minor: str) -> str | None:
 
 def _site_has(site_packages: str, project: str) -> tuple[bool, bool]:
     """(the folder could be listed, the distribution is in it)."""
-    prefix = project + "-"
     try:
         names = os.listdir(site_packages)
     except OSError:
         return False, False
+    return True, _names_hold(names, project + "-")
+
+
+_DIST_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def _names_hold(names: list[str], prefix: str) -> bool:
+    """Whether a site-packages listing holds ``<prefix>*.dist-info`` or ``.egg-info`` (``prefix`` lowercase)."""
     if prefix not in "/".join(names).lower():
-        return True, False  # no name holds it: the common answer, without a look at each name
+        return False  # no name holds it: the common answer, without a look at each name
     for name in names:
         name = name.lower()
-        if name.startswith(prefix) and name.endswith((".dist-info", ".egg-info")):
-            return True, True
-    return True, False
+        if name.startswith(prefix) and name.endswith(_DIST_SUFFIXES):
+            return True
+    return False
 
 
 def has_dist(site_packages: str | Path | None, project: str) -> bool:
@@ -325,17 +343,25 @@ def _describe(
     user_home: str | None,
     cfg: dict[str, str] | None,
     user_sites: dict[str, bool] | None = None,
+    conda_meta: Callable[[str], list[str] | None] | None = None,
 ) -> Environment:
     """`describe` of ``found`` at ``prefix``, on strings: it runs once per environment a scan.
 
     ``records``: every locator's record of the prefix, most specific kind first (``found``
     is the first), whose names, projects and kinds `merge` folds in; None for ``found`` alone.
+    ``conda_meta``: the scan's listing of ``prefix/conda-meta`` (see `PyvenvCfgs.conda_meta`).
+
+    The common case (pyvenv.cfg, bin/python, one lib/pythonX.Y) is written out in this one
+    function rather than in helpers: at 1,000 environments a call and a join per step are
+    milliseconds, next to the few listings each environment needs.
     """
     kind, name, project, found_python = found.kind, found.name, found.project, found.python
     if records is not None and len(records) > 1:
         name = next((f.name for f in records if f.name), None)
         project = next((f.project for f in records if f.project), None)
         found_python = next((f.python for f in records if f.python), None)
+    # What os.path.join(prefix, x) makes, without its call per join.
+    base = prefix if prefix.endswith(_SEPS) else prefix + _SEP
     problems: list[str] = []
     version: str | None = None
     implementation: str | None = None
@@ -344,12 +370,36 @@ def _describe(
         impl = cfg.get("implementation")
         implementation = impl.lower() if impl else None
     if version is None:
-        version = conda_python_version(prefix)
+        version = conda_python_version(prefix, conda_meta)
+    # The minor version, implementation and site-packages, from lib/pythonX.Y.
+    minor: str | None = None
+    lib_impl: str | None = None
+    site_packages: str | None = None
+    lib = base + "lib"
+    entries: Iterable[str]
     hint = None
     if found_python is not None:
         m = _MINOR_RE.match(found_python.name)
         hint = m.group(1) if m else None
-    minor, lib_impl, site_packages = _lib_dir_version(prefix, hint)
+    if hint is not None:
+        entries = [f"python{hint}"] if os.path.isdir(f"{lib}{_SEP}python{hint}") else ()
+    else:
+        try:
+            entries = os.listdir(lib)
+        except OSError:
+            entries = ()
+    match = _LIBPY_RE.match
+    for entry in entries:
+        m = match(entry)
+        if m:
+            minor = m.group(2)
+            lib_impl = "pypy" if m.group(1) == "pypy" else "cpython"
+            site_packages = f"{lib}{_SEP}{entry}{_SEP}site-packages"
+            break
+    else:
+        windows = _join(prefix, "Lib", "site-packages")
+        if os.path.isdir(windows):
+            site_packages = windows
     minor = minor or hint
     implementation = implementation or lib_impl
     # virtualenv before 20 wrote no pyvenv.cfg; its lib/pythonX.Y names the base Python's prefix.
@@ -371,7 +421,7 @@ def _describe(
         exists = os.path.exists(python)
     else:
         # Nearly every environment: bin/python is there and runs, which one stat says.
-        python = _join(prefix, "bin", "python") if prefix.endswith(_SEPS) else f"{prefix}{_SEP}bin{_SEP}python"
+        python = f"{base}bin{_SEP}python"
         try:
             os.stat(python)
             exists = True
@@ -386,14 +436,17 @@ def _describe(
             if os.path.islink(python)
             else f"interpreter missing: {python}"
         )
-    # One listing answers both "is there a site-packages?" and "is ipykernel in it?".
-    has_ipykernel = site_listed = False
+    # One listing answers both "is there a site-packages?" and "is ipykernel in it?" (`_site_has`).
+    has_ipykernel = False
     if site_packages is not None:
-        site_listed, has_ipykernel = _site_has(site_packages, "ipykernel")
-    if not site_listed:
-        site_packages = None
-        if kind != "system":
-            problems.append("no site-packages folder")
+        try:
+            names = os.listdir(site_packages)
+        except OSError:
+            site_packages = None
+        else:
+            has_ipykernel = _names_hold(names, "ipykernel-")
+    if site_packages is None and kind != "system":
+        problems.append("no site-packages folder")
     if not has_ipykernel and cfg is None and not legacy and minor is not None:
         # A base Python (system, pyenv, uv-python) also imports from Debian's
         # dist-packages and from the user site that `pip install --user` fills.
@@ -413,7 +466,8 @@ def _describe(
                 has_ipykernel = known
 
     kinds: tuple[str, ...] = (kind, "virtualenv") if legacy and kind != "virtualenv" else (kind,)
-    if records is not None:
+    # One record whose kind is the one pyvenv.cfg names, or without pyvenv.cfg: nothing to merge.
+    if records is not None and (len(records) > 1 or legacy or (cfg is not None and cfg_kind(cfg) != kind)):
         kinds = _merged_kinds(records, cfg, kinds)
     return Environment(
         prefix_path,
@@ -506,15 +560,23 @@ def merge_at(
     grouped under, whatever path each locator reached it by. ``user_sites``: whether
     ipykernel is in each user site-packages folder, filled as the scan looks.
     """
-    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix), user_sites)
+    conda_meta = cfgs.conda_meta if isinstance(cfgs, PyvenvCfgs) else None
+    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix), user_sites, conda_meta)
 
 
 def _merged_kinds(records: list[Found], cfg: dict[str, str] | None, described: tuple[str, ...]) -> tuple[str, ...]:
     """The kinds of a merged environment: every record's, and the one that made the folder."""
     # describe() adds "virtualenv" for an old virtualenv, which has no pyvenv.cfg to say so.
     base = cfg_kind(cfg) or ("virtualenv" if "virtualenv" in described else None)
-    if len(records) == 1 and (base is None or base == records[0].kind):
-        return described  # one record, no other kind to add: the common case
+    if len(records) == 1:
+        kind = records[0].kind
+        if base is None or base == kind:
+            return described  # one record, no other kind to add
+        # One record of a tool's env that another tool made (a poetry env virtualenv made): what
+        # the general case below gives for two kinds, without its sort and sets.
+        if kind in _MANAGER_SET or _KIND_RANK.get(kind, len(KINDS)) <= _KIND_RANK[base]:
+            return (kind, base)
+        return (base, kind)
     all_kinds = [f.kind for f in records]
     if base is not None and base not in all_kinds:
         all_kinds.append(base)

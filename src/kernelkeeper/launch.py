@@ -728,13 +728,14 @@ def envs_root() -> str:
     return os.environ.get("KERNELKEEPER_NOTEBOOK_ENVS") or os.path.join(cache, "kernelkeeper", "notebook-envs")
 
 
-def find_uv() -> str | None:
-    """uv on PATH, else next to kernelkeeper's Python, else where its installers put it.
+def find_uv(path: str | None = None) -> str | None:
+    """uv on ``path`` (default: PATH), else next to kernelkeeper's Python, else where its installers put it.
 
     A script named uv (pyenv's or asdf's shim: bash that finds the real uv, 150-250 ms per
     call here) is taken only when no uv binary is found in any of those places.
     """
-    places = [os.path.join(p, "uv") for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    search = os.environ.get("PATH", "") if path is None else path
+    places = [os.path.join(p, "uv") for p in search.split(os.pathsep) if p]
     places.append(os.path.join(os.path.dirname(sys.executable), "uv"))
     places += [p if os.path.isabs(p) else os.path.join(home(), p) for p in UV_PLACES]
     script = None

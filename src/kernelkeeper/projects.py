@@ -165,11 +165,21 @@ class RealPaths:
 
     def child(self, parent: str, entry: os.DirEntry[str]) -> None:
         """Remember where a listed entry that is no symlink resolves: inside its parent's realpath."""
-        if not entry.is_symlink():
-            real = self(parent)
-            self._memo[entry.path] = (
-                os.path.join(real, entry.name) if real.endswith(_SEPS) else f"{real}{_SEP}{entry.name}"
-            )
+        self.children(parent, (entry,))
+
+    def children(self, parent: str, entries: Iterable[os.DirEntry[str]]) -> None:
+        """`child` for several entries of one listing: the parent is resolved once."""
+        base = self(parent)
+        if not base.endswith(_SEPS):
+            base += _SEP  # what os.path.join puts between them
+        memo = self._memo
+        for entry in entries:
+            try:
+                if entry.is_symlink():
+                    continue
+            except OSError:  # no d_type from this filesystem, and the lstat failed: leave it to __call__
+                continue
+            memo[entry.path] = base + entry.name
 
 
 @dataclass
@@ -250,10 +260,11 @@ def path_hash(path: Path, *, resolve: bool = True, real: Callable[[str], str] = 
 def is_env_dir(path: str, cfgs: PyvenvCfgs | None = None) -> bool:
     """A folder is an environment when it holds pyvenv.cfg or conda-meta/ (or is an old virtualenv).
 
-    With ``cfgs`` (a scan's), pyvenv.cfg is read rather than stat'ed: the scan reads it next anyway.
+    With ``cfgs`` (a scan's), pyvenv.cfg is read and conda-meta/ listed rather than stat'ed:
+    the scan reads them next anyway.
     """
     if cfgs is not None:
-        if cfgs.has_cfg(path) or os.path.isdir(os.path.join(path, "conda-meta")):
+        if cfgs.has_cfg(path) or cfgs.conda_meta(path) is not None:
             return True
         return is_legacy_virtualenv(path)
     return _has_env_marker(path) or is_legacy_virtualenv(path)
@@ -537,26 +548,25 @@ def env_dirs(parent: str, scan: ProjectScan | None = None) -> list[str]:
     where each of them resolves from the listing (no lstat later), and its pyvenv.cfg reader
     reads the files that make them environments (no stat first).
     """
-    realpath = scan.realpath if scan is not None else None
     cfgs = scan.cfgs if scan is not None else None
     try:
         with os.scandir(parent) as it:
             entries = sorted(it, key=_entry_name)
     except (OSError, ValueError):  # ValueError: a NUL byte in a path read from a config file
         return []
-    out: list[str] = []
+    envs: list[os.DirEntry[str]] = []
     for entry in entries:
         name = entry.name
         if name[0] == "." and name != ".venv":
             continue
         try:
             if entry.is_dir() and is_env_dir(entry.path, cfgs):
-                out.append(entry.path)
-                if realpath is not None:
-                    realpath.child(parent, entry)
+                envs.append(entry)
         except OSError:
             continue
-    return out
+    if scan is not None and envs:
+        scan.realpath.children(parent, envs)
+    return [entry.path for entry in envs]
 
 
 def normal(path: str) -> str:

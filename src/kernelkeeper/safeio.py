@@ -83,9 +83,17 @@ def read_bytes(path: StrPath, limit: int = LIMIT) -> bytes:
     try:
         if st.st_size > limit:
             raise TooLarge(f"{os.fspath(path)} is {st.st_size:,} bytes (the limit is {limit:,})")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
+        # One read of what fstat says is there, and one byte more: exactly that many bytes is the
+        # whole file (no second read to meet its end: a scan reads thousands of small files).
+        # A file that grew, shrank, or says 0 bytes (/proc) is read on until its end.
+        first = os.read(fd, st.st_size + 1)
+        if len(first) == st.st_size:
+            return first
+        chunks: list[bytes] = [first]
+        size = len(first)
+        if size > limit:
+            raise TooLarge(f"{os.fspath(path)} is larger than {limit:,} bytes")
+        while first:
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 break

@@ -105,14 +105,15 @@ def base_prefixes(ctx: Context) -> list[Path]:
     return [b for b in dict.fromkeys(bases) if os.path.isdir(b / "conda-meta") or os.path.isdir(b / "envs")]
 
 
-def _has_python(prefix: str | Path) -> bool:
-    join = os.path.join
-    if os.path.lexists(join(prefix, "bin", "python")) or os.path.lexists(join(prefix, "python.exe")):
+def _has_python(prefix: str | Path, meta: list[str]) -> bool:
+    """Whether a conda prefix holds Python; ``meta``: the names in its conda-meta/.
+
+    Python's own record there answers without a stat (the interpreter is looked for next).
+    """
+    if any(n.startswith("python-") for n in meta):
         return True
-    try:
-        return any(n.startswith("python-") for n in os.listdir(join(prefix, "conda-meta")))
-    except OSError:
-        return False
+    join = os.path.join
+    return os.path.lexists(join(prefix, "bin", "python")) or os.path.lexists(join(prefix, "python.exe"))
 
 
 def envs_dirs(ctx: Context, bases: list[Path]) -> list[Path]:
@@ -161,15 +162,24 @@ def candidates(
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     bases = base_prefixes(ctx)
     base_set = {str(b) for b in bases}
+    conda_meta = scan.cfgs.conda_meta  # one listing a prefix, shared with env_dirs and describe
+    # The envs folders and environments.txt name the same prefixes: each is looked at once.
+    python: dict[str, bool] = {}
     for prefix, name in candidates(ctx, scan, bases):
-        if not os.path.isdir(os.path.join(prefix, "conda-meta")) or not _has_python(prefix):
+        key = str(prefix)
+        has = python.get(key)
+        if has is None:
+            meta = conda_meta(key)
+            has = python[key] = meta is not None and _has_python(key, meta)
+        if not has:
             continue
-        if name is None and str(prefix) in base_set:
+        if name is None and key in base_set:
             name = "base"
         yield Found(prefix, KIND, name=name)
     for project in scan.projects:
         for prefix in project.envs:
-            if os.path.isdir(os.path.join(prefix, "conda-meta")) and _has_python(prefix):
+            meta = conda_meta(prefix)
+            if meta is not None and _has_python(prefix, meta):
                 yield Found(prefix, KIND, name=project.name, project=project.path)
 
 

@@ -107,22 +107,27 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
                 yield Found(prefix, KIND, name=name, project=project.path)
 
 
+def _listing(folder: str, scan: ProjectScan) -> list[str]:
+    """The sorted names in a folder of hatch's tree; the scan learns where each resolves from the
+    listing (each is a parent of environments ``env_dirs`` resolves next: no lstat per level)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return []
+    scan.realpath.children(folder, entries)
+    return sorted(entry.name for entry in entries)
+
+
 def _find_tree(virtual: str, by_hash: dict[str, Project], scan: ProjectScan) -> Iterator[Found]:
     join = os.path.join
-    try:
-        projects = sorted(os.listdir(virtual))
-    except OSError:
-        return
-    for project_name in projects:
+    for project_name in _listing(virtual, scan):
         if project_name.startswith("."):
             continue  # .internal and .pythons hold hatch's own tooling
-        try:
-            hashes = sorted(os.listdir(join(virtual, project_name)))
-        except OSError:
-            continue
-        for digest in hashes:
+        folder = join(virtual, project_name)
+        for digest in _listing(folder, scan):
             project = by_hash.get(digest)
-            for prefix in env_dirs(join(virtual, project_name, digest), scan):
+            for prefix in env_dirs(join(folder, digest), scan):
                 env_name = os.path.basename(prefix)
                 name = project_name if env_name in (project_name, "default") else f"{project_name}-{env_name}"
                 yield Found(prefix, KIND, name=name, project=project.path if project else None)
