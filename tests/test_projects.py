@@ -87,3 +87,19 @@ def test_every_walked_folder_is_signed_as_a_later_look_signs_it(fake_home: Path)
     assert {str(proj), str(plain), str(code / "oldenv"), str(proj / "venv")} <= set(scan.signatures)
     for folder, sig in scan.signatures.items():
         assert folder_signature(folder) == sig, folder
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked_to_the_depth_asked(fake_home: Path) -> None:
+    """The walk is a loop, not a call per level: ``--depth 2000`` over a deep tree reaches its bottom."""
+    import sys
+
+    levels = sys.getrecursionlimit() + 50
+    deepest = fake_home / "code"
+    deepest.mkdir()
+    for _ in range(levels):  # one level at a time: mkdir(parents=True) recurses too
+        deepest /= "d"
+        deepest.mkdir()
+    fakes.venv(fakes.project(deepest) / ".venv")
+    scan = scan_projects(Context.from_environ(depth=levels + 10))
+    assert [p.folder for p in scan.projects] == [str(deepest)]
+    assert str(deepest) in scan.visited

@@ -361,101 +361,100 @@ class _Walker:
         if real in self.seen:
             return
         self.seen.add(real)
-        # Depth first, in listing order: one call of `enter` per folder listed, a closure over
-        # what every folder needs (bound once, not looked up on self thousands of times).
+        # Depth first, in listing order, as a recursion would go; a loop rather than a call per
+        # folder (no recursion limit on a deep tree), with what each folder needs bound once.
         scan, seen, depth, skipped = self.scan, self.seen, self.depth, self.scan.skipped
         visited, signatures, prune, special = scan.visited, scan.signatures, _PRUNE, _SPECIAL
         scandir, realpath, join = os.scandir, os.path.realpath, os.path.join
         budget = self.budget
-
-        def enter(folder: str, real: str, level: int, ancestors: tuple[str, ...]) -> None:
-            """List ``folder`` (whose realpath is ``real``; ``ancestors``: the realpaths from the root to it)."""
-            nonlocal budget
+        # The folders being walked, innermost last: (its subfolders not entered yet, its realpath,
+        # its level, the realpaths from the root to it, whether its path is its realpath).
+        stack: list[tuple[Iterator[os.DirEntry[str]], str, int, tuple[str, ...], bool]] = []
+        folder, level = str(root), 0
+        ancestors: tuple[str, ...] = (real,)
+        while True:
+            subdirs: list[os.DirEntry[str]] | None = None
             try:
                 # list() closes the listing when it ends or fails (os.scandir's documented contract).
                 entries = list(scandir(folder))
             except PermissionError:
                 visited.append(folder)
                 skipped.append(Skipped(Path(folder), "permission denied"))
-                return
             except OSError as e:
                 visited.append(folder)
                 skipped.append(Skipped(Path(folder), e.strerror or str(e)))
-                return
-            # Most folders hold no marker file, env folder, env marker or lib/: only their subfolders
-            # count. One pass over the listing learns that and their signature (`signature`) and
-            # subfolders; the first special name, or an entry that cannot be read, hands the
-            # whole listing to the careful pass instead.
-            sig: list[tuple[str, int]] = []
-            subdirs: list[os.DirEntry[str]] = []
-            plain = True
-            try:
-                for entry in entries:
-                    name = entry.name
-                    if name in special:
-                        plain = False
-                        break
-                    if entry.is_dir():  # follows symlinks
-                        sig.append((name, entry.inode()))
-                        if name not in prune and name[0] != ".":
-                            subdirs.append(entry)
-            except OSError:
-                plain = False
-            if plain:
-                visited.append(folder)
-                if len(sig) > 1:
-                    sig.sort()
-                signatures[folder] = tuple(sig)
-                if level >= depth:
-                    return
             else:
-                listed = self._listed(folder, real, level, entries)
-                if listed is None:
-                    budget += 1  # an environment is not a folder walked
-                    return
-                subdirs = listed
-            if not subdirs:
-                return
-            # A subfolder that is no symlink resolves to its path when its parent does (no
-            # symlink met from the root down): then entry.path, made by scandir, is its realpath.
-            same = folder == real
-            for entry in subdirs:
-                path = entry.path
-                if entry.is_symlink():
-                    child = realpath(path)
-                    if child in ancestors:
-                        skipped.append(Skipped(Path(path), "symlink loop"))
-                        continue
-                elif same:
-                    child = path
+                # Most folders hold no marker file, env folder, env marker or lib/: only their
+                # subfolders count. One pass over the listing learns that, their signature (see
+                # `signature`) and subfolders; the first special name, or an entry that cannot
+                # be read, hands the whole listing to the careful pass instead.
+                sig: list[tuple[str, int]] = []
+                subdirs = []
+                plain = True
+                try:
+                    for entry in entries:
+                        name = entry.name
+                        if name in special:
+                            plain = False
+                            break
+                        if entry.is_dir():  # follows symlinks
+                            sig.append((name, entry.inode()))
+                            if name not in prune and name[0] != ".":
+                                subdirs.append(entry)
+                except OSError:
+                    plain = False
+                if plain:
+                    visited.append(folder)
+                    if len(sig) > 1:
+                        sig.sort()
+                    signatures[folder] = tuple(sig)
                 else:
-                    child = join(real, entry.name) if real.endswith(_SEPS) else f"{real}{_SEP}{entry.name}"
-                if child in seen:
-                    continue
-                seen.add(child)
-                if budget <= 0:
-                    # Past the budget a folder is not listed: only a direct look says whether it is an env.
-                    if _has_env_marker(path):
-                        scan.loose_envs.append(path)
-                    continue
-                budget -= 1
-                if budget == 0:
-                    skipped.append(
-                        Skipped(
-                            self.root or Path(path),
-                            "stopped scanning: too many folders (raise [discovery] max_dirs "
-                            "or point --root at a narrower folder)",
+                    subdirs = self._listed(folder, real, level, entries)
+                    if subdirs is None:
+                        budget += 1  # an environment is not a folder walked
+            if subdirs and level < depth:
+                stack.append((iter(subdirs), real, level, ancestors, folder == real))
+            # The next folder to enter: the next subfolder of the innermost folder that passes the checks.
+            while stack:
+                todo, parent, parent_level, parent_ancestors, same = stack[-1]
+                for entry in todo:
+                    path = entry.path
+                    if entry.is_symlink():
+                        real = realpath(path)
+                        if real in parent_ancestors:
+                            skipped.append(Skipped(Path(path), "symlink loop"))
+                            continue
+                    elif same:
+                        # No symlink from the root down: entry.path, made by scandir, is its realpath.
+                        real = path
+                    else:
+                        real = join(parent, entry.name) if parent.endswith(_SEPS) else f"{parent}{_SEP}{entry.name}"
+                    if real in seen:
+                        continue
+                    seen.add(real)
+                    if budget <= 0:
+                        # Past the budget a folder is not listed: only a direct look says whether it is an env.
+                        if _has_env_marker(path):
+                            scan.loose_envs.append(path)
+                        continue
+                    budget -= 1
+                    if budget == 0:
+                        skipped.append(
+                            Skipped(
+                                self.root or Path(path),
+                                "stopped scanning: too many folders (raise [discovery] max_dirs "
+                                "or point --root at a narrower folder)",
+                            )
                         )
-                    )
-                enter(path, child, level + 1, (*ancestors, child))  # noqa: F821 (deleted only after the walk)
-
-        try:
-            enter(str(root), real, 0, (real,))
-        finally:
-            # `enter` reaches itself through this cell, a cycle; emptying the cell breaks it, so
-            # the closure goes with its last reference (discover() runs with the cyclic GC paused).
-            del enter
-            self.budget = budget
+                    break
+                else:
+                    stack.pop()  # all its subfolders walked
+                    continue
+                folder, level, ancestors = path, parent_level + 1, (*parent_ancestors, real)
+                break
+            else:
+                self.budget = budget
+                return
 
     def _listed(
         self, folder: str, real: str, level: int, entries: list[os.DirEntry[str]]
