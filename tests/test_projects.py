@@ -90,16 +90,27 @@ def test_every_walked_folder_is_signed_as_a_later_look_signs_it(fake_home: Path)
 
 
 def test_a_tree_deeper_than_the_recursion_limit_is_walked_to_the_depth_asked(fake_home: Path) -> None:
-    """The walk is a loop, not a call per level: ``--depth 2000`` over a deep tree reaches its bottom."""
+    """The walk is a loop, not a call per level: ``--depth 1100`` over a deep tree reaches its bottom."""
+    import shutil
     import sys
 
     levels = sys.getrecursionlimit() + 50
-    deepest = fake_home / "code"
-    deepest.mkdir()
-    for _ in range(levels):  # one level at a time: mkdir(parents=True) recurses too
-        deepest /= "d"
-        deepest.mkdir()
-    fakes.venv(fakes.project(deepest) / ".venv")
-    scan = scan_projects(Context.from_environ(depth=levels + 10))
-    assert [p.folder for p in scan.projects] == [str(deepest)]
-    assert str(deepest) in scan.visited
+    code = deepest = fake_home / "code"
+    code.mkdir()
+    try:
+        for _ in range(levels):  # one level at a time: mkdir(parents=True) recurses too
+            deepest /= "d"
+            deepest.mkdir()
+        fakes.venv(fakes.project(deepest) / ".venv")
+        scan = scan_projects(Context.from_environ(depth=levels + 10))
+        assert [p.folder for p in scan.projects] == [str(deepest)]
+        assert str(deepest) in scan.visited
+    finally:
+        # shutil.rmtree (pytest's clean-up of old temporary folders too) recurses once per level:
+        # take the chain apart bottom up, or a later pytest session fails when it ends.
+        if deepest.exists():
+            shutil.rmtree(deepest)
+        while deepest != code:
+            deepest = deepest.parent
+            if deepest != code:
+                deepest.rmdir()
