@@ -90,27 +90,19 @@ def test_every_walked_folder_is_signed_as_a_later_look_signs_it(fake_home: Path)
 
 
 def test_a_tree_deeper_than_the_recursion_limit_is_walked_to_the_depth_asked(fake_home: Path) -> None:
-    """The walk is a loop, not a call per level: ``--depth 1100`` over a deep tree reaches its bottom."""
-    import shutil
+    """The walk is a loop, not a call per level: a tree deeper than Python's recursion limit
+    (``--depth 1100`` over a tree 1,050 deep) is walked to its bottom."""
     import sys
 
-    levels = sys.getrecursionlimit() + 50
-    code = deepest = fake_home / "code"
-    code.mkdir()
+    deepest = fake_home / "code" / "/".join(["d"] * 400)
+    deepest.mkdir(parents=True)
+    fakes.venv(fakes.project(deepest) / ".venv")
+    ctx = Context.from_environ(depth=410)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(300)  # below the tree's depth (a small tree is quick to make), far above what a loop needs
     try:
-        for _ in range(levels):  # one level at a time: mkdir(parents=True) recurses too
-            deepest /= "d"
-            deepest.mkdir()
-        fakes.venv(fakes.project(deepest) / ".venv")
-        scan = scan_projects(Context.from_environ(depth=levels + 10))
-        assert [p.folder for p in scan.projects] == [str(deepest)]
-        assert str(deepest) in scan.visited
+        scan = scan_projects(ctx)
     finally:
-        # shutil.rmtree (pytest's clean-up of old temporary folders too) recurses once per level:
-        # take the chain apart bottom up, or a later pytest session fails when it ends.
-        if deepest.exists():
-            shutil.rmtree(deepest)
-        while deepest != code:
-            deepest = deepest.parent
-            if deepest != code:
-                deepest.rmdir()
+        sys.setrecursionlimit(limit)
+    assert [p.folder for p in scan.projects] == [str(deepest)]
+    assert str(deepest) in scan.visited
