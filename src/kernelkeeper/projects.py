@@ -45,7 +45,8 @@ PROJECT_FILES = frozenset(
 # Files in a walked folder that discovery reads: project markers, and what makes it an environment.
 _READ_FILES = PROJECT_FILES | {"pyvenv.cfg"}
 # Of those, the ones whose content discovery reads (the tool a project uses, where poetry puts
-# its envs, an environment's own settings); the others count by their presence alone.
+# its envs, an environment's own settings); the others count by their presence alone. Code that
+# starts reading another marker file must add it here, or the provider would not see it change.
 CONTENT_FILES = frozenset({"pyproject.toml", "poetry.toml", "pyvenv.cfg"})
 # Never descended into: they are big and hold no projects of their own.
 _PRUNE = frozenset(
@@ -223,7 +224,7 @@ def signature(entries: Iterable[os.DirEntry[str]]) -> Signature:
     there, so it is recorded with 0 and costs no stat. Saving a notebook in a project
     folder, or ``poetry lock`` rewriting poetry.lock, moves the folder's mtime but not its
     signature, so the provider need not scan again; a new, deleted or recreated
-    subfolder or marker file, or a changed pyproject.toml, changes it.
+    subfolder, a new or deleted marker file, or a changed pyproject.toml changes it.
     """
     out: list[tuple[str, int]] = []
     for entry in entries:
