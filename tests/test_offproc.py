@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from traitlets import Unicode
 from traitlets.config import Configurable
 
 import fakes
-from kernelkeeper import scan
+from kernelkeeper import provider, scan
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import discover
 from kernelkeeper.provider import KernelKeeperSpecManager
@@ -56,6 +57,27 @@ def test_a_server_rescans_in_a_child_and_sees_a_new_environment(home: Path) -> N
     m._cache.start().wait()  # the check sees the new folder; the rescan runs in a child too
     assert m._cache.child_scans == m._cache.scans >= 2
     assert "venv-gamma-py" + fakes.MINOR in m._all_specs()
+
+
+def test_a_check_asked_for_while_the_last_job_is_only_returning_is_a_new_check(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job that has answered and is on its way out (the first one freezes the GC after its
+    check) is not one to join: the next start() checks again. It used to get the old, already
+    set answer, so the request after a change was served the list from before it."""
+    leaving = threading.Event()
+    monkeypatch.setattr(provider, "_freeze_gc", lambda log: leaving.wait(30))
+    m = _manager(Server(), freeze_gc=True)
+    try:
+        m._cache.start(boot=True).wait()
+        assert m._cache._job is not None and m._cache._job.is_alive(), "the first job is in its freeze"
+        scans = m._cache.scans
+        fakes.venv(fakes.project(home / "projects" / "gamma") / ".venv", ipykernel=True)
+        m._cache.start().wait()
+        assert m._cache.scans == scans + 1
+        assert "venv-gamma-py" + fakes.MINOR in m._all_specs()
+    finally:
+        leaving.set()
 
 
 def test_outside_a_server_a_thread_scans(home: Path) -> None:

@@ -314,6 +314,8 @@ class DiscoveryCache:
         # must not keep the server from exiting (executor threads are joined at exit).
         self._job: threading.Thread | None = None
         self._answer = threading.Event()
+        # Set by the job as its check ends: a job still alive then is only returning, not one to join.
+        self._check_over = True
         self._entry: state._Entry | None = None
         self._from_disk = False  # the entry is the saved state, not yet checked
         self._kick = threading.Event()
@@ -366,7 +368,8 @@ class DiscoveryCache:
     def start(self, boot: bool = False) -> threading.Event:
         """Start a check (or join the one running); the event is set when its answer is ready."""
         with self._lock:
-            if self._job is None or not self._job.is_alive():
+            if self._job is None or not self._job.is_alive() or self._check_over:
+                self._check_over = False
                 self._answer = threading.Event()
                 self._job = threading.Thread(
                     target=self._boot if boot else self._refresh,
@@ -425,6 +428,7 @@ class DiscoveryCache:
             self._checked = time.monotonic()
         finally:
             self._from_disk = False
+            self._check_over = True  # before the answer: whoever it wakes may start the next check
             answer.set()
 
     def _rescan_if_changed(self, answer: threading.Event) -> None:
