@@ -112,12 +112,23 @@ def _listings_and_cfgs(ops: dict[str, Any]) -> int:
         except OSError:
             pass
     for cfg in ops["cfgs"]:
-        try:
-            with open(cfg, "rb") as f:
-                n += len(f.read())
-        except OSError:
-            pass
+        n += _read(cfg)
     return n
+
+
+def _read(path: str) -> int:
+    """A small file's bytes in the fewest system calls: open, one read (these files are far below
+    64 KB), close. Not ``open()``, whose buffered file adds an fstat, an lseek and a read to meet EOF."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return 0
+    try:
+        return len(os.read(fd, 1 << 16))
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 def floor(ops: dict[str, Any]) -> int:
@@ -166,11 +177,7 @@ def floor_files(ops: dict[str, Any]) -> int:
         except OSError:
             pass
     for path in ops["reads"]:
-        try:
-            with open(path, "rb") as f:
-                n += len(f.read())
-        except OSError:
-            pass
+        n += _read(path)
     return n
 
 
@@ -369,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         "and the two floors alternating; imports happen before the clock starts.",
         "- The floor lists every folder the discovery watched (project walk, tool folders, env parents, "
         "site-packages, PATH), reads each pyvenv.cfg (or lists conda-meta), readlinks each interpreter and lists "
-        "each lib/ — taken from one untimed discovery of the same farm — in plain os calls.",
+        "each lib/ — taken from one untimed discovery of the same farm — in plain os calls (a file is "
+        "open, one read, close: the fewest calls).",
         "- The floor + project files also reads what the report needs beyond that (`floor_files`): the "
         "pyproject.toml of each project with an in-project env (which tool manages it: a kind), the "
         "`.project` of each pipenv and virtualenvwrapper env (its project), the dist-packages and user "
