@@ -268,7 +268,10 @@ def test_unreadable_folder_is_skipped_with_a_reason(tmp_path: Path) -> None:
         home = base / "home"
         ok = fakes.venv(fakes.project(home / "projects" / "fine") / ".venv")
         secret = home / "projects" / "secret"
-        fakes.venv(fakes.project(secret) / ".venv")
+        hidden = fakes.venv(fakes.project(secret) / ".venv")
+        # An env whose interpreter is there but out of this user's reach (another user's Python):
+        # not "missing", not a dangling link.
+        reach = fakes.venv(fakes.project(home / "projects" / "reach") / ".venv", target=hidden / "bin" / "python")
         secret.chmod(0o000)
         env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": readable_site(base)}
         cmd = [sys.executable, "-m", "kernelkeeper", "envs", "--json"]
@@ -282,8 +285,10 @@ def test_unreadable_folder_is_skipped_with_a_reason(tmp_path: Path) -> None:
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, cwd=str(base))
         assert res.returncode == 0, res.stderr
         assert f"skipped {secret}: permission denied" in res.stderr
-        prefixes = {e["prefix"] for e in json.loads(res.stdout)}
-        assert str(ok) in prefixes
+        by_prefix = {e["prefix"]: e for e in json.loads(res.stdout)}
+        assert str(ok) in by_prefix
+        (problem,) = by_prefix[str(reach)]["problems"]  # the scan ran as a user who may not enter `secret`
+        assert problem.startswith("interpreter not reachable by this user (permission denied): "), problem
     finally:
         secret.chmod(0o755)
         shutil.rmtree(base)

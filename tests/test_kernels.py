@@ -359,6 +359,55 @@ def test_unreadable_kernels_folder_is_reported(three_envs: dict[str, Path]) -> N
         shutil.rmtree(base)
 
 
+def test_a_kernel_whose_python_this_user_may_not_reach_is_not_stale_and_prune_keeps_it() -> None:
+    """A shared kernels folder with a kernel whose interpreter sits behind a folder this user may
+    not enter (another user's Python): it may start for them, so it is `unreachable`, not
+    `stale`, and `prune` (which removes hand-made kernels too) leaves it. Runs as `nobody` when root."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="kk-unreachable-kernel-"))
+    private = base / "private"
+    try:
+        python = private / "bin" / "python"
+        python.parent.mkdir(parents=True)
+        python.write_text("")
+        kernels = base / "data" / "kernels"
+        theirs = foreign_kernel(kernels, "theirs", str(python))
+        gone = foreign_kernel(kernels, "gone", str(base / "nowhere" / "bin" / "python"))
+        for p in [base, *base.rglob("*")]:
+            p.chmod(0o777 if p.is_dir() else 0o666)  # the kernels folder is writable by whoever runs prune
+        private.chmod(0o000)
+        env = {
+            "HOME": str(base),
+            "PATH": "/usr/bin:/bin",
+            "JUPYTER_PATH": str(base / "none"),
+            "JUPYTER_DATA_DIR": str(base / "data"),
+            "PYTHONPATH": readable_site(base),
+        }
+        prefix = []
+        if os.geteuid() == 0:
+            if not shutil.which("setpriv"):
+                pytest.skip("running as root without setpriv: cannot make a folder unreachable")
+            prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+        def kk(*args: str) -> subprocess.CompletedProcess[str]:
+            cmd = [*prefix, sys.executable, "-m", "kernelkeeper", *args]
+            return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, cwd=str(base))
+
+        listed = kk("list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        status = {k["name"]: k["status"] for k in json.loads(listed.stdout)}
+        assert status["theirs"] == "unreachable" and status["gone"] == "stale", status
+        pruned = kk("prune", "--yes")
+        assert pruned.returncode == 0, pruned.stderr
+        assert (theirs / "kernel.json").is_file(), "a kernel that may start for another user was removed"
+        assert not gone.exists()
+    finally:
+        private.chmod(0o755)
+        shutil.rmtree(base)
+
+
 def test_pip_python_only_for_environments_without_pip(three_envs: dict[str, Path], fake_home: Path) -> None:
     """With a pip of its own, PATH finds it; without one, PIP_PYTHON points any pip at the environment."""
     import shutil

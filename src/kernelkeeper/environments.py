@@ -300,6 +300,20 @@ def has_dist(site_packages: str | Path | None, project: str) -> bool:
     return site_packages is not None and _site_has(str(site_packages), project)[1]
 
 
+def _unreachable(python: str) -> str:
+    """Why an interpreter that cannot be stat'ed cannot run: gone, or there but out of this user's reach."""
+    try:
+        os.stat(python)
+    except PermissionError:
+        # Another user's Python (a venv made from ~root/.pyenv, run as someone else): not missing.
+        return f"interpreter not reachable by this user (permission denied): {python} -> {os.path.realpath(python)}"
+    except (OSError, ValueError):
+        pass
+    if os.path.islink(python):
+        return f"interpreter link dangles: {python} -> {os.path.realpath(python)}"
+    return f"interpreter missing: {python}"
+
+
 def _interpreter(prefix: str, minor: str | None) -> str | None:
     """The environment's interpreter (link or file), dangling or not."""
     first = _join(prefix, "bin", "python")
@@ -431,11 +445,7 @@ def _describe(
     if python is None:
         problems.append("no Python interpreter in bin/")
     elif not exists:
-        problems.append(
-            f"interpreter link dangles: {python} -> {os.path.realpath(python)}"
-            if os.path.islink(python)
-            else f"interpreter missing: {python}"
-        )
+        problems.append(_unreachable(python))
     # One listing answers both "is there a site-packages?" and "is ipykernel in it?" (`_site_has`).
     has_ipykernel = False
     if site_packages is not None:

@@ -53,7 +53,7 @@ def cmd_list(args: argparse.Namespace, env: dict[str, str]) -> int:
     width = terminal_width()
     out = lines(columns, rows, width)
     for k in shown:
-        if k.status in ("stale", "invalid", "no-overlay", "no-ipykernel"):
+        if k.status in ("stale", "unreachable", "invalid", "no-overlay", "no-ipykernel"):
             out.append(f"{k.name}: {k.reason}")
     if any(k.managed for k in shown) and width is not None:
         out.append("* made by kernelkeeper")
