@@ -456,6 +456,41 @@ def test_a_saved_kernel_list_that_no_longer_holds_is_not_served(
         assert "the kernel list saved by the last start is out of date" in caplog.text
 
 
+def test_a_notebook_copied_in_while_down_makes_the_saved_list_out_of_date(
+    home: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The short list holds the kernels the server's notebooks name (stock JupyterLab starts only a
+    listed one without asking). A notebook copied into the server's folder while it was down names
+    a kernel the saved list lacks: the restart must not answer that list."""
+    from kernelkeeper.notebook_kernels import NotebookKernels
+
+    root = tmp_path / "root"
+    root.mkdir()
+
+    def started() -> KernelKeeperSpecManager:
+        m = _in_server()
+        m.notebooks = NotebookKernels(root)
+        m.notebooks.start()
+        return m
+
+    first = started()
+    before = _body(first)
+    _wait(lambda: first._body_path().is_file(), "the kernel list was never saved")
+    first.notebooks.close()
+    gamma = f"venv-gamma-py{MINOR}"
+    assert gamma not in json.loads(before.data)["kernelspecs"], "neither recent nor named by a notebook"
+    meta = {"kernelspec": {"name": gamma, "display_name": gamma, "language": "python"}}
+    (root / "copied.ipynb").write_text(json.dumps({"cells": [], "metadata": meta, "nbformat": 4, "nbformat_minor": 5}))
+    caplog.set_level(logging.INFO)
+    second = started()
+    try:
+        after = _body(second)
+        assert gamma in json.loads(after.data)["kernelspecs"]
+        assert "the kernel list saved by the last start is out of date" in caplog.text
+    finally:
+        second.notebooks.close()
+
+
 @pytest.mark.parametrize("damage", ["corrupt", "truncated", "writable-by-others", "not-a-file"])
 def test_a_bad_saved_kernel_list_is_ignored_with_a_log_line(
     home: Path, damage: str, caplog: pytest.LogCaptureFixture

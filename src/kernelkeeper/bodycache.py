@@ -11,7 +11,8 @@ The saved body is used for the first requests after a start only when
 * the header's ``key`` equals the key of today's inputs other than discovery:
   kernelkeeper's version, the manager's settings, the server's base_url and
   default kernel, the discovery context, the written kernelspecs (each folder's
-  and ``kernel.json``'s mtime), the overlays and the recent kernels
+  and ``kernel.json``'s mtime), the overlays, the recent kernels and the kernel
+  names in the server's notebooks (a notebook copied in while the server was down)
   (``KernelKeeperSpecManager._body_key``);
 * every interpreter the listed kernels start still exists (``interpreters``):
   a kernel whose environment was deleted while the server was down is never

@@ -610,6 +610,9 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._short_source: dict[str, Any] | None = None
         self._short_recent: tuple[str, ...] = ()
         self._short_named: frozenset[str] = frozenset()
+        # Every kernel name the server's notebooks held when the list was last made, startable or not:
+        # part of what a saved list was made from (a notebook copied in while the server was down).
+        self._named_raw: frozenset[str] = frozenset()
         self._short_result: dict[str, Any] = {}
         # The server's notebooks' kernels (notebook_kernels.NotebookKernels), set by the server extension.
         self.notebooks: Any = None
@@ -830,10 +833,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
 
         The first call waits briefly for the first walk of the root, so the first page load has them.
         """
-        if self.notebooks is None or not self.list_notebook_kernels:
-            return frozenset()
+        raw = self._notebook_names()
+        self._named_raw = raw
         out = set()
-        for name in self.notebooks.names(wait=2.0):
+        for name in raw:
             if name not in specs:
                 continue  # no such kernel (or not allowed): nothing to list
             env = self._dynamic.get(name)
@@ -844,6 +847,13 @@ class KernelKeeperSpecManager(KernelSpecManager):
             if not _stale(specs[name].get("spec") or {}):  # hide_stale off still lists dead ones
                 out.add(name)
         return frozenset(out)
+
+    def _notebook_names(self) -> frozenset[str]:
+        """The kernel names in the server's notebooks (waits up to 2 s for the first walk of its root)."""
+        if self.notebooks is None or not self.list_notebook_kernels:
+            return frozenset()
+        names: frozenset[str] = self.notebooks.names(wait=2.0)
+        return names
 
     def record_started(self, kernel_name: str) -> None:
         """A kernel the server started: first in this user's recent list (written off the event loop)."""
@@ -920,7 +930,8 @@ class KernelKeeperSpecManager(KernelSpecManager):
         self._body = body
         if self.persist_state:
             recent = () if self.list_all else self._short_recent
-            self._save_body_soon((body, base_url, default, recent))
+            named = () if self.list_all else tuple(sorted(self._named_raw))
+            self._save_body_soon((body, base_url, default, recent, named))
         return body
 
     # --- the kernel list kept on disk between starts (bodycache.py) ---------------------
@@ -950,7 +961,7 @@ class KernelKeeperSpecManager(KernelSpecManager):
         values = self.trait_values()
         return {name: values.get(name) for name in sorted(self.trait_names(config=True)) if name not in self._TIMING}
 
-    def _body_key(self, base_url: str, default: str | None, recent: tuple[str, ...]) -> str:
+    def _body_key(self, base_url: str, default: str | None, recent: tuple[str, ...], named: tuple[str, ...]) -> str:
         """Everything but discovery that the kernel list is made from (see bodycache.py)."""
         inputs = {
             "version": __version__,
@@ -962,13 +973,14 @@ class KernelKeeperSpecManager(KernelSpecManager):
             "kernelspecs": bodycache.folder_signature(list(self.kernel_dirs)),
             "overlays": list(self._overlay_state()),
             "recent": list(recent),
+            "notebook_kernels": list(named),
         }
         return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
-    def _write_body(self, pending: tuple[RestBody, str, str | None, tuple[str, ...]]) -> None:
-        body, base_url, default, recent = pending
+    def _write_body(self, pending: tuple[RestBody, str, str | None, tuple[str, ...], tuple[str, ...]]) -> None:
+        body, base_url, default, recent, named = pending
         saved = bodycache.Saved(
-            key=self._body_key(base_url, default, recent),
+            key=self._body_key(base_url, default, recent, named),
             etag=body.etag,
             default=default,
             interpreters=_interpreters(body.specs),
@@ -1000,9 +1012,10 @@ class KernelKeeperSpecManager(KernelSpecManager):
                 return None
             if self._saved_body is None:
                 recent = () if self.list_all else tuple(self.recent.names())
+                named = () if self.list_all else tuple(sorted(self._notebook_names()))
                 if (
                     saved.default == default
-                    and saved.key == self._body_key(base_url, default, recent)
+                    and saved.key == self._body_key(base_url, default, recent, named)
                     and (bodycache.alive(saved))
                 ):
                     self._saved_body = RestBody(saved.data, saved.gzipped, saved.etag, {}, default)
