@@ -399,6 +399,10 @@ def test_a_kernel_whose_python_this_user_may_not_reach_is_not_stale_and_prune_ke
         assert listed.returncode == 0, listed.stderr
         status = {k["name"]: k["status"] for k in json.loads(listed.stdout)}
         assert status["theirs"] == "unreachable" and status["gone"] == "stale", status
+        doctor = kk("doctor", "--json")
+        findings = {(f["code"], f["subject"]): f for f in json.loads(doctor.stdout)["findings"]}
+        assert ("unreachable-kernel", "theirs") in findings and ("stale-kernel", "theirs") not in findings
+        assert findings[("unreachable-kernel", "theirs")]["fix"] is None, "nothing to fix: it may start for its owner"
         pruned = kk("prune", "--yes")
         assert pruned.returncode == 0, pruned.stderr
         assert (theirs / "kernel.json").is_file(), "a kernel that may start for another user was removed"

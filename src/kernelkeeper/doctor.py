@@ -510,6 +510,23 @@ def check_stale_kernels(m: Machine) -> list[Finding]:
     ]
 
 
+def check_unreachable_kernels(m: Machine) -> list[Finding]:
+    """A kernel whose interpreter is there but out of this user's reach: it may start for its owner,
+    so nothing here removes it; saying so explains why it is not in this user's kernel list."""
+    return [
+        Finding(
+            "unreachable-kernel",
+            "info",
+            "kernels",
+            k.name,
+            f"{k.name} ({k.resource_dir}): {k.reason} (it may start for the user who owns that Python); "
+            "nothing removes it",
+        )
+        for k in m.kernels.kernels
+        if k.status == "unreachable"
+    ]
+
+
 def check_packaged_kernels(m: Machine) -> list[Finding]:
     out = []
     for k in m.startable():
@@ -717,6 +734,7 @@ CHECKS: tuple[Check, ...] = (
     check_shadowed_kernels,
     check_overlay_missing,
     check_stale_kernels,
+    check_unreachable_kernels,
     check_packaged_kernels,
     check_lost_ipykernel,
     check_duplicate_kernels,
