@@ -302,13 +302,9 @@ def has_dist(site_packages: str | Path | None, project: str) -> bool:
 
 def _unreachable(python: str) -> str:
     """Why an interpreter that cannot be stat'ed cannot run: gone, or there but out of this user's reach."""
-    try:
-        os.stat(python)
-    except PermissionError:
+    if safeio.reach(python) == "out of reach":
         # Another user's Python (a venv made from ~root/.pyenv, run as someone else): not missing.
         return f"interpreter not reachable by this user (permission denied): {python} -> {os.path.realpath(python)}"
-    except (OSError, ValueError):
-        pass
     if os.path.islink(python):
         return f"interpreter link dangles: {python} -> {os.path.realpath(python)}"
     return f"interpreter missing: {python}"

@@ -195,17 +195,6 @@ def _site_packages(prefix: Path) -> list[str]:
     return found
 
 
-def _out_of_reach(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` cannot be looked at for want of permission (not: is missing)."""
-    try:
-        os.stat(path)
-    except PermissionError:
-        return True
-    except (OSError, ValueError):
-        return False
-    return False
-
-
 def _interpreter(argv: tuple[str, ...], path_env: str | None, env: dict[str, str] | None = None) -> Path | None:
     if not argv:
         return None
@@ -244,11 +233,12 @@ def read_kernelspec(name: str, resource_dir: Path) -> KernelSpecInfo:
     reason: str | None = None
     prefix: Path | None = None
     overlay = overlay_path(argv)
-    if interpreter is not None and _out_of_reach(interpreter):
+    found = "gone" if interpreter is None else safeio.reach(interpreter)  # one stat
+    if found == "out of reach":
         # There, but behind a folder this user may not enter (another user's Python): it may start
         # for them, so it is not stale, and nothing here removes it.
         status, reason = "unreachable", f"interpreter {interpreter} is there, but this user may not reach it"
-    elif interpreter is None or not os.path.exists(interpreter):
+    elif interpreter is None or found == "gone":
         status, reason = "stale", f"interpreter {interpreter or argv[0]} is gone"
     elif overlay is not None and not os.path.isdir(os.path.join(overlay, "ipykernel")):
         # The environment is still there: only the overlay is missing, and building it again brings the kernel back.

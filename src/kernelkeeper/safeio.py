@@ -230,6 +230,18 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+def reach(path: StrPath) -> str:
+    """Whether ``path`` is ``"there"`` (stat follows links), ``"out of reach"`` (a folder on the way
+    this user may not enter: another user's Python) or ``"gone"`` (missing, a dangling link, a bad path)."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return "out of reach"
+    except (OSError, ValueError):
+        return "gone"
+    return "there"
+
+
 __all__ = [
     "LIMIT",
     "NotARegularFile",
@@ -239,6 +251,7 @@ __all__ = [
     "load_json",
     "load_toml",
     "loads_json",
+    "reach",
     "read_bytes",
     "read_head",
     "read_tail",
