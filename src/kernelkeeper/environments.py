@@ -272,15 +272,6 @@ def _patchlevel_version(prefix: str, minor: str) -> str | None:
     return None
 
 
-def _site_has(site_packages: str, project: str) -> tuple[bool, bool]:
-    """(the folder could be listed, the distribution is in it)."""
-    try:
-        names = os.listdir(site_packages)
-    except OSError:
-        return False, False
-    return True, _names_hold(names, project + "-")
-
-
 _DIST_SUFFIXES = (".dist-info", ".egg-info")
 
 
@@ -297,7 +288,13 @@ def _names_hold(names: list[str], prefix: str) -> bool:
 
 def has_dist(site_packages: str | Path | None, project: str) -> bool:
     """Whether a distribution is installed, from its dist-info / egg-info folder."""
-    return site_packages is not None and _site_has(str(site_packages), project)[1]
+    if site_packages is None:
+        return False
+    try:
+        names = os.listdir(site_packages)
+    except OSError:
+        return False
+    return _names_hold(names, project + "-")
 
 
 def _unreachable(python: str) -> str:
@@ -442,7 +439,7 @@ def _describe(
         problems.append("no Python interpreter in bin/")
     elif not exists:
         problems.append(_unreachable(python))
-    # One listing answers both "is there a site-packages?" and "is ipykernel in it?" (`_site_has`).
+    # One listing answers both "is there a site-packages?" and "is ipykernel in it?" (`_names_hold`).
     has_ipykernel = False
     if site_packages is not None:
         try:
