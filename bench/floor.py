@@ -136,20 +136,21 @@ def floor(ops: dict[str, Any]) -> int:
 
     Plain try/except, not contextlib.suppress: the floor must not pay for a context manager.
     """
-    n = _listings_and_cfgs(ops)
-    for meta in ops["metas"]:
-        try:  # noqa: SIM105
-            n += len(os.listdir(meta))
-        except OSError:
-            pass
+    n = _listings_and_cfgs(ops) + _listed(ops["metas"])
     for link in ops["links"]:
         try:  # noqa: SIM105
             n += len(os.readlink(link))
         except OSError:
             pass
-    for lib in ops["libs"]:
+    return n + _listed(ops["libs"])
+
+
+def _listed(folders: list[str]) -> int:
+    """os.listdir of each folder (one call per list, not per folder: the floor pays no call per item)."""
+    n = 0
+    for folder in folders:
         try:  # noqa: SIM105
-            n += len(os.listdir(lib))
+            n += len(os.listdir(folder))
         except OSError:
             pass
     return n
@@ -165,12 +166,7 @@ def floor_files(ops: dict[str, Any]) -> int:
     folders), and whether the interpreter runs: a readlink cannot tell a dangling link,
     so this floor stats the interpreter instead.
     """
-    n = _listings_and_cfgs(ops)
-    for meta in ops["metas"] + ops["libs"] + ops["extra_lists"]:
-        try:  # noqa: SIM105
-            n += len(os.listdir(meta))
-        except OSError:
-            pass
+    n = _listings_and_cfgs(ops) + _listed(ops["metas"] + ops["libs"] + ops["extra_lists"])
     for link in ops["links"]:
         try:  # noqa: SIM105
             n += os.stat(link).st_size > 0
