@@ -250,13 +250,7 @@ def test_short_launcher_picker_and_unlisted_notebooks(farm: dict[str, Path], tmp
 
                 # One search (4 letters), Enter: the project's kernel, idle, its interpreter.
                 all_kernels.click()
-                search = page.locator(".kk-picker-search")
-                expect(search).to_be_focused()
-                search.type(PROJECT[:4])
-                expect(page.locator(".kk-picker-item").first).to_contain_text(PROJECT)
-                shots["lab-picker.png"] = tmp_path / "lab-picker.png"
-                page.screenshot(path=str(shots["lab-picker.png"]))
-                page.keyboard.press("Enter")
+                shots["lab-picker.png"] = _pick_project(page, expect, tmp_path / "lab-picker.png")
                 expect(page.locator("#jp-main-statusbar")).to_contain_text(idle(PROJECT, minor))
                 _run_and_check(page, expect, farm[PROJECT])
 
@@ -336,13 +330,7 @@ def test_notebook7_new_menu_runs_and_change_kernel_is_the_picker(farm: dict[str,
                 # Kernel > Change Kernel… is kernelkeeper's picker: 4 letters, Enter, that project's Python.
                 notebook.get_by_role("menuitem", name="Kernel").click()
                 notebook.locator(".lm-Menu-item").filter(has_text="Change Kernel").first.click()
-                search = notebook.locator(".kk-picker-search")
-                expect(search).to_be_focused()
-                search.type(PROJECT[:4])
-                expect(notebook.locator(".kk-picker-item").first).to_contain_text(PROJECT)
-                shots["notebook7-picker.png"] = tmp_path / "notebook7-picker.png"
-                notebook.screenshot(path=str(shots["notebook7-picker.png"]))
-                notebook.keyboard.press("Enter")
+                shots["notebook7-picker.png"] = _pick_project(notebook, expect, tmp_path / "notebook7-picker.png")
                 expect(notebook.locator(".kk-picker-search")).to_have_count(0)
                 # Run once the new kernel is the notebook's and idle (a cell run while it changes is not sent).
                 expect(notebook.get_by_role("button", name=re.compile(re.escape(PROJECT)))).to_be_visible()
@@ -351,6 +339,17 @@ def test_notebook7_new_menu_runs_and_change_kernel_is_the_picker(farm: dict[str,
             finally:
                 context.close()
     save(shots)
+
+
+def _pick_project(page: Any, expect: Any, shot: Path) -> Path:
+    """In kernelkeeper's open picker: 4 letters of the project's name, its kernel first, a screenshot, Enter."""
+    search = page.locator(".kk-picker-search")
+    expect(search).to_be_focused()
+    search.type(PROJECT[:4])
+    expect(page.locator(".kk-picker-item").first).to_contain_text(PROJECT)
+    page.screenshot(path=str(shot))
+    page.keyboard.press("Enter")
+    return shot
 
 
 def idle(project: str, minor: str) -> re.Pattern[str]:
