@@ -211,18 +211,22 @@ def is_regular_file(path: StrPath) -> bool:
         return False
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes, *, durable: bool = False) -> None:
     """Write ``data`` to ``path`` atomically, mode 0600, never through a planted link.
 
     A temporary file in the same folder (``mkstemp``: 0600, created exclusively) renamed
     over ``path``: a rename replaces a link placed there, it never writes through it, and a
-    reader sees the old file or the new one, never half of one. Raises ``OSError``.
+    reader sees the old file or the new one, never half of one. ``durable``: on disk (fsync)
+    before the rename, for a file whose loss after a crash matters (the trust list). Raises ``OSError``.
     """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

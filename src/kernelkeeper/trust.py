@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,18 +162,7 @@ def _locked(path: Path) -> Iterator[None]:
 def _write(path: Path, entries: tuple[Entry, ...]) -> None:
     """Atomically: a 0600 file beside the target, then rename over it."""
     text = json.dumps({"version": VERSION, "trusted": [e.to_json() for e in entries]}, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".trusted-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    safeio.write_private(path, text.encode("utf-8"), durable=True)
 
 
 def _check_writable_place(path: Path) -> None:
