@@ -70,12 +70,16 @@ def plan_ops(home: str) -> dict[str, Any]:
     found = discover(_context(home))
     listed = [p for p in found.watched if os.path.isdir(p)]
     cfgs, metas, links, libs = [], [], [], []
+    # For the floor with the report's values (see `floor_report`): what each environment's I/O is.
+    envs = []
     # For the floor with the project files (see `floor_files`).
     reads, extra_lists = [], []
     for env in found.environments:
         prefix = str(env.prefix)
         cfg = os.path.join(prefix, "pyvenv.cfg")
-        if os.path.isfile(cfg):
+        has_cfg = os.path.isfile(cfg)
+        envs.append([prefix, has_cfg, str(env.python) if env.python is not None else None, env.kinds[0], env.name])
+        if has_cfg:
             cfgs.append(cfg)
         else:
             metas.append(os.path.join(prefix, "conda-meta"))
@@ -96,9 +100,18 @@ def plan_ops(home: str) -> dict[str, Any]:
                 reads.append(pyproject)  # which tool manages an in-project env: a kind reported
         if {"pipenv", "virtualenvwrapper"} & set(env.kinds):
             reads.append(os.path.join(prefix, ".project"))  # the project those tools link: reported
-    return {"listed": listed, "cfgs": cfgs, "metas": metas, "links": links, "libs": libs,
-            "reads": list(dict.fromkeys(reads)), "extra_lists": list(dict.fromkeys(extra_lists)),
-            "environments": len(found.environments)}
+    return {
+        "listed": listed,
+        "cfgs": cfgs,
+        "metas": metas,
+        "links": links,
+        "libs": libs,
+        "reads": list(dict.fromkeys(reads)),
+        "extra_lists": list(dict.fromkeys(extra_lists)),
+        "environments": len(found.environments),
+        "envs": envs,
+        "walked": list(found.signatures),
+    }
 
 
 def _listings_and_cfgs(ops: dict[str, Any]) -> int:
@@ -156,6 +169,94 @@ def _listed(folders: list[str]) -> int:
     return n
 
 
+def floor_report(ops: dict[str, Any]) -> int:
+    """`floor`'s I/O, and the values the report is made of, built from what it read with no logic.
+
+    The same calls as `floor` (one listing per folder, one read per pyvenv.cfg, one listing per
+    conda-meta and lib/, one readlink per interpreter), and from them what every discovery must
+    hand its callers: a signature per walked folder (its subfolders' names and inodes, for the
+    provider's change detection), an `Environment` per environment with its paths as `Path`,
+    the list in the report's order, and the watched paths. What each environment *is* (its kind,
+    its name) is taken as given from the untimed discovery: nothing is decided here, so this is
+    the least any Python discovery that returns these values can cost.
+    """
+    from kernelkeeper.discovery import _order
+    from kernelkeeper.environments import Environment, as_path
+
+    walked = set(ops["walked"])
+    signatures = {}
+    n = 0
+    for folder in ops["listed"]:
+        try:
+            with os.scandir(folder) as it:
+                if folder in walked:
+                    sig = [(entry.name, entry.inode()) for entry in it if entry.is_dir()]
+                    sig.sort()
+                    signatures[folder] = tuple(sig)
+                else:
+                    for entry in it:
+                        n += entry.is_dir(follow_symlinks=False)
+        except OSError:
+            pass
+    environments = []
+    watched = list(signatures)
+    for prefix, has_cfg, python, kind, name in ops["envs"]:
+        version = impl = None
+        if has_cfg:
+            try:
+                fd = os.open(f"{prefix}/pyvenv.cfg", os.O_RDONLY)
+                try:
+                    text = os.read(fd, 1 << 16).decode()
+                finally:
+                    os.close(fd)
+            except OSError:
+                text = ""
+            cfg = {}
+            for line in text.splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    cfg[key.strip().lower()] = value.strip()
+            version = cfg.get("version_info") or cfg.get("version")
+            impl = cfg.get("implementation")
+        else:
+            try:  # noqa: SIM105
+                n += len(os.listdir(f"{prefix}/conda-meta"))
+            except OSError:
+                pass
+        if python is not None:
+            try:  # noqa: SIM105
+                n += len(os.readlink(python))
+            except OSError:
+                pass
+        site = None
+        try:
+            for entry in os.listdir(f"{prefix}/lib"):
+                if entry.startswith("python"):
+                    site = f"{prefix}/lib/{entry}/site-packages"
+                    break
+        except OSError:
+            pass
+        environments.append(
+            Environment(
+                as_path(prefix),
+                as_path(python) if python is not None else None,
+                version,
+                (kind,),
+                name,
+                None,
+                False,
+                (),
+                impl,
+                as_path(site) if site is not None else None,
+            )
+        )
+        watched.append(os.path.dirname(prefix))
+        if site is not None:
+            watched.append(site)
+    environments.sort(key=_order)
+    return n + len(environments) + len(dict.fromkeys(watched))
+
+
 def floor_files(ops: dict[str, Any]) -> int:
     """`floor` plus what it leaves out that ``kernelkeeper envs`` reports, in plain os calls too.
 
@@ -190,11 +291,13 @@ def worker(mode: str, home: str, ops_file: str | None) -> None:
             found = discover(ctx)
             out["first"] = time.perf_counter() - t
             out["environments"] = len(found.environments)
-    elif mode in ("floor", "floor-imports", "floor-files", "floor-files-imports"):
+    elif mode.startswith("floor"):
         ops = json.loads(Path(ops_file).read_text()) if ops_file else {}
-        if mode in ("floor", "floor-files"):
+        if mode.startswith("floor-report"):
+            import kernelkeeper.discovery  # noqa: F401  # imports before the clock, as for kernelkeeper
+        if mode in FLOORS:
             t = time.perf_counter()
-            (floor if mode == "floor" else floor_files)(ops)
+            FLOORS[mode](ops)
             out["first"] = time.perf_counter() - t
     elif mode == "kk-second":
         from kernelkeeper import state
@@ -217,6 +320,9 @@ def worker(mode: str, home: str, ops_file: str | None) -> None:
         out["stat_validate"] = time.perf_counter() - t
         out["watched"] = len(first.watched)
     print(json.dumps(out))
+
+
+FLOORS = {"floor": floor, "floor-files": floor_files, "floor-report": floor_report}
 
 
 # --------------------------------------------------------------------------- parent
@@ -305,10 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     rows = [
-        "| N | found | floor | kernelkeeper | ratio | floor + project files | ratio to it | syscalls floor | "
+        "| N | found | floor | kernelkeeper | ratio | floor + project files | ratio to it | "
+        "floor + report values | its ratio to the floor | syscalls floor | "
         "syscalls floor + project files | syscalls kernelkeeper | second (inotify) | "
         "second (stat, no inotify) | watched paths |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     detail: list[str] = []
     firsts: dict[int, float] = {}
@@ -321,33 +428,46 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             ops_path = Path(f.name)
         plan = subprocess.run(
-            [sys.executable, "-c", f"import sys, json; sys.path.insert(0, {str(BENCH)!r}); import floor; "
-             f"print(json.dumps(floor.plan_ops({str(home)!r})))"],
-            capture_output=True, text=True, timeout=600, env=_env(), check=True,
+            [
+                sys.executable,
+                "-c",
+                f"import sys, json; sys.path.insert(0, {str(BENCH)!r}); import floor; "
+                f"print(json.dumps(floor.plan_ops({str(home)!r})))",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=_env(),
+            check=True,
         )
         ops_path.write_text(plan.stdout)
         ops = json.loads(plan.stdout)
-        kk, fl, ff = [], [], []
+        kk, fl, ff, fr = [], [], [], []
         for _ in range(args.k + 1):  # alternate, first round untimed (warm-up)
             kk.append(run_worker("kk", home, None)["first"])
             fl.append(run_worker("floor", home, ops_path)["first"])
             ff.append(run_worker("floor-files", home, ops_path)["first"])
+            fr.append(run_worker("floor-report", home, ops_path)["first"])
         kk_t, fl_t, ff_t = statistics.median(kk[1:]), statistics.median(fl[1:]), statistics.median(ff[1:])
+        fr_t = statistics.median(fr[1:])
         firsts[n] = kk_t
         second = run_worker("kk-second", home, None)
         kk_sys = net_syscalls("kk", home, None)
         fl_sys = net_syscalls("floor", home, ops_path)
         ff_sys = net_syscalls("floor-files", home, ops_path)
+        fr_sys = net_syscalls("floor-report", home, ops_path)
         ops_path.unlink()
         rows.append(
             f"| {n:,} | {ops['environments']:,} | {ms(fl_t)} | {ms(kk_t)} | {kk_t / fl_t:.2f}× | "
-            f"{ms(ff_t)} | {kk_t / ff_t:.2f}× | "
+            f"{ms(ff_t)} | {kk_t / ff_t:.2f}× | {ms(fr_t)} | {fr_t / fl_t:.2f}× | "
             f"{f'{fl_sys[0]:,}' if fl_sys else 'no strace'} | {f'{ff_sys[0]:,}' if ff_sys else 'no strace'} | "
             f"{f'{kk_sys[0]:,}' if kk_sys else 'no strace'} | "
             f"{ms(second['second'])} | {ms(second['stat_validate'])} | {second['watched']:,} |"
         )
         if kk_sys and fl_sys:
             detail.append(f"- N = {n:,}: floor {fl_sys[1]}; kernelkeeper {kk_sys[1]}")
+        if fr_sys and fl_sys:
+            detail.append(f"- N = {n:,}, floor + report values: {fr_sys[0]:,} syscalls (the floor's {fl_sys[0]:,})")
         detail.append(
             f"- N = {n:,}, floor + project files adds: {len(ops['reads']):,} project files read, "
             f"{len(ops['extra_lists']):,} dist-packages/user-site folders listed, the interpreters stat'ed "
@@ -369,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     method = [
         f"- Each time is the median of {args.k} fresh processes (after one untimed warm-up round), kernelkeeper "
-        "and the two floors alternating; imports happen before the clock starts.",
+        "and the three floors alternating; imports happen before the clock starts.",
         "- The floor lists every folder the discovery watched (project walk, tool folders, env parents, "
         "site-packages, PATH), reads each pyvenv.cfg (or lists conda-meta), readlinks each interpreter and lists "
         "each lib/ — taken from one untimed discovery of the same farm — in plain os calls (a file is "
@@ -379,6 +499,11 @@ def main(argv: list[str] | None = None) -> int:
         "`.project` of each pipenv and virtualenvwrapper env (its project), the dist-packages and user "
         "site of base Pythons (ipykernel), and stats each interpreter (a readlink cannot tell a dangling "
         "link: health). The first floor and its ratio are the issue's own measure, unchanged.",
+        "- The floor + report values (`floor_report`) makes the floor's calls and builds from what they "
+        "read the values every discovery must return, with no logic deciding anything (each environment's "
+        "kind and name are given): a signature per walked folder (subfolder names and inodes), an "
+        "`Environment` with `Path` fields per environment, the list in the report's order, the watched "
+        "paths. Its ratio to the floor is what those values alone cost, before any discovery logic.",
         "- Syscalls: `strace -c -f` of the worker minus the same worker doing only its imports.",
         "- Second discovery: `state.discover_cached` called again in the same process with nothing changed "
         "(median of 5); the stat column is one `discovery.changed` pass over every watched path, what a "
