@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Installs what the JupyterHub suite (tests/hub, `pytest -m hub`) needs that pip cannot:
-#   * Debian's chromium, driven by Playwright (Playwright never downloads a browser here);
+# Installs what the tests need that pip cannot:
+#   * Debian's chromium, driven by Playwright (Playwright never downloads a browser here),
+#     for the JupyterHub and JupyterLab suites (tests/hub, tests/lab);
+#   * Debian's strace, which kills a real `sync` at a chosen rename (tests/test_writes.py);
 #   * configurable-http-proxy from npm, into .ci/node (repo-local, ignored by git).
 # Idempotent: a second run checks and returns in well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ]; then
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium fonts-dejavu-core)
+command -v strace >/dev/null || need+=(strace)
+if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 if [ ! -x .ci/node/node_modules/.bin/configurable-http-proxy ]; then
@@ -18,4 +23,5 @@ if [ ! -x .ci/node/node_modules/.bin/configurable-http-proxy ]; then
 fi
 
 /usr/bin/chromium --version 2>/dev/null  # (its wrapper script warns on stderr)
+strace -V | head -n 1
 echo "configurable-http-proxy $(.ci/node/node_modules/.bin/configurable-http-proxy --version)"

@@ -178,8 +178,19 @@ def floor_report(ops: dict[str, Any]) -> int:
     provider's change detection), an `Environment` per environment with its paths as `Path`,
     the list in the report's order, and the watched paths. What each environment *is* (its kind,
     its name) is taken as given from the untimed discovery: nothing is decided here, so this is
-    the least any Python discovery that returns these values can cost.
+    the least any Python discovery that returns these values can cost. The cyclic GC is paused,
+    as `discovery.discover` pauses it.
     """
+    import gc
+
+    gc.disable()
+    try:
+        return _report(ops)
+    finally:
+        gc.enable()
+
+
+def _report(ops: dict[str, Any]) -> int:
     from kernelkeeper.discovery import _order
     from kernelkeeper.environments import Environment, as_path
 

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from test_real_kernels import run_in_kernel
 
 STRICT_UMASK = 0o077
 RUNUSER = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")  # before PATH is narrowed
+STRACE = shutil.which("strace")
 
 
 def kernels_dir() -> Path:
@@ -179,56 +179,46 @@ def _leftovers(data: Path) -> list[str]:
     return found
 
 
-def _kill_when(cmd: list[str], env: dict[str, str], ready: Any, timeout: float = 60) -> None:
-    """Start a real sync, SIGKILL it as soon as ``ready()`` holds (or it ended)."""
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None and time.monotonic() < deadline and not ready():
-            time.sleep(0.0005)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+def _killed_at(cmd: list[str], env: dict[str, str], nth: int) -> None:
+    """Run a real sync and SIGKILL it on entry to its ``nth`` rename (a ``kill -9`` at a known point).
+
+    strace delivers the signal as the call begins, so the rename does not happen: the kernel being
+    built stays in the staging folder, the kernel.json being swapped stays a temporary file.
+    """
+    argv = [str(STRACE), "-f", "-qq", "-o", os.devnull, "-e", "trace=/^renameat2?$"]
+    argv += ["-e", f"inject=/^renameat2?$:signal=KILL:when={nth}", *cmd]
+    res = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0, f"the sync was not killed at its rename {nth}: {res.stdout}{res.stderr}"
 
 
+@pytest.mark.skipif(STRACE is None, reason="needs strace (.ci/setup.sh installs it)")
 def test_a_killed_sync_leaves_nothing_the_next_run_does_not_clean(fake_home: Path) -> None:
-    n = 300
+    n = 30
     prefixes = [_with_ipykernel(fake_home / "projects" / f"p{i:03}" / ".venv") for i in range(n)]
     env = _subprocess_env(fake_home.parent / "jupyter-root")
     data = kernels_dir().parent
     staging = data / STAGING
 
-    def building() -> bool:
-        try:
-            return bool(os.listdir(staging))
-        except FileNotFoundError:
-            return False
+    # Adds: killed as it moves its 10th kernel from the staging folder into place.
+    _killed_at(_sync(), env, 10)
+    assert len(list(kernels_dir().iterdir())) == 9, "the nine kernels before the kill are in place"
+    left = _leftovers(data)
+    assert len(left) == 1 and left[0].startswith(f"{STAGING}/"), left
 
-    # Adds: kill as soon as a kernel is being built in the staging folder.
-    seen: list[str] = []
-    for _ in range(10):
-        # A run the kill missed added every kernel: start the next attempt with none, so it adds again.
-        shutil.rmtree(kernels_dir(), ignore_errors=True)
-        _kill_when(_sync(), env, building)
-        seen = _leftovers(data)
-        if seen:
-            break
-    assert seen, "no kill landed midway: the test built nothing to clean"
-
-    # Updates: every kernel needs a new kernel.json; kill once the first one is being swapped.
     res = subprocess.run(_sync(), env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert _leftovers(data) == [], "the run that holds the lock removes what a killed run left"
-    updated_left: list[str] = []
-    for attempt in range(10):
-        for prefix in prefixes:
-            _bump_version(prefix, f"3.11.{50 + attempt}")
-        dirs = sorted(kernels_dir().iterdir())
-        mtimes = [d.stat().st_mtime_ns for d in dirs]
-        _kill_when(_sync(), env, lambda dirs=dirs, mtimes=mtimes: [d.stat().st_mtime_ns for d in dirs] != mtimes)
-        updated_left = [p for p in _leftovers(data) if not p.startswith(STAGING)]
-        if updated_left:
-            break
+    assert not staging.exists(), "a finished run leaves no staging folder"
+    assert len(list(kernels_dir().iterdir())) == n
+
+    # Updates: every kernel needs a new kernel.json; killed as it swaps in the 10th.
+    for prefix in prefixes:
+        _bump_version(prefix, "3.11.50")
+    _killed_at(_sync(), env, 10)
+    left = _leftovers(data)
+    assert len(left) == 1 and ".kernel.json." in left[0], left
+    swapped = [k for k in kernels_dir().iterdir() if "3.11.50" in (k / "kernel.json").read_text()]
+    assert len(swapped) == 9, "the nine kernels before the kill were updated, whole"
 
     res = subprocess.run(_sync(), env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -237,11 +227,11 @@ def test_a_killed_sync_leaves_nothing_the_next_run_does_not_clean(fake_home: Pat
     kernels = sorted(kernels_dir().iterdir())
     assert len(kernels) == n
     for kernel in kernels:
-        assert json.loads((kernel / "kernel.json").read_text())["metadata"]["kernelkeeper"]["prefix"]
+        spec = json.loads((kernel / "kernel.json").read_text())
+        assert spec["metadata"]["kernelkeeper"]["prefix"]
+        assert "3.11.50" in json.dumps(spec)
     again = subprocess.run(_sync(), env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(again.stdout)["actions"] == []
-    if not updated_left:
-        pytest.xfail("no kill landed inside an update's kernel.json swap (adds were checked)")
 
 
 def test_cleaning_leaves_other_peoples_files(fake_home: Path) -> None:
