@@ -68,7 +68,8 @@ def plan_ops(home: str) -> dict[str, Any]:
     from kernelkeeper.discovery import discover
 
     found = discover(_context(home))
-    listed = [p for p in found.watched if os.path.isdir(p)]
+    # The watched folders, but each conda-meta/ once: the floor lists those with the environments.
+    listed = [p for p in found.watched if os.path.basename(p) != "conda-meta" and os.path.isdir(p)]
     cfgs, metas, links, libs = [], [], [], []
     # For the floor with the report's values (see `floor_report`): what each environment's I/O is.
     envs = []

@@ -300,6 +300,41 @@ def test_virtualenv_before_20_is_found_healthy_or_not(fake_home: Path, tmp_path:
 
 
 @pytest.mark.realtools
+def test_venv_upgraded_to_another_minor_version(fake_home: Path, pyenv_pythons: dict[str, tuple[str, Path]]) -> None:
+    """``python3.13 -m venv --upgrade`` over a 3.12 venv: lib/ holds python3.12 and python3.13.
+
+    pyvenv.cfg (rewritten in place) and bin/python name 3.13, whose site-packages is the new
+    folder: the environment is healthy, not "pyvenv.cfg says 3.13 but lib/ holds python3.12",
+    and a cached discovery sees the upgrade (nothing it listed changed).
+    """
+    from kernelkeeper import state
+    from kernelkeeper.context import Context
+
+    old_version, old_exe = python(pyenv_pythons, "3.12")
+    new_version, new_exe = python(pyenv_pythons, "3.13")
+    prefix = fake_home / ".virtualenvs" / "upgraded"
+    env = tool_env(fake_home)
+    run([old_exe, "-m", "venv", "--without-pip", prefix], env)
+    aged = os.path.getmtime(prefix) - 60
+    for path in [fake_home, *fake_home.rglob("*")]:
+        os.utime(path, (aged, aged), follow_symlinks=False)  # made well before the scan: a settled snapshot
+    state.forget()
+    try:
+        ctx = Context.from_environ(env=dict(os.environ), cwd=fake_home)
+        before = by_prefix(state.discover_cached(ctx), prefix)
+        assert before.version == old_version and before.healthy
+        run([new_exe, "-m", "venv", "--without-pip", "--upgrade", prefix], env)
+        assert sorted(p.name for p in (prefix / "lib").iterdir()) == ["python3.12", "python3.13"]
+        for found in (state.discover_cached(ctx), run_discover()):
+            after = by_prefix(found, prefix)
+            assert after.version == new_version
+            assert after.healthy, after.problems
+            assert after.site_packages == prefix / "lib" / "python3.13" / "site-packages"
+    finally:
+        state.forget()
+
+
+@pytest.mark.realtools
 def test_real_virtualenv_16_envs(
     fake_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pyenv_pythons: dict[str, tuple[str, Path]]
 ) -> None:

@@ -87,6 +87,46 @@ def test_new_and_deleted_environments_are_seen(fake_home: Path) -> None:
     assert not any(e.project == api for e in found.environments)
 
 
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "stat"])
+def test_an_environment_rewritten_in_place_is_seen(
+    fake_home: Path, monkeypatch: pytest.MonkeyPatch, inotify: bool
+) -> None:
+    """No folder discovery lists changes when a tool rewrites what it read inside an environment.
+
+    ``python -m venv --upgrade`` rewrites pyvenv.cfg in place; conda updating Python swaps
+    its record inside conda-meta/. Both in a tool's folder and in a project's .venv.
+    """
+    if not inotify:
+        monkeypatch.setattr(watch, "_load_libc", lambda: None)
+    (fake_home / ".cache").mkdir()
+    old, new = fakes.BASE_VERSION, f"{fakes.MINOR}.99"
+    venvs = [
+        fakes.venv(fake_home / ".virtualenvs" / "demo"),
+        fakes.venv(fakes.project(fake_home / "projects" / "api") / ".venv"),
+    ]
+    conda = fakes.conda(fake_home / "miniconda3" / "envs" / "science")
+    _aged(fake_home / ".virtualenvs", fake_home / "projects", fake_home / "miniconda3")
+
+    def versions() -> dict[Path, str | None]:
+        found = state.discover_cached(_ctx(fake_home))
+        return {e.prefix: e.version for e in found.environments if e.prefix in (*venvs, conda)}
+
+    assert versions() == {venvs[0]: old, venvs[1]: old, conda: old}
+    _held(fake_home)
+    for prefix in venvs:
+        cfg = prefix / "pyvenv.cfg"
+        with cfg.open("r+") as f:  # in place: the same file, no folder entry changes
+            text = f.read().replace(f"version = {old}", f"version = {new}")
+            f.seek(0)
+            f.write(text)
+            f.truncate()
+    assert versions() == {venvs[0]: new, venvs[1]: new, conda: old}
+    _held(fake_home)
+    (record,) = (conda / "conda-meta").glob("python-*.json")
+    record.rename(record.with_name(f"python-{new}-h955ad1f_0.json"))
+    assert versions() == {venvs[0]: new, venvs[1]: new, conda: new}
+
+
 def test_paths_on_network_filesystems_are_polled(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """inotify sees no change made by another NFS client: such paths are stat-polled.
 

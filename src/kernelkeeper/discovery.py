@@ -86,9 +86,13 @@ def _discover(ctx: Context) -> Discovery:
     for locator in LOCATORS:
         watched += [str(p) for p in locator.watch(ctx)]
     watched += [str(p) for p in system.watch(ctx)]
-    dirname = os.path.dirname
+    dirname, read_at = os.path.dirname, cfgs.read_at
     for env in environments:
-        watched.append(dirname(env.prefix))
+        prefix = str(env.prefix)
+        watched.append(dirname(prefix))
+        marker = read_at(prefix)  # its pyvenv.cfg or conda-meta/, which change in place
+        if marker is not None:
+            watched.append(marker)
         if env.site_packages is not None:
             watched.append(str(env.site_packages))
     watched += [p for p in ctx.env.get("PATH", "").split(os.pathsep) if p]

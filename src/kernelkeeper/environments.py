@@ -198,6 +198,19 @@ class PyvenvCfgs:
         self._memo[prefix] = _parse_cfg(text)
         return True
 
+    def read_at(self, prefix: str) -> str | None:
+        """What this scan read to learn what ``prefix`` is: its pyvenv.cfg or its conda-meta/, or None.
+
+        Both can change with no folder the scan listed changing: ``python -m venv --upgrade``
+        rewrites pyvenv.cfg in place, conda updating Python renames a record inside conda-meta/.
+        So discovery watches them too (`Discovery.watched`).
+        """
+        if self._memo.get(prefix) is not None:
+            return _join(prefix, "pyvenv.cfg")
+        if self._metas.get(prefix) is not None:
+            return _join(prefix, "conda-meta")
+        return None
+
     def conda_meta(self, prefix: str) -> list[str] | None:
         """The names in ``prefix/conda-meta``, or None when that is no folder; listed once a scan.
 
@@ -396,13 +409,21 @@ def _describe(
         except OSError:
             entries = ()
     match = _LIBPY_RE.match
+    chosen = None
     for entry in entries:
         m = match(entry)
         if m:
-            minor = m.group(2)
-            lib_impl = "pypy" if m.group(1) == "pypy" else "cpython"
-            site_packages = f"{lib}{_SEP}{entry}{_SEP}site-packages"
-            break
+            if chosen is None:
+                chosen = m
+            # `python -m venv --upgrade` to another minor version adds lib/pythonX.Y beside the
+            # old one: the one pyvenv.cfg names is the one its Python uses.
+            if version is None or version.startswith(f"{m.group(2)}.") or version == m.group(2):
+                chosen = m
+                break
+    if chosen is not None:
+        minor = chosen.group(2)
+        lib_impl = "pypy" if chosen.group(1) == "pypy" else "cpython"
+        site_packages = f"{lib}{_SEP}{chosen.string}{_SEP}site-packages"
     else:
         windows = _join(prefix, "Lib", "site-packages")
         if os.path.isdir(windows):

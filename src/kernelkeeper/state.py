@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 # 2: JSON lines (1 was one JSON document). 3: a walked folder's signature records the marker
 # files whose content discovery does not read (lock files, requirements.txt...) as present, not
-# by mtime: a saved signature of 2 would not match the folder as it is now.
-FORMAT = 3
+# by mtime: a saved signature of 2 would not match the folder as it is now. 4: the watched paths
+# include each environment's pyvenv.cfg or conda-meta/; a state of 3 would miss their changes.
+FORMAT = 4
 #: The state of 10,000 environments is a few MB; past this something else is in the file.
 LIMIT = 64 << 20
 # Variables that change from one shell to the next without changing what discovery finds.
