@@ -101,6 +101,7 @@ def plan_ops(home: str) -> dict[str, Any]:
                 reads.append(pyproject)  # which tool manages an in-project env: a kind reported
         if {"pipenv", "virtualenvwrapper"} & set(env.kinds):
             reads.append(os.path.join(prefix, ".project"))  # the project those tools link: reported
+    listed_set = set(listed)  # what the first floor lists already (a user site discovery watches)
     return {
         "listed": listed,
         "cfgs": cfgs,
@@ -108,7 +109,7 @@ def plan_ops(home: str) -> dict[str, Any]:
         "links": links,
         "libs": libs,
         "reads": list(dict.fromkeys(reads)),
-        "extra_lists": list(dict.fromkeys(extra_lists)),
+        "extra_lists": [p for p in dict.fromkeys(extra_lists) if p not in listed_set],
         "environments": len(found.environments),
         "envs": envs,
         "walked": list(found.signatures),

@@ -127,6 +127,40 @@ def test_an_environment_rewritten_in_place_is_seen(
     assert versions() == {venvs[0]: new, venvs[1]: new, conda: new}
 
 
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "stat"])
+@pytest.mark.parametrize("where", ["user site", "dist-packages"])
+def test_ipykernel_installed_beside_a_base_python_is_seen(
+    fake_home: Path, monkeypatch: pytest.MonkeyPatch, inotify: bool, where: str
+) -> None:
+    """``pip install --user ipykernel`` (or Debian's python3-ipykernel) for a pyenv or system Python.
+
+    Neither folder is inside the Python's prefix or listed by the scan, but describe looks
+    there for ipykernel: the cached discovery must see it arrive and go.
+    """
+    if not inotify:
+        monkeypatch.setattr(watch, "_load_libc", lambda: None)
+    (fake_home / ".cache").mkdir()
+    base = fakes.base_python(fake_home / ".pyenv" / "versions" / fakes.BASE_VERSION)
+    if where == "user site":
+        folder = fake_home / ".local" / "lib" / f"python{fakes.MINOR}" / "site-packages"
+    else:
+        folder = base / "lib" / "python3" / "dist-packages"
+    folder.mkdir(parents=True)  # there already: something else was installed in it before
+    _aged(fake_home)
+
+    def has_ipykernel() -> bool:
+        (env,) = [e for e in state.discover_cached(_ctx(fake_home)).environments if e.prefix == base]
+        return env.has_ipykernel
+
+    assert not has_ipykernel()
+    _held(fake_home)
+    (folder / "ipykernel-6.29.5.dist-info").mkdir()
+    assert has_ipykernel()
+    _held(fake_home)
+    (folder / "ipykernel-6.29.5.dist-info").rmdir()
+    assert not has_ipykernel()
+
+
 def test_paths_on_network_filesystems_are_polled(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """inotify sees no change made by another NFS client: such paths are stat-polled.
 

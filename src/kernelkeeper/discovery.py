@@ -71,16 +71,17 @@ def _discover(ctx: Context) -> Discovery:
             records[key(str(found.prefix))].append(found)
     known = set(records)
     user_home = str(ctx.home)
-    user_sites: dict[str, bool] = {}
+    # The dist-packages and user site-packages folders base Pythons import from, as describe looks.
+    extra_sites: dict[str, bool] = {}
     environments = []
     cfgs = scan.cfgs
     for prefix, group in records.items():
         if len(group) > 1:
             group.sort(key=_rank)
-        environments.append(merge_at(prefix, as_path(prefix), group, user_home, cfgs, user_sites))
+        environments.append(merge_at(prefix, as_path(prefix), group, user_home, cfgs, extra_sites))
     for found in system.find(ctx, known):
         # Several system Pythons may share one prefix (/usr): one environment per interpreter.
-        environments.append(merge([found], ctx.home, scan.cfgs))
+        environments.append(merge([found], ctx.home, scan.cfgs, extra_sites))
     environments.sort(key=_order)
     watched = list(scan.visited)
     for locator in LOCATORS:
@@ -95,6 +96,7 @@ def _discover(ctx: Context) -> Discovery:
             watched.append(marker)
         if env.site_packages is not None:
             watched.append(str(env.site_packages))
+    watched += extra_sites  # `pip install --user ipykernel` changes no folder the scan listed
     watched += [p for p in ctx.env.get("PATH", "").split(os.pathsep) if p]
     return Discovery(tuple(environments), tuple(scan.skipped), tuple(dict.fromkeys(watched)), scan.signatures)
 

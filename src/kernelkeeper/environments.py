@@ -362,7 +362,7 @@ def _describe(
     records: list[Found] | None,
     user_home: str | None,
     cfg: dict[str, str] | None,
-    user_sites: dict[str, bool] | None = None,
+    extra_sites: dict[str, bool] | None = None,
     conda_meta: Callable[[str], list[str] | None] | None = None,
 ) -> Environment:
     """`describe` of ``found`` at ``prefix``, on strings: it runs once per environment a scan.
@@ -478,16 +478,18 @@ def _describe(
             _join(prefix, "lib", "python3", "dist-packages"),
             _join(prefix, "local", "lib", f"python{minor}", "dist-packages"),
         ]
-        has_ipykernel = any(has_dist(d, "ipykernel") for d in extra)
-        if not has_ipykernel and user_home is not None:
-            user_site = _join(user_home, ".local", "lib", f"python{minor}", "site-packages")
-            if user_sites is None:
-                has_ipykernel = has_dist(user_site, "ipykernel")
-            else:  # every base Python of one minor version shares it: looked at once a scan
-                known = user_sites.get(user_site)
+        if user_home is not None:
+            extra.append(_join(user_home, ".local", "lib", f"python{minor}", "site-packages"))
+        for folder in extra:
+            if extra_sites is None:
+                has_ipykernel = has_dist(folder, "ipykernel")
+            else:  # every base Python of one minor version shares a user site: looked at once a scan
+                known = extra_sites.get(folder)
                 if known is None:
-                    known = user_sites[user_site] = has_dist(user_site, "ipykernel")
+                    known = extra_sites[folder] = has_dist(folder, "ipykernel")
                 has_ipykernel = known
+            if has_ipykernel:
+                break
 
     kinds: tuple[str, ...] = (kind, "virtualenv") if legacy and kind != "virtualenv" else (kind,)
     # One record whose kind is the one pyvenv.cfg names, or without pyvenv.cfg: nothing to merge.
@@ -554,6 +556,7 @@ def merge(
     records: Iterable[Found],
     user_home: Path | None = None,
     cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg,
+    extra_sites: dict[str, bool] | None = None,
 ) -> Environment:
     """One environment from every locator's record of the same prefix.
 
@@ -563,7 +566,8 @@ def merge(
     """
     ordered = sorted(records, key=_found_rank)
     path = Path(ordered[0].prefix)
-    return merge_at(str(path), path, ordered, str(user_home) if user_home is not None else None, cfgs)
+    home = str(user_home) if user_home is not None else None
+    return merge_at(str(path), path, ordered, home, cfgs, extra_sites)
 
 
 def _found_rank(found: Found) -> int:
@@ -576,16 +580,17 @@ def merge_at(
     records: list[Found],
     user_home: str | None,
     cfgs: Callable[[str | Path], dict[str, str] | None] = read_pyvenv_cfg,
-    user_sites: dict[str, bool] | None = None,
+    extra_sites: dict[str, bool] | None = None,
 ) -> Environment:
     """`merge` of records already sorted by kind, for the prefix ``prefix`` (``path`` as a `Path`).
 
     Discovery calls it once per environment with the resolved prefix its records were
-    grouped under, whatever path each locator reached it by. ``user_sites``: whether
-    ipykernel is in each user site-packages folder, filled as the scan looks.
+    grouped under, whatever path each locator reached it by. ``extra_sites``: whether
+    ipykernel is in each folder outside a prefix that a base Python imports from
+    (dist-packages, the user site), filled as the scan looks; discovery watches them.
     """
     conda_meta = cfgs.conda_meta if isinstance(cfgs, PyvenvCfgs) else None
-    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix), user_sites, conda_meta)
+    return _describe(prefix, path, records[0], records, user_home, cfgs(prefix), extra_sites, conda_meta)
 
 
 def _merged_kinds(records: list[Found], cfg: dict[str, str] | None, described: tuple[str, ...]) -> tuple[str, ...]:
