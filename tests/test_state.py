@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -80,8 +82,6 @@ def test_new_and_deleted_environments_are_seen(fake_home: Path) -> None:
     fakes.venv(web / ".venv")
     found = state.discover_cached(_ctx(fake_home))
     assert any(e.project == web for e in found.environments)
-    import shutil
-
     shutil.rmtree(api / ".venv")
     found = state.discover_cached(_ctx(fake_home))
     assert not any(e.project == api for e in found.environments)
@@ -159,6 +159,43 @@ def test_ipykernel_installed_beside_a_base_python_is_seen(
     _held(fake_home)
     (folder / "ipykernel-6.29.5.dist-info").rmdir()
     assert not has_ipykernel()
+
+
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "stat"])
+def test_a_venv_whose_base_python_is_uninstalled_is_seen_broken(
+    fake_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inotify: bool
+) -> None:
+    """The Python a venv was made from goes (a source build in /opt removed, a pyenv version
+    uninstalled): no folder the scan listed changes, but the venv's interpreter now dangles."""
+    if not inotify:
+        monkeypatch.setattr(watch, "_load_libc", lambda: None)
+    (fake_home / ".cache").mkdir()
+    base = fakes.base_python(tmp_path / "opt" / "python3")
+    env = fakes.venv(fake_home / ".virtualenvs" / "demo", target=base / "bin" / f"python{fakes.MINOR}")
+    _aged(fake_home, tmp_path / "opt")
+
+    def problems() -> tuple[str, ...]:
+        (found,) = [e for e in state.discover_cached(_ctx(fake_home)).environments if e.prefix == env]
+        return found.problems
+
+    assert problems() == ()
+    _held(fake_home)
+    shutil.rmtree(base)
+    assert [p.split(":")[0] for p in problems()] == ["interpreter link dangles"]
+
+
+@pytest.mark.parametrize("home", ["relative/bin", "/opt/py\0thon/bin", "", "/" + "x" * 5000])
+def test_a_hostile_home_in_pyvenv_cfg_is_not_watched(fake_home: Path, home: str) -> None:
+    env = fakes.venv(fake_home / ".virtualenvs" / "odd")
+    cfg = env / "pyvenv.cfg"
+    cfg.write_text(re.sub(r"(?m)^home = .*$", lambda _m: f"home = {home}", cfg.read_text()))
+    found = state.discover_cached(_ctx(fake_home))
+    assert any(e.prefix == env for e in found.environments)
+    assert str(cfg) in found.watched
+    assert not [w for w in found.watched if "\0" in w or not os.path.isabs(w)]
+    # Checking what it watches (a stat of each path, an inotify watch) raises nothing either.
+    again = state.discover_cached(_ctx(fake_home))
+    assert any(e.prefix == env for e in again.environments)
 
 
 def test_paths_on_network_filesystems_are_polled(fake_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

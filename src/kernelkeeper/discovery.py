@@ -87,13 +87,11 @@ def _discover(ctx: Context) -> Discovery:
     for locator in LOCATORS:
         watched += [str(p) for p in locator.watch(ctx)]
     watched += [str(p) for p in system.watch(ctx)]
-    dirname, read_at = os.path.dirname, cfgs.read_at
+    dirname, watch_at = os.path.dirname, cfgs.watch_at
     for env in environments:
         prefix = str(env.prefix)
         watched.append(dirname(prefix))
-        marker = read_at(prefix)  # its pyvenv.cfg or conda-meta/, which change in place
-        if marker is not None:
-            watched.append(marker)
+        watched += watch_at(prefix)  # its pyvenv.cfg or conda-meta/, and its base Python's folder
         if env.site_packages is not None:
             watched.append(str(env.site_packages))
     watched += extra_sites  # `pip install --user ipykernel` changes no folder the scan listed

@@ -198,18 +198,25 @@ class PyvenvCfgs:
         self._memo[prefix] = _parse_cfg(text)
         return True
 
-    def read_at(self, prefix: str) -> str | None:
-        """What this scan read to learn what ``prefix`` is: its pyvenv.cfg or its conda-meta/, or None.
+    def watch_at(self, prefix: str) -> tuple[str, ...]:
+        """What discovery watches for ``prefix`` beyond the folders it listed.
 
-        Both can change with no folder the scan listed changing: ``python -m venv --upgrade``
-        rewrites pyvenv.cfg in place, conda updating Python renames a record inside conda-meta/.
-        So discovery watches them too (`Discovery.watched`).
+        What this scan read to learn what ``prefix`` is, which can change with no listed folder
+        changing: its pyvenv.cfg (``python -m venv --upgrade`` rewrites it in place) or its
+        conda-meta/ (conda updating Python swaps a record in it). And the folder of the base
+        interpreter its pyvenv.cfg names (``home``): uninstalling that Python breaks the
+        environment, wherever the base lives.
         """
-        if self._memo.get(prefix) is not None:
-            return _join(prefix, "pyvenv.cfg")
+        cfg = self._memo.get(prefix)
+        if cfg is not None:
+            cfg_path = _join(prefix, "pyvenv.cfg")
+            home = cfg.get("home")
+            if home and os.path.isabs(home) and "\0" not in home:  # a path os.stat can take
+                return cfg_path, os.path.normpath(home)
+            return (cfg_path,)
         if self._metas.get(prefix) is not None:
-            return _join(prefix, "conda-meta")
-        return None
+            return (_join(prefix, "conda-meta"),)
+        return ()
 
     def conda_meta(self, prefix: str) -> list[str] | None:
         """The names in ``prefix/conda-meta``, or None when that is no folder; listed once a scan.
