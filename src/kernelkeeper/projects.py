@@ -193,6 +193,9 @@ class ProjectScan:
     visited: list[str] = field(default_factory=list)
     # What the walk read in each of them (see `signature`), when it listed them.
     signatures: dict[str, Signature] = field(default_factory=dict)
+    # The files among them whose content discovery reads (`CONTENT_FILES`): rewritten in place
+    # (an editor, ``poetry add``), they move no folder's mtime, so discovery watches them too.
+    content_files: list[str] = field(default_factory=list)
     # realpath for this scan, remembering the folders it resolved.
     realpath: RealPaths = field(default_factory=RealPaths)
     # pyvenv.cfg for this scan: the locators and merge read the same files.
@@ -498,8 +501,13 @@ class _Walker:
                     if not entry.is_dir():  # follows symlinks
                         continue
                     sig.append((name, entry.inode()))
+                elif role is _CONTENT:
+                    sig.append((name, entry.stat().st_mtime_ns))
+                    scan.content_files.append(entry.path)
+                    if not entry.is_dir():
+                        continue
                 else:
-                    sig.append((name, entry.stat().st_mtime_ns if role is _CONTENT else 0))
+                    sig.append((name, 0))
                     if not entry.is_dir():
                         continue
             except OSError:

@@ -1,0 +1,197 @@
+"""The cached discovery is always what a fresh scan finds.
+
+``state.discover_cached`` (what the provider serves its kernel list from) reuses the last scan
+while nothing the scan watched has moved. A change it does not see is a kernel list that lies
+until something else moves: a kernel shown for a Python that is gone, a new environment missing.
+
+A home with environments as the tools leave them, then one change at a time, as the tools and
+people make them. After each, the cached discovery must equal a fresh one, field for field. Each
+change is dated a while back (every path it touched gets a time of its own in the past): a path
+modified as a scan starts is looked at again anyway, which would hide a path the cache does not
+watch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import fakes
+from kernelkeeper import state, watch
+from kernelkeeper.context import Context
+from kernelkeeper.discovery import Discovery, discover
+from kernelkeeper.locators.pipenv import env_name
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory() -> Iterator[None]:
+    state.forget()
+    yield
+    state.forget()
+
+
+def _ctx(home: Path) -> Context:
+    return Context.from_environ(env=dict(os.environ), cwd=home)
+
+
+def _report(found: Discovery) -> list[dict[str, Any]]:
+    return [dict(e.to_json(), site_packages=str(e.site_packages)) for e in found.environments]
+
+
+class Dated:
+    """Moves what each change touched to a time of its own, a minute or more in the past."""
+
+    def __init__(self, *tops: Path) -> None:
+        self.tops = tops
+        self.when = time.time_ns() - 600 * 10**9
+        self.since = 0
+        self.touch_all()
+
+    def _paths(self) -> Iterator[Path]:
+        for top in self.tops:
+            yield top
+            yield from top.rglob("*")
+
+    def touch_all(self) -> None:
+        self._date(lambda st: True)
+
+    def changes(self) -> None:
+        self._date(lambda st: st.st_mtime_ns >= self.since)
+
+    def _date(self, touched: Callable[[os.stat_result], bool]) -> None:
+        self.when += 10**9  # a second apart: distinct on any filesystem's clock
+        for path in self._paths():
+            st = path.lstat()
+            if touched(st):
+                os.utime(path, ns=(self.when, self.when), follow_symlinks=False)
+        self.since = time.time_ns() - 10**6
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    """Rewrite a file in place (same inode), as ``python -m venv --upgrade`` or an editor does."""
+    with path.open("r+") as f:
+        text = f.read()
+        assert old in text, (path, old)
+        f.seek(0)
+        f.write(text.replace(old, new))
+        f.truncate()
+
+
+def _farm(home: Path, outside: Path) -> dict[str, Path]:
+    (home / ".cache").mkdir()
+    minor, version = fakes.MINOR, fakes.BASE_VERSION
+    opt = fakes.base_python(outside / "opt" / "python3")  # a base no locator finds (a build in /opt)
+    pyenv = fakes.base_python(home / ".pyenv" / "versions" / version)
+    api = fakes.project(home / "projects" / "api")
+    web = fakes.project(home / "projects" / "web")
+    app = fakes.project(home / "projects" / "app", files={"Pipfile": ""})
+    pipenv_env = fakes.venv(home / ".local" / "share" / "virtualenvs" / env_name(app), tool="virtualenv")
+    (pipenv_env / ".project").write_text(str(app))
+    (home / ".local" / "lib" / f"python{minor}" / "site-packages").mkdir(parents=True)
+    conda = fakes.conda(home / "miniconda3", base=True)
+    return {
+        "opt": opt,
+        "pyenv": pyenv,
+        "api": api,
+        "web": web,
+        "app": app,
+        "api_venv": fakes.venv(api / ".venv", ipykernel=True),
+        "tools": fakes.venv(home / ".virtualenvs" / "tools", target=opt / "bin" / f"python{minor}"),
+        "other": fakes.venv(home / ".virtualenvs" / "other"),
+        "pipenv_env": pipenv_env,
+        "conda": conda,
+        "science": fakes.conda(conda / "envs" / "science", ipykernel=True),
+        "user_site": home / ".local" / "lib" / f"python{minor}" / "site-packages",
+    }
+
+
+def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any]]]:
+    minor, version = fakes.MINOR, fakes.BASE_VERSION
+    new_version = f"{minor}.99"
+    web_venv, tools = f["web"] / ".venv", f["tools"]
+
+    def dist(prefix: Path) -> Path:
+        return prefix / "lib" / f"python{minor}" / "site-packages" / "ipykernel-6.29.5.dist-info"
+
+    def conda_python_update() -> None:
+        (record,) = (f["science"] / "conda-meta").glob("python-*.json")
+        record.rename(record.with_name(f"python-{new_version}-h955ad1f_0.json"))
+
+    def venv_upgrade() -> None:
+        _rewrite(web_venv / "pyvenv.cfg", f"version = {version}", f"version = {new_version}")
+
+    def system_site_packages() -> None:
+        _rewrite(tools / "pyvenv.cfg", "include-system-site-packages = false", "include-system-site-packages = true")
+
+    def adopt_poetry() -> None:
+        _rewrite(f["web"] / "pyproject.toml", "[project]", "[tool.poetry]")
+
+    return [
+        ("a notebook saved in a project", lambda: (f["api"] / "analysis.ipynb").write_text("{}")),
+        ("pip install ipykernel", lambda: dist(f["other"]).mkdir()),
+        ("pip uninstall ipykernel", lambda: dist(f["other"]).rmdir()),
+        ("python -m venv in a project", lambda: fakes.venv(web_venv)),
+        ("python -m venv --upgrade", venv_upgrade),
+        ("a tool edits pyvenv.cfg", system_site_packages),
+        ("conda updates Python", conda_python_update),
+        ("conda create", lambda: fakes.conda(f["conda"] / "envs" / "fresh")),
+        ("conda remove --all", lambda: shutil.rmtree(f["conda"] / "envs" / "fresh")),
+        ("pip install --user ipykernel", lambda: (f["user_site"] / "ipykernel-6.29.5.dist-info").mkdir()),
+        ("pip uninstall --user ipykernel", lambda: (f["user_site"] / "ipykernel-6.29.5.dist-info").rmdir()),
+        ("setvirtualenvproject", lambda: (tools / ".project").write_text(f"{f['web']}\n")),
+        ("setvirtualenvproject again", lambda: _rewrite(tools / ".project", str(f["web"]), str(f["api"]))),
+        ("the project adopts poetry (pyproject.toml edited in place)", adopt_poetry),
+        ("uv lock", lambda: (f["web"] / "uv.lock").write_text("version = 1\n")),
+        ("mkvirtualenv", lambda: fakes.venv(home / ".virtualenvs" / "fresh")),
+        ("an env made in a folder .condarc will name", lambda: fakes.conda(home / "team-envs" / "shared")),
+        (".condarc names a folder of envs", lambda: (home / ".condarc").write_text("envs_dirs:\n  - ~/team-envs\n")),
+        ("a project venv linked to a shared env", lambda: (f["app"] / ".venv").symlink_to(tools)),
+        ("rmvirtualenv", lambda: shutil.rmtree(f["other"])),
+        ("a project folder renamed", lambda: f["api"].rename(f["api"].with_name("api2"))),
+        ("pipenv --rm", lambda: shutil.rmtree(f["pipenv_env"])),
+        ("the base Python in /opt removed", lambda: shutil.rmtree(f["opt"])),
+        ("pyenv uninstall", lambda: shutil.rmtree(f["pyenv"])),
+        ("pyvenv.cfg deleted", lambda: (tools / "pyvenv.cfg").unlink()),
+        ("a project venv removed", lambda: shutil.rmtree(web_venv)),
+    ]
+
+
+@pytest.mark.parametrize("inotify", [True, False], ids=["inotify", "stat"])
+def test_the_cached_discovery_is_what_a_fresh_scan_finds(
+    fake_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inotify: bool
+) -> None:
+    if not inotify:
+        monkeypatch.setattr(watch, "_load_libc", lambda: None)
+    outside = tmp_path / "outside"
+    farm = _farm(fake_home, outside)
+    dated = Dated(fake_home, outside)
+    cached = state.discover_cached(_ctx(fake_home))
+    assert _report(cached) == _report(discover(_ctx(fake_home)))
+    missed, moved = [], []
+    last = _report(cached)
+    changes = _changes(fake_home, farm)
+    for what, change in changes:
+        change()
+        dated.changes()
+        cached = state.discover_cached(_ctx(fake_home))
+        fresh = discover(_ctx(fake_home))
+        if _report(fresh) != last:
+            moved.append(what)
+        last = _report(fresh)
+        if _report(cached) != last:
+            missed.append(what)
+            state.forget()  # start the next change from the truth
+            state.discover_cached(_ctx(fake_home))
+    assert missed == [], f"the cached discovery did not see: {missed}"
+    # Every change but these three changes the report: the test checks what it claims to.
+    assert [what for what, _ in changes if what not in moved] == [
+        "a notebook saved in a project",
+        "a tool edits pyvenv.cfg",  # include-system-site-packages: no field reports it
+        "an env made in a folder .condarc will name",  # found once .condarc names the folder
+    ]
