@@ -177,6 +177,9 @@ def test_the_cached_discovery_is_what_a_fresh_scan_finds(
     last = _report(cached)
     changes = _changes(fake_home, farm)
     for what, change in changes:
+        # What a server saves when it stops; the change happens while it is down.
+        entry = state._memory[state.context_key(_ctx(fake_home))]
+        assert state.save(_ctx(fake_home), entry.found, dict(entry.snapshot)) is not None
         change()
         dated.changes()
         cached = state.discover_cached(_ctx(fake_home))
@@ -188,6 +191,11 @@ def test_the_cached_discovery_is_what_a_fresh_scan_finds(
             missed.append(what)
             state.forget()  # start the next change from the truth
             state.discover_cached(_ctx(fake_home))
+        # The restarted server's check of the saved state (`provider` loads it, then compares).
+        loaded = state.load(_ctx(fake_home))
+        assert loaded is not None
+        if _report(loaded[0]) != last and state.still_valid(loaded[1], loaded[0]) is None:
+            missed.append(f"{what} (while the server was down)")
     assert missed == [], f"the cached discovery did not see: {missed}"
     # Every change but these three changes the report: the test checks what it claims to.
     assert [what for what, _ in changes if what not in moved] == [
