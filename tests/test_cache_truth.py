@@ -95,7 +95,10 @@ def _farm(home: Path, outside: Path) -> dict[str, Path]:
     (pipenv_env / ".project").write_text(str(app))
     (home / ".local" / "lib" / f"python{minor}" / "site-packages").mkdir(parents=True)
     conda = fakes.conda(home / "miniconda3", base=True)
+    pixi = fakes.project(home / "projects" / "px", files={"pixi.toml": ""})
+    fakes.conda(pixi / ".pixi" / "envs" / "default")
     return {
+        "pixi": pixi,
         "opt": opt,
         "pyenv": pyenv,
         "api": api,
@@ -129,6 +132,10 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
     def system_site_packages() -> None:
         _rewrite(tools / "pyvenv.cfg", "include-system-site-packages = false", "include-system-site-packages = true")
 
+    def pyenv_virtualenv() -> None:
+        env = fakes.venv(f["pyenv"] / "envs" / "venv2", target=f["pyenv"] / "bin" / f"python{minor}")
+        (f["pyenv"].parent / "venv2").symlink_to(env)
+
     def adopt_poetry() -> None:
         _rewrite(f["web"] / "pyproject.toml", "[project]", "[tool.poetry]")
 
@@ -149,6 +156,10 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
         ("the project adopts poetry (pyproject.toml edited in place)", adopt_poetry),
         ("uv lock", lambda: (f["web"] / "uv.lock").write_text("version = 1\n")),
         ("mkvirtualenv", lambda: fakes.venv(home / ".virtualenvs" / "fresh")),
+        ("pixi install -e test", lambda: fakes.conda(f["pixi"] / ".pixi" / "envs" / "test")),
+        ("pixi clean", lambda: shutil.rmtree(f["pixi"] / ".pixi" / "envs")),
+        ("pixi install", lambda: fakes.conda(f["pixi"] / ".pixi" / "envs" / "default")),
+        ("pyenv virtualenv", pyenv_virtualenv),
         ("an env made in a folder .condarc will name", lambda: fakes.conda(home / "team-envs" / "shared")),
         (".condarc names a folder of envs", lambda: (home / ".condarc").write_text("envs_dirs:\n  - ~/team-envs\n")),
         ("a project venv linked to a shared env", lambda: (f["app"] / ".venv").symlink_to(tools)),

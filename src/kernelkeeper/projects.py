@@ -537,9 +537,10 @@ class _Walker:
         self.scan.realpath.note(folder, real)
         return project
 
-    @staticmethod
-    def _pixi_envs(pixi_dir: str) -> list[str]:
+    def _pixi_envs(self, pixi_dir: str) -> list[str]:
         envs_dir = os.path.join(pixi_dir, "envs")
+        # Watched like a walked folder: `pixi install -e test` adds an env there and nowhere else.
+        self.scan.visited.append(envs_dir)
         try:
             names = os.listdir(envs_dir)
         except OSError:
