@@ -95,10 +95,17 @@ def _farm(home: Path, outside: Path) -> dict[str, Path]:
     (pipenv_env / ".project").write_text(str(app))
     (home / ".local" / "lib" / f"python{minor}" / "site-packages").mkdir(parents=True)
     conda = fakes.conda(home / "miniconda3", base=True)
+    (home / ".config" / "pdm").mkdir(parents=True)  # pdm was run before: its config folder is there
+    # hatch told to keep each project's envs in it (`[dirs.env] virtual = ".hatch"`).
+    (home / ".config" / "hatch").mkdir(parents=True)
+    (home / ".config" / "hatch" / "config.toml").write_text('[dirs.env]\nvirtual = ".hatch"\n')
+    hat = fakes.project(home / "projects" / "hat", files={"pyproject.toml": '[project]\nname = "hat"\n'})
+    fakes.venv(hat / ".hatch" / "hat", tool="virtualenv")
     pixi = fakes.project(home / "projects" / "px", files={"pixi.toml": ""})
     fakes.conda(pixi / ".pixi" / "envs" / "default")
     return {
         "pixi": pixi,
+        "hat": hat,
         "opt": opt,
         "pyenv": pyenv,
         "api": api,
@@ -136,6 +143,13 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
         env = fakes.venv(f["pyenv"] / "envs" / "venv2", target=f["pyenv"] / "bin" / f"python{minor}")
         (f["pyenv"].parent / "venv2").symlink_to(env)
 
+    def pdm_config() -> None:
+        (home / ".config" / "pdm" / "config.toml").write_text('[venv]\nlocation = "~/pdm-venvs"\n')
+
+    def condarc_add() -> None:
+        fakes.conda(home / "more-envs" / "extra")
+        _rewrite(home / ".condarc", "  - ~/team-envs\n", "  - ~/team-envs\n  - ~/more-envs\n")
+
     def adopt_poetry() -> None:
         _rewrite(f["web"] / "pyproject.toml", "[project]", "[tool.poetry]")
 
@@ -160,8 +174,13 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
         ("pixi clean", lambda: shutil.rmtree(f["pixi"] / ".pixi" / "envs")),
         ("pixi install", lambda: fakes.conda(f["pixi"] / ".pixi" / "envs" / "default")),
         ("pyenv virtualenv", pyenv_virtualenv),
+        ("hatch env remove", lambda: shutil.rmtree(f["hat"] / ".hatch" / "hat")),
+        ("hatch env create", lambda: fakes.venv(f["hat"] / ".hatch" / "hat", tool="virtualenv")),
+        ("a pdm env made where pdm's config will point", lambda: fakes.venv(home / "pdm-venvs" / "app-AbCdEfGh-3.11")),
+        ("pdm config venv.location", pdm_config),
         ("an env made in a folder .condarc will name", lambda: fakes.conda(home / "team-envs" / "shared")),
         (".condarc names a folder of envs", lambda: (home / ".condarc").write_text("envs_dirs:\n  - ~/team-envs\n")),
+        ("conda config --add envs_dirs (.condarc rewritten in place)", condarc_add),
         ("a project venv linked to a shared env", lambda: (f["app"] / ".venv").symlink_to(tools)),
         ("rmvirtualenv", lambda: shutil.rmtree(f["other"])),
         ("a project folder renamed", lambda: f["api"].rename(f["api"].with_name("api2"))),
@@ -208,9 +227,10 @@ def test_the_cached_discovery_is_what_a_fresh_scan_finds(
         if _report(loaded[0]) != last and state.still_valid(loaded[1], loaded[0]) is None:
             missed.append(f"{what} (while the server was down)")
     assert missed == [], f"the cached discovery did not see: {missed}"
-    # Every change but these three changes the report: the test checks what it claims to.
+    # Every change but these changes the report: the test checks what it claims to.
     assert [what for what, _ in changes if what not in moved] == [
         "a notebook saved in a project",
         "a tool edits pyvenv.cfg",  # include-system-site-packages: no field reports it
+        "a pdm env made where pdm's config will point",  # found once the config points there
         "an env made in a folder .condarc will name",  # found once .condarc names the folder
     ]

@@ -98,7 +98,11 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
         yield from _find_tree(str(virtual), by_hash, scan)
     if in_project is not None:
         for project in scan.projects:
-            prefixes = list(iter_env_dirs(project.path / in_project))
+            folder = project.path / in_project
+            # Watched like a walked folder, there or not: `hatch env create` adds an env there and
+            # nowhere else (and a new folder changes the project's, which the walk watches).
+            scan.visited.append(str(folder))
+            prefixes = list(iter_env_dirs(folder))
             if not prefixes:
                 continue
             canonical = _project_name(project)

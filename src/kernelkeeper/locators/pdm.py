@@ -27,12 +27,15 @@ KIND = "pdm"
 _NAME_RE = re.compile(r"^(?P<name>.+)-(?P<hash>[A-Za-z0-9_-]{8})-(?P<py>\d+\.\d+)$")
 
 
+def config_file(ctx: Context) -> Path:
+    return ctx.path_var("PDM_CONFIG_FILE") or ctx.user_config_dir("pdm") / "config.toml"
+
+
 def venvs_dir(ctx: Context) -> Path:
     location = ctx.path_var("PDM_VENV_LOCATION")
     if location is not None:
         return location
-    config_file = ctx.path_var("PDM_CONFIG_FILE") or ctx.user_config_dir("pdm") / "config.toml"
-    config: dict[str, Any] = load_toml(config_file) or {}
+    config: dict[str, Any] = load_toml(config_file(ctx)) or {}
     venv = config.get("venv")
     if isinstance(venv, dict) and isinstance(venv.get("location"), str):
         return ctx.expanduser(venv["location"])
@@ -65,4 +68,4 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
 
 
 def watch(ctx: Context) -> list[Path]:
-    return [venvs_dir(ctx)]
+    return [venvs_dir(ctx), config_file(ctx)]  # `pdm config venv.location` moves the envs
