@@ -27,6 +27,7 @@ from kernelkeeper import state, watch
 from kernelkeeper.context import Context
 from kernelkeeper.discovery import Discovery, discover
 from kernelkeeper.locators.pipenv import env_name
+from kernelkeeper.projects import path_hash
 
 
 @pytest.fixture(autouse=True)
@@ -101,11 +102,21 @@ def _farm(home: Path, outside: Path) -> dict[str, Path]:
     (home / ".config" / "hatch" / "config.toml").write_text('[dirs.env]\nvirtual = ".hatch"\n')
     hat = fakes.project(home / "projects" / "hat", files={"pyproject.toml": '[project]\nname = "hat"\n'})
     fakes.venv(hat / ".hatch" / "hat", tool="virtualenv")
+    # A project whose poetry.toml puts its envs in a folder of their own, there already (empty).
+    svc = fakes.project(
+        home / "projects" / "svc",
+        files={
+            "pyproject.toml": '[tool.poetry]\nname = "svc"\n',
+            "poetry.toml": '[virtualenvs]\npath = "{cache-dir}/project-venvs"\n',
+        },
+    )
+    (home / ".cache" / "pypoetry" / "project-venvs").mkdir(parents=True)
     pixi = fakes.project(home / "projects" / "px", files={"pixi.toml": ""})
     fakes.conda(pixi / ".pixi" / "envs" / "default")
     return {
         "pixi": pixi,
         "hat": hat,
+        "svc": svc,
         "opt": opt,
         "pyenv": pyenv,
         "api": api,
@@ -143,6 +154,10 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
         env = fakes.venv(f["pyenv"] / "envs" / "venv2", target=f["pyenv"] / "bin" / f"python{minor}")
         (f["pyenv"].parent / "venv2").symlink_to(env)
 
+    def poetry_install() -> None:
+        folder = home / ".cache" / "pypoetry" / "project-venvs"
+        fakes.venv(folder / f"svc-{path_hash(f['svc'])}-py{minor}", tool="virtualenv")
+
     def pdm_config() -> None:
         (home / ".config" / "pdm" / "config.toml").write_text('[venv]\nlocation = "~/pdm-venvs"\n')
 
@@ -174,6 +189,7 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
         ("pixi clean", lambda: shutil.rmtree(f["pixi"] / ".pixi" / "envs")),
         ("pixi install", lambda: fakes.conda(f["pixi"] / ".pixi" / "envs" / "default")),
         ("pyenv virtualenv", pyenv_virtualenv),
+        ("poetry install (env where the project's poetry.toml says)", poetry_install),
         ("hatch env remove", lambda: shutil.rmtree(f["hat"] / ".hatch" / "hat")),
         ("hatch env create", lambda: fakes.venv(f["hat"] / ".hatch" / "hat", tool="virtualenv")),
         ("a pdm env made where pdm's config will point", lambda: fakes.venv(home / "pdm-venvs" / "app-AbCdEfGh-3.11")),

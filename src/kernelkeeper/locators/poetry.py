@@ -84,8 +84,11 @@ def project_virtualenvs_paths(ctx: Context, scan: ProjectScan) -> list[tuple[Pat
 
 def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     by_hash = scan.by_path_hash()
-    folders = [virtualenvs_path(ctx)] + [path for _, path in project_virtualenvs_paths(ctx, scan)]
-    for folder in dict.fromkeys(folders):
+    moved = [path for _, path in project_virtualenvs_paths(ctx, scan)]
+    # Watched there or not (the folder `watch` names is the global one): `poetry install` puts
+    # the project's env there and nowhere else.
+    scan.visited += map(str, moved)
+    for folder in dict.fromkeys([virtualenvs_path(ctx), *moved]):
         for prefix in env_dirs(str(folder), scan):
             m = _NAME_RE.match(os.path.basename(prefix))
             if not m:
