@@ -24,21 +24,10 @@ import pytest
 
 import fakes
 from kernelkeeper import state, watch
-from kernelkeeper.context import Context
 from kernelkeeper.discovery import Discovery, discover
 from kernelkeeper.locators.pipenv import env_name
 from kernelkeeper.projects import path_hash
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Iterator[None]:
-    state.forget()
-    yield
-    state.forget()
-
-
-def _ctx(home: Path) -> Context:
-    return Context.from_environ(env=dict(os.environ), cwd=home)
+from test_state import _ctx, _fresh_memory  # noqa: F401  # _fresh_memory: an autouse fixture
 
 
 def _report(found: Discovery) -> list[dict[str, Any]]:
