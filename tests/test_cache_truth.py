@@ -86,6 +86,9 @@ def _farm(home: Path, outside: Path) -> dict[str, Path]:
     (home / ".local" / "lib" / f"python{minor}" / "site-packages").mkdir(parents=True)
     conda = fakes.conda(home / "miniconda3", base=True)
     (home / ".config" / "pdm").mkdir(parents=True)  # pdm was run before: its config folder is there
+    (home / ".config" / "pypoetry").mkdir(parents=True)
+    (home / ".config" / "pypoetry" / "config.toml").write_text("[virtualenvs]\ncreate = true\n")
+    (home / ".local" / "share" / "uv" / "python").mkdir(parents=True)  # uv has installed a Python before
     # hatch told to keep each project's envs in it (`[dirs.env] virtual = ".hatch"`).
     (home / ".config" / "hatch").mkdir(parents=True)
     (home / ".config" / "hatch" / "config.toml").write_text('[dirs.env]\nvirtual = ".hatch"\n')
@@ -147,6 +150,12 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
         folder = home / ".cache" / "pypoetry" / "project-venvs"
         fakes.venv(folder / f"svc-{path_hash(f['svc'])}-py{minor}", tool="virtualenv")
 
+    def uv_python_install() -> None:
+        fakes.base_python(home / ".local" / "share" / "uv" / "python" / f"cpython-{version}-linux-x86_64-gnu")
+
+    def poetry_config() -> None:
+        _rewrite(home / ".config" / "pypoetry" / "config.toml", "create = true\n", 'create = true\npath = "~/pvenvs"\n')
+
     def pdm_config() -> None:
         (home / ".config" / "pdm" / "config.toml").write_text('[venv]\nlocation = "~/pdm-venvs"\n')
 
@@ -179,6 +188,12 @@ def _changes(home: Path, f: dict[str, Path]) -> list[tuple[str, Callable[[], Any
         ("pixi install", lambda: fakes.conda(f["pixi"] / ".pixi" / "envs" / "default")),
         ("pyenv virtualenv", pyenv_virtualenv),
         ("poetry install (env where the project's poetry.toml says)", poetry_install),
+        ("uv python install", uv_python_install),
+        (
+            "a poetry env made where poetry's config will point",
+            lambda: fakes.venv(home / "pvenvs" / "web-AbCdEfGh-py3.11"),
+        ),
+        ("poetry config virtualenvs.path (config.toml rewritten in place)", poetry_config),
         ("hatch env remove", lambda: shutil.rmtree(f["hat"] / ".hatch" / "hat")),
         ("hatch env create", lambda: fakes.venv(f["hat"] / ".hatch" / "hat", tool="virtualenv")),
         ("a pdm env made where pdm's config will point", lambda: fakes.venv(home / "pdm-venvs" / "app-AbCdEfGh-3.11")),
@@ -236,6 +251,7 @@ def test_the_cached_discovery_is_what_a_fresh_scan_finds(
     assert [what for what, _ in changes if what not in moved] == [
         "a notebook saved in a project",
         "a tool edits pyvenv.cfg",  # include-system-site-packages: no field reports it
-        "a pdm env made where pdm's config will point",  # found once the config points there
+        "a poetry env made where poetry's config will point",  # found once the config points there
+        "a pdm env made where pdm's config will point",  # likewise
         "an env made in a folder .condarc will name",  # found once .condarc names the folder
     ]
