@@ -92,17 +92,11 @@ def _discover(ctx: Context) -> Discovery:
         prefix = str(env.prefix)
         watched.append(dirname(prefix))
         watched += watch_at(prefix)  # its pyvenv.cfg or conda-meta/, and its base Python's folder
-        if not _PROJECT_FILE_KINDS.isdisjoint(env.kinds):
-            watched.append(f"{prefix}{os.sep}.project")  # its project, which setvirtualenvproject writes
         if env.site_packages is not None:
             watched.append(str(env.site_packages))
     watched += extra_sites  # `pip install --user ipykernel` changes no folder the scan listed
     watched += [p for p in ctx.env.get("PATH", "").split(os.pathsep) if p]
     return Discovery(tuple(environments), tuple(scan.skipped), tuple(dict.fromkeys(watched)), scan.signatures)
-
-
-# Their locators read the environment's ``.project`` (`locators.pipenv.project_of`).
-_PROJECT_FILE_KINDS = frozenset({"pipenv", "virtualenvwrapper"})
 
 
 def _rank(found: Found) -> int:

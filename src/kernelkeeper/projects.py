@@ -193,8 +193,9 @@ class ProjectScan:
     visited: list[str] = field(default_factory=list)
     # What the walk read in each of them (see `signature`), when it listed them.
     signatures: dict[str, Signature] = field(default_factory=dict)
-    # The files among them whose content discovery reads (`CONTENT_FILES`): rewritten in place
-    # (an editor, ``poetry add``), they move no folder's mtime, so discovery watches them too.
+    # The files whose content discovery reads where no listing would see them change: the walked
+    # folders' `CONTENT_FILES` (an editor or ``poetry add`` rewrites them in place) and the
+    # locators' reads (an env's ``.project``). Discovery watches them too.
     content_files: list[str] = field(default_factory=list)
     # realpath for this scan, remembering the folders it resolved.
     realpath: RealPaths = field(default_factory=RealPaths)

@@ -49,10 +49,17 @@ def homes(ctx: Context) -> list[tuple[Path, bool]]:
     return [(shared, True)] + ([(default, False)] if default != shared else [])
 
 
-def project_of(prefix: str | Path) -> Path | None:
-    """The folder named by an env's ``.project`` file (pipenv and virtualenvwrapper write it)."""
+def project_of(prefix: str | Path, scan: ProjectScan | None = None) -> Path | None:
+    """The folder named by an env's ``.project`` file (pipenv and virtualenvwrapper write it).
+
+    With ``scan``, the file (there or not) joins the files the scan read, which discovery
+    watches: ``setvirtualenvproject`` writes it in place, in a folder no scan lists.
+    """
+    path = os.path.join(prefix, ".project")
+    if scan is not None:
+        scan.content_files.append(path)
     try:
-        text = safeio.read_text(os.path.join(prefix, ".project"), 4096, errors="strict").strip()
+        text = safeio.read_text(path, 4096, errors="strict").strip()
     except (OSError, ValueError):  # a FIFO, a huge file, bytes that are not UTF-8
         return None
     return Path(text) if text and "\0" not in text else None
@@ -113,7 +120,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     by_name: dict[str, Path] | None = None
     for home, shared in homes(ctx):
         for prefix in env_dirs(str(home), scan):
-            project = project_of(prefix)
+            project = project_of(prefix, scan)
             if shared:
                 if by_name is None:
                     by_name = pipfile_projects(scan)

@@ -29,7 +29,7 @@ def find(ctx: Context, scan: ProjectScan) -> Iterator[Found]:
     shared = any(home == h and is_shared for h, is_shared in pipenv.homes(ctx))
     by_name = pipenv.pipfile_projects(scan) if shared else {}
     for prefix in env_dirs(str(home), scan):
-        project = project_of(prefix)
+        project = project_of(prefix, scan)
         if not (shared and is_pipenv_env(prefix, project, by_name)):
             yield Found(prefix, KIND, name=os.path.basename(prefix), project=project)
 
