@@ -127,21 +127,22 @@ def _listings_and_cfgs(ops: dict[str, Any]) -> int:
         except OSError:
             pass
     for cfg in ops["cfgs"]:
-        n += _read(cfg)
+        n += len(_read(cfg))
     return n
 
 
-def _read(path: str) -> int:
+def _read(path: str) -> bytes:
     """A small file's bytes in the fewest system calls: open, one read (these files are far below
-    64 KB), close. Not ``open()``, whose buffered file adds an fstat, an lseek and a read to meet EOF."""
+    64 KB), close (b"" when it cannot be read). Not ``open()``, whose buffered file adds an fstat,
+    an lseek and a read to meet EOF."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return 0
+        return b""
     try:
-        return len(os.read(fd, 1 << 16))
+        return os.read(fd, 1 << 16)
     except OSError:
-        return 0
+        return b""
     finally:
         os.close(fd)
 
@@ -216,14 +217,7 @@ def _report(ops: dict[str, Any]) -> int:
     for prefix, has_cfg, python, kind, name in ops["envs"]:
         version = impl = None
         if has_cfg:
-            try:
-                fd = os.open(f"{prefix}/pyvenv.cfg", os.O_RDONLY)
-                try:
-                    text = os.read(fd, 1 << 16).decode()
-                finally:
-                    os.close(fd)
-            except OSError:
-                text = ""
+            text = _read(f"{prefix}/pyvenv.cfg").decode()
             cfg = {}
             for line in text.splitlines():
                 key, sep, value = line.partition("=")
@@ -287,7 +281,7 @@ def floor_files(ops: dict[str, Any]) -> int:
         except OSError:
             pass
     for path in ops["reads"]:
-        n += _read(path)
+        n += len(_read(path))
     return n
 
 
