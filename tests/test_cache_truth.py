@@ -27,7 +27,7 @@ from kernelkeeper import state, watch
 from kernelkeeper.discovery import Discovery, discover
 from kernelkeeper.locators.pipenv import env_name
 from kernelkeeper.projects import path_hash
-from test_state import _ctx, _fresh_memory  # noqa: F401  # _fresh_memory: an autouse fixture
+from test_state import _ctx, _fresh_memory, _rewrite  # noqa: F401  # _fresh_memory: an autouse fixture
 
 
 def _report(found: Discovery) -> list[dict[str, Any]]:
@@ -61,16 +61,6 @@ class Dated:
             if touched(st):
                 os.utime(path, ns=(self.when, self.when), follow_symlinks=False)
         self.since = time.time_ns() - 10**6
-
-
-def _rewrite(path: Path, old: str, new: str) -> None:
-    """Rewrite a file in place (same inode), as ``python -m venv --upgrade`` or an editor does."""
-    with path.open("r+") as f:
-        text = f.read()
-        assert old in text, (path, old)
-        f.seek(0)
-        f.write(text.replace(old, new))
-        f.truncate()
 
 
 def _farm(home: Path, outside: Path) -> dict[str, Path]:

@@ -38,6 +38,16 @@ def _aged(*paths: Path) -> None:
             os.utime(p, (old, old), follow_symlinks=False)
 
 
+def _rewrite(path: Path, old: str, new: str) -> None:
+    """Rewrite a file in place (same inode), as ``python -m venv --upgrade`` or an editor does."""
+    with path.open("r+") as f:
+        text = f.read()
+        assert old in text, (path, old)
+        f.seek(0)
+        f.write(text.replace(old, new))
+        f.truncate()
+
+
 def _home_with_projects(home: Path) -> tuple[Path, Path]:
     (home / ".cache").mkdir()  # where the state is saved: as on any lived-in HOME
     api = fakes.project(home / "projects" / "api")
@@ -114,12 +124,7 @@ def test_an_environment_rewritten_in_place_is_seen(
     assert versions() == {venvs[0]: old, venvs[1]: old, conda: old}
     _held(fake_home)
     for prefix in venvs:
-        cfg = prefix / "pyvenv.cfg"
-        with cfg.open("r+") as f:  # in place: the same file, no folder entry changes
-            text = f.read().replace(f"version = {old}", f"version = {new}")
-            f.seek(0)
-            f.write(text)
-            f.truncate()
+        _rewrite(prefix / "pyvenv.cfg", f"version = {old}", f"version = {new}")
     assert versions() == {venvs[0]: new, venvs[1]: new, conda: old}
     _held(fake_home)
     (record,) = (conda / "conda-meta").glob("python-*.json")
